@@ -1,0 +1,41 @@
+"""`gwi`: the command line. Each area of the package registers its own subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from bot.errors import GwiError
+
+# Each module exports ``register(subparsers)``, which adds its subcommands and sets
+# ``func`` (taking the parsed namespace, returning an exit code) on each. Modules keep
+# heavy imports inside their command functions: git calls `gwi merge-driver` once per file.
+COMMAND_MODULES: tuple[str, ...] = (
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gwi",
+        description="gwi: resolve pull-request merge conflicts, push only what was approved.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except GwiError as exc:
+        print(f"gwi: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("gwi: interrupted", file=sys.stderr)
+        return 130
+    return code

@@ -1,0 +1,113 @@
+"""Shared test fixtures: real git repositories in temporary folders, and ../shared when present."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHARED = PROJECT_ROOT.parent / "shared"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+# Tests never read the developer's git configuration, and commits are reproducible.
+GIT_ENV = {
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_AUTHOR_NAME": "Test Author",
+    "GIT_AUTHOR_EMAIL": "author@example.com",
+    "GIT_COMMITTER_NAME": "Test Committer",
+    "GIT_COMMITTER_EMAIL": "committer@example.com",
+    "GIT_AUTHOR_DATE": "2024-01-01T00:00:00+00:00",
+    "GIT_COMMITTER_DATE": "2024-01-01T00:00:00+00:00",
+}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every test gets its own data dir and signing key, and a neutral git environment."""
+    home = tmp_path_factory.mktemp("gwi-home")
+    monkeypatch.setenv("GWI_DATA_DIR", str(home / "data"))
+    monkeypatch.setenv("GWI_SIGNING_KEY", str(home / "signing-key.pem"))
+    for key, value in GIT_ENV.items():
+        monkeypatch.setenv(key, value)
+    for key in ("GWI_LLM_PROVIDER", "ANTHROPIC_API_KEY", "OPENAI_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+
+
+def git(repo: Path, *args: str, input: bytes | None = None) -> str:
+    """Run git in ``repo`` and return its stdout; a failure raises with git's stderr."""
+    proc = subprocess.run(
+        ["git", "-C", str(repo), *args],
+        input=input,
+        capture_output=True,
+        env={**os.environ, **GIT_ENV},
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr.decode(errors='replace')}")
+    return proc.stdout.decode()
+
+
+def commit_files(repo: Path, files: dict[str, str | bytes | None], message: str) -> str:
+    """Write (or, for None, delete) files in the work tree, commit them, return the new SHA."""
+    for rel, content in files.items():
+        target = repo / rel
+        if content is None:
+            git(repo, "rm", "-q", "--", rel)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content.encode() if isinstance(content, str) else content)
+        git(repo, "add", "--", rel)
+    git(repo, "commit", "-q", "--allow-empty", "-m", message)
+    return git(repo, "rev-parse", "HEAD").strip()
+
+
+@pytest.fixture
+def make_repo(tmp_path: Path) -> Callable[..., Path]:
+    """Create a real repository on branch ``main`` with the given files committed."""
+
+    def _make(files: dict[str, str | bytes | None] | None = None, name: str = "repo") -> Path:
+        repo = tmp_path / name
+        repo.mkdir()
+        git(repo, "init", "-q", "-b", "main")
+        commit_files(repo, files or {"README.md": "hello\n"}, "initial")
+        return repo
+
+    return _make
+
+
+@pytest.fixture
+def conflict_repo(make_repo: Callable[..., Path]) -> Path:
+    """A repository whose branch ``feature`` conflicts with ``main`` in one Python file.
+
+    The conflict is of the kind a careful resolver settles: both sides append a different
+    function at the end of the file.
+    """
+    base = "import os\n\n\ndef a():\n    return 1\n"
+    repo = make_repo({"app.py": base})
+    git(repo, "checkout", "-q", "-b", "feature")
+    commit_files(repo, {"app.py": base + "\n\ndef feature():\n    return 'f'\n"}, "feature work")
+    git(repo, "checkout", "-q", "main")
+    commit_files(repo, {"app.py": base + "\n\ndef mainline():\n    return 'm'\n"}, "main work")
+    return repo
+
+
+def _shared_or_skip(sub: str) -> Path:
+    path = SHARED / sub
+    if not path.exists():
+        pytest.skip(f"../shared/{sub} is not present beside the checkout")
+    return path
+
+
+@pytest.fixture
+def shared_merge_scenarios() -> Path:
+    return _shared_or_skip("merge-scenarios")
+
+
+@pytest.fixture
+def shared_github() -> Path:
+    return _shared_or_skip("github")
