@@ -1,0 +1,61 @@
+"""Run ids and artifact names: generated unguessable, checked before they touch a path."""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+from datetime import datetime
+
+from bot.errors import GwiError
+
+# A sortable UTC stamp (so `ls` lists runs in order) and 100 random bits (so ids cannot be
+# guessed). Only [0-9a-zT Z-] ever reaches the file system.
+RUN_ID_RE = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[a-z2-7]{20}$")
+
+JSON_ARTIFACTS: tuple[str, ...] = (
+    "run.json",
+    "triage.json",
+    "plan.json",
+    "resolve.json",
+    "review.json",
+    "approval.json",
+)
+TEXT_ARTIFACTS: tuple[str, ...] = ("plan.md", "patch.diff")
+AUDIT_LOG = "audit.log"
+#: Every file a run folder may hold, in the order a person reads them.
+ARTIFACT_NAMES: tuple[str, ...] = (
+    "run.json",
+    "triage.json",
+    "plan.md",
+    "plan.json",
+    "patch.diff",
+    "resolve.json",
+    "review.json",
+    "approval.json",
+    AUDIT_LOG,
+)
+
+
+class UnsafeName(GwiError):
+    """A run id or artifact name that is malformed or could leave the runs folder."""
+
+
+def new_run_id(now: datetime) -> str:
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    token = base64.b32encode(secrets.token_bytes(15)).decode("ascii").lower()[:20]
+    return f"{stamp}-{token}"
+
+
+def check_run_id(run_id: str) -> str:
+    if not isinstance(run_id, str) or not RUN_ID_RE.fullmatch(run_id):
+        raise UnsafeName(f"not a run id: {run_id!r} (expected like 20260101T000000Z-<20 letters>)")
+    return run_id
+
+
+def check_artifact_name(name: str) -> str:
+    if name not in ARTIFACT_NAMES:
+        raise UnsafeName(
+            f"unknown artifact {name!r}; a run holds only: {', '.join(ARTIFACT_NAMES)}"
+        )
+    return name
