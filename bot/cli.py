@@ -14,6 +14,7 @@ from bot.errors import GwiError
 # heavy imports inside their command functions: git calls `gwi merge-driver` once per file.
 COMMAND_MODULES: tuple[str, ...] = (
     "bot.runs.cli",
+    "bot.scoring.cli",
 )
 
 

@@ -181,7 +181,7 @@ def clamp_score(value: int) -> int:
 
 class TriageResult(Schema):
     schema_version: Literal[1] = 1
-    run_id: RunId
+    run_id: RunId | None  # None only when `gwi triage` scores a change outside any run
     features: ChangeFeatures
     breakdown: list[RuleHit]
     raw_score: float

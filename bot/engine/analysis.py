@@ -1,0 +1,130 @@
+"""Merge analysis: merge the base into the head in memory and run the resolver on each conflict.
+
+Triage reads its counts; the resolve step turns it into the merged tree and the patch. It is
+deterministic (same revisions, same analysis), so both steps may compute it independently.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot import git
+from bot.merge import MergeResult, merge_bytes
+from bot.schemas.triage import MergeFeatures
+
+REGULAR_MODES = frozenset({"100644", "100755"})
+
+
+class ConflictKind(enum.StrEnum):
+    CONTENT = "content"  # all sides are text files: the resolver has a go
+    UNMERGEABLE = "unmergeable"  # deleted on one side, a symlink or submodule, binary, too large
+
+
+@dataclass(frozen=True)
+class FileConflict:
+    path: str
+    entry: git.ConflictEntry
+    kind: ConflictKind
+    reason: str  # for people: why it conflicts, or why it cannot be merged as text
+    result: MergeResult | None  # the resolver's answer, for content conflicts it did not refuse
+
+    @property
+    def regions(self) -> int:
+        return len(self.result.regions) if self.result else 0
+
+    @property
+    def regions_resolved(self) -> int:
+        return sum(r.resolved for r in self.result.regions) if self.result else 0
+
+    @property
+    def resolved(self) -> bool:
+        return self.result is not None and self.result.clean
+
+    @property
+    def conflict_lines(self) -> int:
+        return sum(r.lines for r in self.result.regions) if self.result else 0
+
+
+@dataclass(frozen=True)
+class MergeAnalysis:
+    head_sha: str  # "ours": the pull request's branch
+    base_sha: str  # "theirs": the branch it merges into, merged into the head
+    merge_base_sha: str | None
+    tree_merge: git.TreeMerge
+    files: tuple[FileConflict, ...]
+
+    @property
+    def clean(self) -> bool:
+        return self.tree_merge.clean
+
+    def features(self) -> MergeFeatures:
+        return MergeFeatures(
+            conflicted_files=len(self.files),
+            conflict_regions=sum(f.regions for f in self.files),
+            conflict_lines=sum(f.conflict_lines for f in self.files),
+            max_regions_in_file=max((f.regions for f in self.files), default=0),
+            regions_resolvable=sum(f.regions_resolved for f in self.files),
+            files_unmergeable=sum(f.kind is ConflictKind.UNMERGEABLE for f in self.files),
+        )
+
+
+def _why_unmergeable(entry: git.ConflictEntry) -> str | None:
+    if entry.ours is None:
+        return "deleted in the head and changed in the base"
+    if entry.theirs is None:
+        return "changed in the head and deleted in the base"
+    modes = {b.mode for b in (entry.base, entry.ours, entry.theirs) if b is not None}
+    if not modes <= REGULAR_MODES:
+        return "a symlink or submodule on one side: not merged as text"
+    if entry.ours.mode != entry.theirs.mode:
+        return "the two sides changed the file mode differently"
+    return None
+
+
+def analyse(
+    repo: Path,
+    head_sha: str,
+    base_sha: str,
+    labels: tuple[str, str, str] = ("head", "merge base", "base"),
+) -> MergeAnalysis:
+    """Merge ``base_sha`` into ``head_sha`` (no work tree touched) and try every conflict.
+
+    ``labels`` name the head, the merge base and the base in the markers left behind.
+    """
+    tree_merge = git.merge_trees(repo, head_sha, base_sha)
+    contents = git.read_blobs(
+        repo,
+        [
+            blob.oid
+            for entry in tree_merge.conflicts
+            if _why_unmergeable(entry) is None
+            for blob in (entry.base, entry.ours, entry.theirs)
+            if blob is not None
+        ],
+    )
+    files = []
+    for entry in tree_merge.conflicts:
+        why = _why_unmergeable(entry)
+        if why is not None:
+            files.append(FileConflict(entry.path, entry, ConflictKind.UNMERGEABLE, why, None))
+            continue
+        assert entry.ours is not None and entry.theirs is not None
+        base = contents[entry.base.oid] if entry.base else b""
+        result = merge_bytes(base, contents[entry.ours.oid], contents[entry.theirs.oid],
+                             entry.path, labels=labels)
+        if result.refused:
+            files.append(
+                FileConflict(entry.path, entry, ConflictKind.UNMERGEABLE, result.refused, None)
+            )
+            continue
+        reason = "added on both sides" if entry.base is None else "both sides changed it"
+        files.append(FileConflict(entry.path, entry, ConflictKind.CONTENT, reason, result))
+    return MergeAnalysis(
+        head_sha=head_sha,
+        base_sha=base_sha,
+        merge_base_sha=git.merge_base(repo, head_sha, base_sha),
+        tree_merge=tree_merge,
+        files=tuple(files),
+    )
