@@ -15,6 +15,7 @@ from bot.errors import GwiError
 COMMAND_MODULES: tuple[str, ...] = (
     "bot.runs.cli",
     "bot.scoring.cli",
+    "bot.merge.cli",
 )
 
 

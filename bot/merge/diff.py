@@ -1,0 +1,353 @@
+"""Line-level two-way diff that finds the hunks git's xdiff (Myers) finds."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from itertools import compress, repeat
+
+# A hunk: a[a_start:a_end] was replaced by b[b_start:b_end] (either side may be empty).
+Hunk = tuple[int, int, int, int]
+
+# git's xdiff gives up on a minimal script after this many edit steps in one split and
+# takes the furthest-reaching path instead; doing the same keeps large diffs fast and
+# keeps our hunks equal to git's on big rewrites.
+_MIN_MAX_COST = 256
+# Lines occurring this often on the other side ("common" lines such as blank lines) are
+# left out of the search when they sit among unmatched lines, as xdiff does.
+_MAX_EQ_LIMIT = 1024
+_SIMSCAN_WINDOW = 100
+_KEEP_RUN = 4
+_FLIP = bytes([1, 0]) + bytes(254)
+
+
+def _rough_sqrt(n: int) -> int:
+    """The power of two near sqrt(n) that xdiff uses for its limits."""
+    root = 1
+    while n > 0:
+        root <<= 1
+        n >>= 2
+    return root
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int], limit: int) -> int:
+    """Length of the common prefix, compared in blocks (slice equality runs at C speed)."""
+    n = 0
+    step = 64
+    while step:
+        while n + step <= limit and a[n:n + step] == b[n:n + step]:
+            n += step
+        step //= 4
+    return n
+
+
+def diff(a: Sequence[int], b: Sequence[int]) -> list[Hunk]:
+    """Hunks turning ``a`` into ``b``; items are line ids (equal lines, equal ids)."""
+    n, m = len(a), len(b)
+    top = min(n, m)
+    lo = _common_prefix(a, b, top)
+    tail = _common_prefix(a[::-1], b[::-1], top - lo)
+    end_a, end_b = n - tail, m - tail
+    changed_a = bytearray(n + 1)
+    changed_b = bytearray(m + 1)
+    if lo < end_a or lo < end_b:
+        _diff_middle(a, b, lo, end_a, end_b, changed_a, changed_b)
+        _compact(a, changed_a, changed_b)
+        _compact(b, changed_b, changed_a)
+    return _hunks(changed_a, n, changed_b, m)
+
+
+def _classify(
+    own: Sequence[int], other_counts: Counter[int], lo: int, end: int, size: int
+) -> list[int]:
+    """Indices (within lo..end) of lines that take part in the search; others are changed."""
+    limit = min(_rough_sqrt(size), _MAX_EQ_LIMIT)
+    get = other_counts.get
+    # 0: no match on the other side, 1: some matches, 2: very many matches.
+    kind = [0 if c == 0 else (2 if c >= limit else 1) for c in map(get, own[lo:end], repeat(0))]
+    if 2 not in kind:
+        return [lo + j for j, k in enumerate(kind) if k]
+    last = len(kind) - 1
+    return [
+        lo + j
+        for j, k in enumerate(kind)
+        if k == 1
+        or (
+            k == 2
+            and (j == 0 or j == last or kind[j - 1] == 1 or kind[j + 1] == 1
+                 or not _drop_common(kind, j))
+        )
+    ]
+
+
+def _drop_common(kind: list[int], j: int) -> bool:
+    """Whether a very common line sits among unmatched lines and should be left out."""
+    start = max(0, j - _SIMSCAN_WINDOW)
+    stop = min(len(kind) - 1, j + _SIMSCAN_WINDOW)
+    lone_before, common_before = 0, 1
+    r = j - 1
+    while r >= start:
+        if kind[r] == 0:
+            lone_before += 1
+        elif kind[r] == 2:
+            common_before += 1
+        else:
+            break
+        r -= 1
+    if lone_before == 0:
+        return False
+    lone_after, common_after = 0, 1
+    r = j + 1
+    while r <= stop:
+        if kind[r] == 0:
+            lone_after += 1
+        elif kind[r] == 2:
+            common_after += 1
+        else:
+            break
+        r += 1
+    if lone_after == 0:
+        return False
+    lone = lone_before + lone_after
+    common = common_before + common_after
+    return common * _KEEP_RUN < common + lone
+
+
+def _diff_middle(
+    a: Sequence[int],
+    b: Sequence[int],
+    lo: int,
+    end_a: int,
+    end_b: int,
+    changed_a: bytearray,
+    changed_b: bytearray,
+) -> None:
+    """Mark the changed lines between the common prefix and suffix."""
+    keep_a = _classify(a, Counter(b), lo, end_a, len(a))
+    keep_b = _classify(b, Counter(a), lo, end_b, len(b))
+    changed_a[lo:end_a] = b"\x01" * (end_a - lo)
+    changed_b[lo:end_b] = b"\x01" * (end_b - lo)
+    for i in keep_a:
+        changed_a[i] = 0
+    for i in keep_b:
+        changed_b[i] = 0
+    ha = [a[i] for i in keep_a]
+    hb = [b[i] for i in keep_b]
+    ch_a = bytearray(len(ha))
+    ch_b = bytearray(len(hb))
+    _myers(ha, hb, ch_a, ch_b)
+    for j, i in enumerate(keep_a):
+        if ch_a[j]:
+            changed_a[i] = 1
+    for j, i in enumerate(keep_b):
+        if ch_b[j]:
+            changed_b[i] = 1
+
+
+def _myers(ha: list[int], hb: list[int], ch_a: bytearray, ch_b: bytearray) -> None:
+    """Divide-and-conquer Myers search on the middle snake, marking unmatched items."""
+    n, m = len(ha), len(hb)
+    zero = m + 1
+    forward = [0] * (n + m + 3)
+    backward = [0] * (n + m + 3)
+    max_cost = max(_MIN_MAX_COST, _rough_sqrt(n + m + 3))
+    work = [(0, n, 0, m, False)]
+    while work:
+        off1, lim1, off2, lim2, need_min = work.pop()
+        while off1 < lim1 and off2 < lim2 and ha[off1] == hb[off2]:
+            off1 += 1
+            off2 += 1
+        while off1 < lim1 and off2 < lim2 and ha[lim1 - 1] == hb[lim2 - 1]:
+            lim1 -= 1
+            lim2 -= 1
+        if off1 == lim1:
+            for i in range(off2, lim2):
+                ch_b[i] = 1
+        elif off2 == lim2:
+            for i in range(off1, lim1):
+                ch_a[i] = 1
+        else:
+            s1, s2, min_lo, min_hi = _split(
+                ha, off1, lim1, hb, off2, lim2, forward, backward, zero,
+                need_min, max_cost,
+            )
+            work.append((s1, lim1, s2, lim2, min_hi))
+            work.append((off1, s1, off2, s2, min_lo))
+
+
+def _split(
+    ha: list[int],
+    off1: int,
+    lim1: int,
+    hb: list[int],
+    off2: int,
+    lim2: int,
+    fw: list[int],
+    bw: list[int],
+    z: int,
+    need_min: bool,
+    max_cost: int,
+) -> tuple[int, int, bool, bool]:
+    """Find where an optimal (or, past the cost limit, a good) edit path crosses the middle."""
+    dmin, dmax = off1 - lim2, lim1 - off2
+    fmid, bmid = off1 - off2, lim1 - lim2
+    odd = (fmid - bmid) & 1
+    fmin = fmax = fmid
+    bmin = bmax = bmid
+    fw[fmid + z] = off1
+    bw[bmid + z] = lim1
+    cost = 0
+    while True:
+        cost += 1
+        if fmin > dmin:
+            fmin -= 1
+            fw[fmin - 1 + z] = -1
+        else:
+            fmin += 1
+        if fmax < dmax:
+            fmax += 1
+            fw[fmax + 1 + z] = -1
+        else:
+            fmax -= 1
+        # Diagonal d is stored at index d + z; ``k`` below is that index.
+        for k in range(fmax + z, fmin + z - 1, -2):
+            left = fw[k - 1]
+            right = fw[k + 1]
+            i1 = left + 1 if left >= right else right
+            i2 = i1 - k + z
+            while i1 < lim1 and i2 < lim2 and ha[i1] == hb[i2]:
+                i1 += 1
+                i2 += 1
+            fw[k] = i1
+            if odd and bmin + z <= k <= bmax + z and bw[k] <= i1:
+                return i1, i2, True, True
+        if bmin > dmin:
+            bmin -= 1
+            bw[bmin - 1 + z] = 1 << 62
+        else:
+            bmin += 1
+        if bmax < dmax:
+            bmax += 1
+            bw[bmax + 1 + z] = 1 << 62
+        else:
+            bmax -= 1
+        for k in range(bmax + z, bmin + z - 1, -2):
+            left = bw[k - 1]
+            right = bw[k + 1]
+            i1 = left if left < right else right - 1
+            i2 = i1 - k + z
+            while i1 > off1 and i2 > off2 and ha[i1 - 1] == hb[i2 - 1]:
+                i1 -= 1
+                i2 -= 1
+            bw[k] = i1
+            if not odd and fmin + z <= k <= fmax + z and i1 <= fw[k]:
+                return i1, i2, True, True
+        if need_min or cost < max_cost:
+            continue
+        # Too costly: split at the furthest-reaching point found in either direction.
+        fbest, fbest1 = -1, -1
+        for d in range(fmax, fmin - 1, -2):
+            i1 = min(fw[d + z], lim1)
+            i2 = i1 - d
+            if lim2 < i2:
+                i1, i2 = lim2 + d, lim2
+            if fbest < i1 + i2:
+                fbest, fbest1 = i1 + i2, i1
+        bbest, bbest1 = 1 << 62, 1 << 62
+        for d in range(bmax, bmin - 1, -2):
+            i1 = max(off1, bw[d + z])
+            i2 = i1 - d
+            if i2 < off2:
+                i1, i2 = off2 + d, off2
+            if i1 + i2 < bbest:
+                bbest, bbest1 = i1 + i2, i1
+        if (lim1 + lim2) - bbest < fbest - (off1 + off2):
+            return fbest1, fbest - fbest1, True, False
+        return bbest1, bbest - bbest1, False, True
+
+
+def _compact(recs: Sequence[int], changed: bytearray, other: bytearray) -> None:
+    """Slide each run of changed lines down as far as it goes, or to meet the other side's.
+
+    Equal lines around a change make its position ambiguous ("a b a" with one "a"
+    inserted); git settles it this way, and so must we to find the regions git finds.
+    Group k of a file (its k-th run of changed lines, possibly empty) faces group k of
+    the other file: both lie just after the k-th unchanged line.
+    """
+    n = len(recs)
+    n_other = len(other) - 1
+    kept_other = list(compress(range(n_other), other[:n_other].translate(_FLIP)))
+
+    def other_group(k: int) -> tuple[int, int]:
+        start = kept_other[k - 1] + 1 if k > 0 else 0
+        end = kept_other[k] if k < len(kept_other) else n_other
+        return start, end
+
+    start = changed.find(1)
+    while 0 <= start < n:
+        k = start - sum(changed[:start]) if start else 0
+        end = start
+        while end < n and changed[end]:
+            end += 1
+        while True:
+            size = end - start
+            matching_other = -1
+            while start > 0 and recs[start - 1] == recs[end - 1]:
+                start -= 1
+                end -= 1
+                changed[start] = 1
+                changed[end] = 0
+                k -= 1
+                while start > 0 and changed[start - 1]:
+                    start -= 1
+            earliest_end = end
+            if _nonempty(other_group(k)):
+                matching_other = end
+            while end < n and recs[start] == recs[end]:
+                changed[start] = 0
+                changed[end] = 1
+                start += 1
+                end += 1
+                k += 1
+                while end < n and changed[end]:
+                    end += 1
+                if _nonempty(other_group(k)):
+                    matching_other = end
+            if size == end - start:
+                break
+        if end != earliest_end and matching_other != -1:
+            while not _nonempty(other_group(k)):
+                start -= 1
+                end -= 1
+                changed[start] = 1
+                changed[end] = 0
+                k -= 1
+                while start > 0 and changed[start - 1]:
+                    start -= 1
+        start = changed.find(1, end + 1) if end < n else -1
+
+
+def _nonempty(group: tuple[int, int]) -> bool:
+    return group[1] > group[0]
+
+
+def _hunks(changed_a: bytearray, n: int, changed_b: bytearray, m: int) -> list[Hunk]:
+    hunks: list[Hunk] = []
+    i = j = 0
+    while True:
+        # Jump over the unchanged stretch: equally long on both sides.
+        next_a = changed_a.find(1, i)
+        next_b = changed_b.find(1, j)
+        step_a = (n if next_a < 0 or next_a > n else next_a) - i
+        step_b = (m if next_b < 0 or next_b > m else next_b) - j
+        step = min(step_a, step_b)
+        i += step
+        j += step
+        if i >= n and j >= m:
+            return hunks
+        si, sj = i, j
+        while i < n and changed_a[i]:
+            i += 1
+        while j < m and changed_b[j]:
+            j += 1
+        hunks.append((si, i, sj, j))

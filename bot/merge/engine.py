@@ -1,0 +1,284 @@
+"""merge_texts / merge_bytes: the line-level three-way merge and the settling of its conflicts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import chain
+
+from bot.merge.checks import has_conflict_markers, language, lost_lines, parses
+from bot.merge.diff3 import Chunk, merge_chunks
+from bot.merge.lines import conflict_block, has_marker_line, marker_eol, split_lines
+from bot.merge.model import MergeResult, Region, Strategy
+
+DEFAULT_LABELS = ("ours", "base", "theirs")
+DEFAULT_MAX_BYTES = 1 << 20
+UNRESOLVED = "Both sides changed these lines differently; left for a person."
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """What a strategy sees: one conflict region, with the three whole files around it."""
+
+    path: str
+    language: str | None
+    base: Sequence[str]
+    ours: Sequence[str]
+    theirs: Sequence[str]
+    chunk: Chunk
+    base_file: Sequence[str]
+    ours_file: Sequence[str]
+    theirs_file: Sequence[str]
+
+    @property
+    def before(self) -> Sequence[str]:
+        """The ours-side lines before the region (agreed text, or settled by the merge)."""
+        return self.ours_file[: self.chunk.ours_start]
+
+    @property
+    def after(self) -> Sequence[str]:
+        """The ours-side lines after the region."""
+        return self.ours_file[self.chunk.ours_end :]
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A strategy's answer for one region: its lines, and why they are right."""
+
+    lines: list[str]
+    strategy: Strategy
+    explanation: str
+
+
+StrategyFn = Callable[[Conflict], Resolution | None]
+
+
+def _strategies() -> tuple[StrategyFn, ...]:
+    return ()
+
+
+def _ids(*texts: list[str]) -> list[list[int]]:
+    table = {line: i for i, line in enumerate(dict.fromkeys(chain(*texts)))}
+    return [list(map(table.__getitem__, lines)) for lines in texts]
+
+
+def _settle(conflict: Conflict, strategies: Sequence[StrategyFn]) -> Resolution | None:
+    """The first strategy's resolution that passes the region checks, if any."""
+    for strategy in strategies:
+        resolution = strategy(conflict)
+        if resolution is None:
+            continue
+        text = "".join(resolution.lines)
+        if has_marker_line(text):
+            continue
+        if lost_lines(conflict.base, conflict.ours, conflict.theirs, resolution.lines):
+            continue
+        return resolution
+    return None
+
+
+def merge_texts(
+    base: str,
+    ours: str,
+    theirs: str,
+    path: str,
+    *,
+    labels: tuple[str, str, str] = DEFAULT_LABELS,
+) -> MergeResult:
+    """Merge three versions of the file at repo-relative ``path``.
+
+    The line-level merge is git's (same regions as ``git merge-file --diff3``); each
+    conflict region is then offered to the strategies, and a resolution is kept only when
+    it passes the checks. Unsettled regions stay as diff3 conflict markers.
+    """
+    b, o, t = split_lines(base), split_lines(ours), split_lines(theirs)
+    bi, oi, ti = _ids(b, o, t)
+    lang = language(path)
+    strategies = _strategies()
+    # Pieces of the output: plain lines, or an index into ``regions`` for a conflict.
+    pieces: list[list[str] | int] = []
+    conflicts: list[Conflict] = []
+    answers: list[Resolution | None] = []
+    ours_at = 0
+    for chunk in merge_chunks(bi, oi, ti):
+        pieces.append(o[ours_at : chunk.ours_start])
+        ours_at = chunk.ours_end
+        if not chunk.conflict:
+            side = t[chunk.theirs_start : chunk.theirs_end] if chunk.take_theirs else None
+            pieces.append(side if side is not None else o[chunk.ours_start : chunk.ours_end])
+            continue
+        conflict = Conflict(
+            path=path,
+            language=lang,
+            base=b[chunk.base_start : chunk.base_end],
+            ours=o[chunk.ours_start : chunk.ours_end],
+            theirs=t[chunk.theirs_start : chunk.theirs_end],
+            chunk=chunk,
+            base_file=b,
+            ours_file=o,
+            theirs_file=t,
+        )
+        pieces.append(len(conflicts))
+        conflicts.append(conflict)
+        answers.append(_settle(conflict, strategies) if strategies else None)
+    pieces.append(o[ours_at:])
+    if any(answers) and lang is not None:
+        _check_syntax(path, ours, theirs, pieces, conflicts, answers)
+
+    def render(which: Sequence[Resolution | None]) -> str:
+        out: list[str] = []
+        for piece in pieces:
+            if isinstance(piece, int):
+                answer = which[piece]
+                if answer is not None:
+                    out.extend(answer.lines)
+                else:
+                    c = conflicts[piece]
+                    eol = marker_eol(b, o, t, c.chunk.ours_start, c.chunk.theirs_start)
+                    out.extend(conflict_block(c.ours, c.base, c.theirs, labels, eol))
+            else:
+                out.extend(piece)
+        return "".join(out)
+
+    text = render(answers)
+    clean = all(answers)
+    if clean and has_conflict_markers(text) and not (
+        has_conflict_markers(ours) or has_conflict_markers(theirs)
+    ):
+        clean = False
+    regions = tuple(
+        _region(i, c, a) for i, (c, a) in enumerate(zip(conflicts, answers, strict=True))
+    )
+    return MergeResult(text=text, clean=clean, regions=regions)
+
+
+def _check_syntax(
+    path: str,
+    ours: str,
+    theirs: str,
+    pieces: Sequence[list[str] | int],
+    conflicts: Sequence[Conflict],
+    answers: list[Resolution | None],
+) -> None:
+    """Turn resolutions back into conflicts when they break a file both sides could parse.
+
+    Each resolution is tried alone in ours (the other regions as ours has them); when all
+    regions are settled, the whole merged file must parse as well.
+    """
+    if not parses(path, ours) or not parses(path, theirs):
+        return
+
+    def text_with(chosen: Sequence[Resolution | None]) -> str:
+        out: list[str] = []
+        for piece in pieces:
+            if isinstance(piece, int):
+                answer = chosen[piece]
+                out.extend(answer.lines if answer is not None else conflicts[piece].ours)
+            else:
+                out.extend(piece)
+        return "".join(out)
+
+    if all(answers) and parses(path, text_with(answers)):
+        return
+    for i, answer in enumerate(answers):
+        if answer is None:
+            continue
+        alone: list[Resolution | None] = [None] * len(answers)
+        alone[i] = answer
+        if not parses(path, text_with(alone)):
+            answers[i] = None
+    if all(answers) and not parses(path, text_with(answers)):
+        answers[:] = [None] * len(answers)
+
+
+def _region(index: int, conflict: Conflict, answer: Resolution | None) -> Region:
+    c = conflict.chunk
+    return Region(
+        index=index,
+        base_start=c.base_start,
+        base_end=c.base_end,
+        ours_start=c.ours_start,
+        ours_end=c.ours_end,
+        theirs_start=c.theirs_start,
+        theirs_end=c.theirs_end,
+        resolved=answer is not None,
+        strategy=answer.strategy if answer is not None else Strategy.CONFLICT,
+        explanation=answer.explanation if answer is not None else UNRESOLVED,
+        lines=len(conflict.base) + len(conflict.ours) + len(conflict.theirs),
+    )
+
+
+def _refuse(base: bytes, ours: bytes, theirs: bytes, labels: tuple[str, str, str], reason: str
+            ) -> MergeResult:
+    """The whole file as one conflict, untried, with the reason."""
+    parts = [x.decode("utf-8", "surrogateescape") for x in (ours, base, theirs)]
+    block = conflict_block(
+        split_lines(parts[0]), split_lines(parts[1]), split_lines(parts[2]), labels, "\n"
+    )
+    return MergeResult(text="".join(block), clean=False, regions=(), refused=reason)
+
+
+_BOM = b"\xef\xbb\xbf"
+
+
+def _eol_style(data: bytes) -> str | None:
+    """"crlf" or "lf" when every line ends that way, None when mixed or no line ends."""
+    lf = data.count(b"\n")
+    if not lf:
+        return None
+    crlf = data.count(b"\r\n")
+    if crlf == lf:
+        return "crlf"
+    return "lf" if crlf == 0 else None
+
+
+def _pick(base: object, ours: object, theirs: object) -> object:
+    """Three-way choice of a whole-file property: a side that changed it wins, ours first."""
+    return theirs if ours == base else ours
+
+
+def merge_bytes(
+    base: bytes,
+    ours: bytes,
+    theirs: bytes,
+    path: str,
+    *,
+    labels: tuple[str, str, str] = DEFAULT_LABELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> MergeResult:
+    """Merge file contents as stored: refuse what is not text, then :func:`merge_texts`.
+
+    Binary files (a NUL byte), files over ``max_bytes`` and files that are not UTF-8 are
+    left whole as a conflict with the reason in ``refused``. When one side only converted
+    line endings (LF and CRLF) or added or removed a UTF-8 byte-order mark, the texts are
+    merged without that difference and the result takes the changed convention.
+    """
+    datas: tuple[bytes, ...] = (base, ours, theirs)
+    if any(b"\0" in x for x in datas):
+        return _refuse(base, ours, theirs, labels, "binary file (contains NUL bytes)")
+    if max(len(x) for x in datas) > max_bytes:
+        return _refuse(base, ours, theirs, labels, f"file larger than {max_bytes} bytes")
+    boms = [x.startswith(_BOM) for x in datas]
+    add_bom = False
+    if len(set(boms)) > 1:
+        datas = tuple(x.removeprefix(_BOM) for x in datas)
+        add_bom = bool(_pick(*boms))
+    styles = [_eol_style(x) for x in datas]
+    to_crlf = False
+    known = {s for s in styles if s is not None}
+    if len(known) > 1 and all(s is not None for s in styles):
+        datas = tuple(x.replace(b"\r\n", b"\n") for x in datas)
+        to_crlf = _pick(*styles) == "crlf"
+    try:
+        texts = [x.decode("utf-8") for x in datas]
+    except UnicodeDecodeError:
+        return _refuse(base, ours, theirs, labels, "not UTF-8 text")
+    result = merge_texts(texts[0], texts[1], texts[2], path, labels=labels)
+    if not (add_bom or to_crlf):
+        return result
+    text = result.text
+    if to_crlf:
+        text = text.replace("\n", "\r\n")
+    if add_bom:
+        text = "\ufeff" + text
+    return MergeResult(text=text, clean=result.clean, regions=result.regions)

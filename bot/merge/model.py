@@ -1,0 +1,56 @@
+"""The merge engine's result types: strategies, conflict regions and the merge result."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Strategy(enum.StrEnum):
+    """How a conflict region was settled; the values are stable names used in JSON."""
+
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True)
+class Region:
+    """One conflict region of the plain line-level diff3 merge, and what became of it.
+
+    Spans are 0-based, half-open line ranges of base, ours and theirs.
+    """
+
+    index: int
+    base_start: int
+    base_end: int
+    ours_start: int
+    ours_end: int
+    theirs_start: int
+    theirs_end: int
+    resolved: bool
+    strategy: Strategy
+    explanation: str
+    lines: int
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """The merged text and, for each conflict region, how it was settled.
+
+    ``text`` keeps unresolved regions as diff3 conflict markers with the base section.
+    ``clean`` is True only when every region was settled and the whole-file checks passed.
+    ``refused`` names why the file was left as a conflict without trying, if it was.
+    """
+
+    text: str
+    clean: bool
+    regions: tuple[Region, ...]
+    refused: str | None = None
+
+    @property
+    def strategies(self) -> tuple[Strategy, ...]:
+        """The strategy of each region, in order."""
+        return tuple(region.strategy for region in self.regions)
+
+    def to_bytes(self) -> bytes:
+        """The merged text as UTF-8 (bytes that were not UTF-8 come back as they were)."""
+        return self.text.encode("utf-8", "surrogateescape")
