@@ -41,16 +41,16 @@ def render(result: object) -> str:
     f = result.features
     m = f.merge
     lines = [
-        f"complexity {result.final}/10 -> {result.route.value}"
+        (f"complexity {result.final}/10 -> {result.route.value}"
         f" (baseline {result.baseline}, raw {result.raw_score:g},"
-        f" adjustment {result.adjustment.value:+d})",
+        f" adjustment {result.adjustment.value:+d})"),
         f"  change: {f.files_changed} files, +{f.lines_added} -{f.lines_removed}"
         + (f", {f.renames} renamed" if f.renames else "")
         + (f", {f.deletions} deleted" if f.deletions else ""),
         "  kinds: " + (", ".join(f"{k.value} {n}" for k, n in f.kind_counts.items()) or "none"),
-        f"  merge: {m.conflicted_files} conflicted files, {m.conflict_regions} regions"
+        (f"  merge: {m.conflicted_files} conflicted files, {m.conflict_regions} regions"
         f" ({m.regions_resolvable} resolvable), {m.conflict_lines} conflict lines,"
-        f" {m.files_unmergeable} unmergeable",
+        f" {m.files_unmergeable} unmergeable"),
         "  rules:",
     ]
     for hit in result.breakdown:

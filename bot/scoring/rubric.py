@@ -64,9 +64,11 @@ def _unresolved(f: ChangeFeatures) -> int:
 RULES: tuple[Rule, ...] = (
     Rule("base", 1.0, "always", lambda f: 1),
     Rule(
-        "docs_or_tests_only", -1.0, "no changed file is anything but documentation or a test",
+        "docs_or_tests_only", -1.0,
+        "no changed file is anything but documentation or a test, and the resolver settles every"
+        " conflict",
         lambda f: int(_kinds(f, *DOCS_AND_TESTS) == f.files_changed
-                      and f.merge.files_unmergeable == 0),
+                      and _unresolved(f) + f.merge.files_unmergeable == 0),
     ),
     Rule("medium_change", 0.5, f"more than {MEDIUM_CHANGE_LINES} lines added and removed",
          lambda f: int(_lines(f) > MEDIUM_CHANGE_LINES)),
