@@ -284,16 +284,16 @@ def diff_entries(repo: Path, old: str, new: str) -> list[DiffEntry]:
             i += 1
             continue
         letter = parts[i].decode()[0]
+        old_name: str | None = None
         if letter in "RC":
-            old_path = parts[i + 1].decode("utf-8", "surrogateescape")
-            path = parts[i + 2].decode("utf-8", "surrogateescape")
+            old_name = parts[i + 1].decode("utf-8", "surrogateescape")
+            name = parts[i + 2].decode("utf-8", "surrogateescape")
             i += 3
         else:
-            old_path = None
-            path = parts[i + 1].decode("utf-8", "surrogateescape")
+            name = parts[i + 1].decode("utf-8", "surrogateescape")
             i += 2
-        if letter == "C":
-            letter, old_path = "A", None
-        added, removed = counts.get(path, (0, 0))
-        entries.append(DiffEntry(letter, path, old_path, added, removed))
+        if letter == "C":  # a copy is, for what a change touches, a new file
+            letter, old_name = "A", None
+        lines_added, lines_removed = counts.get(name, (0, 0))
+        entries.append(DiffEntry(letter, name, old_name, lines_added, lines_removed))
     return sorted(entries, key=lambda e: e.path)
