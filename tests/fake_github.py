@@ -450,6 +450,15 @@ class Context:
     repo: Repo | None
 
 
+@functools.cache
+def _public_key(private_key_pem: str) -> bytes:
+    """What GitHub keeps of an App's key: the public half, to verify the App's JWTs."""
+    key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
 def _ts(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime(TIME_FORMAT)
 
@@ -473,10 +482,7 @@ class FakeGitHub:
         api_prefix: str = "",
         token_lifetime: timedelta = timedelta(hours=1),
     ) -> None:
-        key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
-        self.public_key_pem = key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        self.public_key_pem = _public_key(private_key_pem)
         self.app_id = str(app_id)
         self.app_slug = app_slug
         self.bot_login = f"{app_slug}[bot]"

@@ -155,3 +155,26 @@ async def test_the_fake_refuses_a_jwt_signed_by_another_key(fake_github, github_
     assert info.value.status == 401
     (violation,) = fake_github.pop_violations()
     assert "bad JWT" in violation.detail
+
+
+async def test_the_app_jwt_is_reused_for_a_few_minutes(github_app) -> None:
+    first = github_app.auth.app_jwt()
+    assert github_app.auth.app_jwt() == first
+    claims = jwt.decode(first, options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 9 * 60
+
+
+async def test_no_secret_reaches_the_logs(fake_github, github_app, caplog) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    fake_github.add_pull(GITHUB_REPO, number=1)
+    fake_github.fault("pulls/get", status=502)
+    repo = github_app.repo(GITHUB_INSTALLATION_ID, GITHUB_REPO)
+    await repo.get_pull_request(1)
+    fake_github.expire_tokens()
+    await repo.get_pull_request(1)
+    assert "minted installation token" in caplog.text and "retrying" in caplog.text
+    for token in fake_github.tokens:
+        assert token.token not in caplog.text
+    assert github_app.auth.app_jwt() not in caplog.text

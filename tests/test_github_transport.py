@@ -155,13 +155,13 @@ async def test_timeouts_are_retried_then_reported(fake_github, github_settings) 
     async def sleep(seconds: float) -> None:
         waits.append(seconds)
 
-    policy = RetryPolicy(max_attempts=3, base_delay=0.01, request_timeout=0.2)
+    policy = RetryPolicy(max_attempts=3, base_delay=0.01, request_timeout=0.1)
     async with aiohttp.ClientSession() as session:
         app = GitHubApp(github_settings, session, policy=policy, sleep=sleep)
         repo = app.repo(GITHUB_INSTALLATION_ID, GITHUB_REPO)
         assert (await repo.get_pull_request(1)).number == 1  # third attempt is on time
         fake_github.fault("pulls/get", delay=5, times=3)
-        with pytest.raises(GitHubError, match=r"no answer within 0.2 s; gave up after 3") as info:
+        with pytest.raises(GitHubError, match=r"no answer within 0.1 s; gave up after 3") as info:
             await repo.get_pull_request(1)
     assert info.value.status is None
     assert len(waits) == 4

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +16,11 @@ from bot.github.settings import GitHubSettings
 from bot.github.transport import CredentialKind, GitHubTransport
 
 log = logging.getLogger(__name__)
+
+# gidgethub's get_jwt backdates iat by a minute for clock drift; with a nine-minute lifetime
+# the JWT is good for eight. Re-signing after five leaves three minutes for slow requests.
+JWT_LIFETIME = 9 * 60
+JWT_REUSE = 5 * 60
 
 # Installation tokens live one hour. Renewing five minutes early means a token handed to a
 # long git fetch or a slow agent step does not die half-way through.
@@ -90,14 +96,20 @@ class AppAuth:
         self._now = now
         self._tokens: dict[tuple[int, str, Permissions], InstallationToken] = {}
         self._lock = asyncio.Lock()
+        self._jwt: tuple[str, float] | None = None  # (jwt, monotonic time it was signed)
         self.app_credentials = AppCredentials(self)
 
     def app_jwt(self) -> str:
-        """A JWT signed with the App's key, valid ten minutes (gidgethub backdates ``iat``)."""
-        return get_jwt(
-            app_id=self._settings.app_id,
-            private_key=self._settings.private_key.get_secret_value(),
-        )
+        """A JWT signed with the App's key, re-signed every few minutes (signing is slow)."""
+        now = time.monotonic()
+        if self._jwt is None or now - self._jwt[1] > JWT_REUSE:
+            token = get_jwt(
+                app_id=self._settings.app_id,
+                private_key=self._settings.private_key.get_secret_value(),
+                expiration=JWT_LIFETIME,
+            )
+            self._jwt = (token, now)
+        return self._jwt[0]
 
     async def installation_token(
         self,
