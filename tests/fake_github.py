@@ -24,6 +24,7 @@ import itertools
 import json
 import re
 import secrets
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -41,6 +42,10 @@ from referencing.jsonschema import DRAFT4
 SPEC_PATH = Path(__file__).resolve().parent / "fixtures" / "github" / "rest-api-subset.json"
 SPEC_URI = "urn:gwi:github-rest-api-subset"
 DOCS = "https://docs.github.com/rest"
+NOT_IN_INSTALLATION = (
+    "There is at least one repository that does not exist or is not accessible "
+    "to the parent installation."
+)
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 # The permission each operation needs from an installation token: any one of the
@@ -471,7 +476,20 @@ def _git_sha(kind: str, payload: bytes) -> str:
 
 
 class FakeGitHub:
-    """In-memory GitHub. Seed with ``add_*``/``set_*``, inspect attributes, inject ``fault``s."""
+    """In-memory GitHub. Seed with ``add_*``/``set_*``, inspect attributes, inject ``fault``s.
+
+    A story, with the fixtures of ``tests/conftest.py``::
+
+        async def test_status_comment(fake_github, github_app):
+            fake_github.add_pull(GITHUB_REPO, number=7, head_sha="1" * 40)
+            fake_github.set_collaborator(GITHUB_REPO, "maya", "maintain")
+            fake_github.fault("issues/create-comment", status=502)          # once, then fine
+            repo = github_app.repo(GITHUB_INSTALLATION_ID, GITHUB_REPO)
+            await repo.upsert_marked_comment(7, "status", "queued")
+            (comment,) = fake_github.comments_on(GITHUB_REPO, 7)
+            assert comment.user == "gwi-test[bot]"
+            assert [c.status for c in fake_github.calls_to("issues/create-comment")] == [502, 201]
+    """
 
     def __init__(
         self,
@@ -604,7 +622,7 @@ class FakeGitHub:
             id=next(self._ids),
             guid=extra.pop(
                 "guid",
-                f"{secrets.token_hex(4)}-{secrets.token_hex(2)}-11ee-{secrets.token_hex(2)}-{secrets.token_hex(6)}",
+                str(uuid.uuid4()),
             ),
             event=event,
             action=action,
@@ -748,7 +766,8 @@ class FakeGitHub:
         if not request.headers.get("User-Agent"):
             raise Answer(
                 403,
-                "Request forbidden by administrative rules. Please make sure your request has a User-Agent header",
+                "Request forbidden by administrative rules. "
+                "Please make sure your request has a User-Agent header",
                 violation="missing User-Agent",
             )
         accept = request.headers.get("Accept", "")
@@ -942,7 +961,10 @@ class FakeGitHub:
             raise Answer(
                 403,
                 "Resource not accessible by integration",
-                violation=f"{op.operation_id} needs {' or '.join(f'{p}:{lv}' for p, lv in needs)}; token has {token.permissions}",
+                violation=(
+                    f"{op.operation_id} needs {' or '.join(f'{p}:{lv}' for p, lv in needs)}; "
+                    f"token has {token.permissions}"
+                ),
             )
 
     def _check_response(
@@ -979,7 +1001,10 @@ class FakeGitHub:
             headers["x-ratelimit-reset"] = str(int(self.clock().timestamp() + fault.reset_in))
             message = message or "API rate limit exceeded for installation."
         if fault.status == 403 and message is None:
-            message = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+            message = (
+                "You have exceeded a secondary rate limit. "
+                "Please wait a few minutes before you try again."
+            )
         if fault.status == 429 and message is None:
             message = "Too many requests"
         return Answer(
@@ -992,9 +1017,6 @@ class FakeGitHub:
         )
 
     # -- shaping -----------------------------------------------------------------------------
-
-    def _url(self, ctx: Context, path: str) -> str:
-        return f"{self.base_url}{path}"
 
     def _user(self, login: str) -> dict[str, Any]:
         user = example("issue-comment")["user"]
@@ -1113,7 +1135,10 @@ class FakeGitHub:
             user=self._user(comment.user),
             created_at=_ts(comment.created_at),
             updated_at=_ts(comment.updated_at),
-            html_url=f"https://github.com/{repo.full_name}/pull/{comment.issue_number}#issuecomment-{comment.id}",
+            html_url=(
+                f"https://github.com/{repo.full_name}/pull/{comment.issue_number}"
+                f"#issuecomment-{comment.id}"
+            ),
             url=f"{self.base_url}/repos/{repo.full_name}/issues/comments/{comment.id}",
             issue_url=f"{self.base_url}/repos/{repo.full_name}/issues/{comment.issue_number}",
             author_association="NONE" if comment.via_app else data["author_association"],
@@ -1190,7 +1215,7 @@ class FakeGitHub:
                 if full not in inst.repositories:
                     raise Answer(
                         422,
-                        "There is at least one repository that does not exist or is not accessible to the parent installation.",
+                        NOT_IN_INSTALLATION,
                         violation=f"token asked for {name!r}, not in installation {inst.id}",
                     )
                 repos.add(full)
@@ -1205,7 +1230,7 @@ class FakeGitHub:
                 if not match:
                     raise Answer(
                         422,
-                        "There is at least one repository that does not exist or is not accessible to the parent installation.",
+                        NOT_IN_INSTALLATION,
                         violation=f"repository id {repo_id}",
                     )
                 repos.add(match[0].full_name.lower())
@@ -1216,7 +1241,9 @@ class FakeGitHub:
                     raise Answer(
                         422,
                         "The permissions requested are not granted to this installation.",
-                        violation=f"asked {perm}:{level}, installation has {inst.permissions.get(perm)}",
+                        violation=(
+                            f"asked {perm}:{level}, installation has {inst.permissions.get(perm)}"
+                        ),
                     )
             permissions = dict(body["permissions"])
             permissions.setdefault("metadata", "read")

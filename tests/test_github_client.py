@@ -200,3 +200,22 @@ async def test_deliveries_follow_the_cursor(fake_github, github_app) -> None:
     listed = await github_app.list_webhook_deliveries(limit=130)
     assert len({d.id for d in listed}) == 130
     assert "cursor" in fake_github.calls_to("apps/list-webhook-deliveries")[1].query
+
+
+async def test_connect_opens_and_closes_its_own_session(fake_github, github_settings) -> None:
+    from bot.github.client import GitHubApp
+
+    async with GitHubApp.connect(github_settings) as app:
+        assert await app.bot_login() == "gwi-test[bot]"
+        session = app.transport.gh._session
+    assert session.closed
+
+
+async def test_the_docstring_story(fake_github, github_app) -> None:
+    fake_github.add_pull(GITHUB_REPO, number=7, head_sha="1" * 40)
+    fake_github.fault("issues/create-comment", status=502)
+    repo = github_app.repo(GITHUB_INSTALLATION_ID, GITHUB_REPO)
+    await repo.upsert_marked_comment(7, "status", "queued")
+    (comment,) = fake_github.comments_on(GITHUB_REPO, 7)
+    assert comment.user == "gwi-test[bot]"
+    assert [c.status for c in fake_github.calls_to("issues/create-comment")] == [502, 201]

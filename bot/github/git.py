@@ -289,7 +289,8 @@ async def _push_with_lease(
     ONLY THE APPROVAL GATE MAY CALL THIS, after verifying an approval record bound to this
     very commit and expected head; nothing else in gwi pushes. ``expected_sha`` None means
     the branch must not exist yet. Pushing a commit the branch already points at is a
-    no-op that succeeds (git checks no lease when nothing moves). The lease (``--force-with-lease=<ref>:<sha>``) makes the
+    no-op that succeeds (git checks no lease when nothing moves). The lease
+    (``--force-with-lease=<ref>:<sha>``) makes the
     check and the update one atomic step on the remote, so a push that raced ours is never
     overwritten: the push is refused and :class:`PushRejected` raised instead.
     """
