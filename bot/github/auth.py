@@ -95,7 +95,7 @@ class AppAuth:
         self._refresh_margin = refresh_margin
         self._now = now
         self._tokens: dict[tuple[int, str, Permissions], InstallationToken] = {}
-        self._lock = asyncio.Lock()
+        self._locks: dict[tuple[int, str, Permissions], asyncio.Lock] = {}
         self._jwt: tuple[str, float] | None = None  # (jwt, monotonic time it was signed)
         self.app_credentials = AppCredentials(self)
 
@@ -121,13 +121,14 @@ class AppAuth:
     ) -> InstallationToken:
         """A token for ``repository`` alone, minted once and reused until near its expiry.
 
-        Concurrent callers wait on one lock, so a burst of work mints a single token.
+        Concurrent callers for the same key wait on one lock, so a burst of work mints a
+        single token (while a slow mint for one repository holds up no other).
         ``refused`` is a token GitHub answered 401 to: if it is still the cached one it is
         replaced; if another caller already replaced it, the replacement is returned.
         """
         _split_repository(repository)
         key = (installation_id, repository.lower(), normalise_permissions(permissions))
-        async with self._lock:
+        async with self._locks.setdefault(key, asyncio.Lock()):
             cached = self._tokens.get(key)
             if (
                 cached is not None
