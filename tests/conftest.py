@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,3 +112,90 @@ def shared_merge_scenarios() -> Path:
 @pytest.fixture
 def shared_github() -> Path:
     return _shared_or_skip("github")
+
+
+# -- GitHub: the App's key, the shared fake GitHub, and a client wired to it ---------------
+
+GITHUB_APP_ID = "4242"
+GITHUB_INSTALLATION_ID = 77
+GITHUB_REPO = "octo-org/widgets"
+
+
+@pytest.fixture(scope="session")
+def github_app_key() -> str:
+    """A fresh RSA key in the PKCS#1 PEM form GitHub hands out for an App (one per session)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+@pytest.fixture
+async def fake_github(aiohttp_server: Any, github_app_key: str) -> AsyncIterator[Any]:
+    """The one fake GitHub (tests/fake_github.py), seeded with installation
+    ``GITHUB_INSTALLATION_ID`` on repository ``GITHUB_REPO``.
+
+    Teardown fails the test if any request broke GitHub's API description or auth rules;
+    a test that provokes violations on purpose takes them with ``pop_violations()``.
+    """
+    from fake_github import FakeGitHub
+
+    fake = FakeGitHub(app_id=GITHUB_APP_ID, private_key_pem=github_app_key)
+    fake.add_installation(GITHUB_INSTALLATION_ID, GITHUB_REPO.split("/")[0])
+    fake.add_repo(GITHUB_REPO, installation_id=GITHUB_INSTALLATION_ID)
+    server = await aiohttp_server(fake.make_app())
+    fake.base_url = str(server.make_url("")).rstrip("/")
+    yield fake
+    fake.close()
+    if fake.violations:
+        listed = "\n  ".join(str(v) for v in fake.violations)
+        pytest.fail(f"the fake GitHub saw requests GitHub would refuse:\n  {listed}")
+
+
+@pytest.fixture
+def github_settings(fake_github: Any, github_app_key: str) -> Any:
+    from bot.github.settings import GitHubSettings
+
+    return GitHubSettings(
+        app_id=GITHUB_APP_ID,
+        private_key=github_app_key,
+        webhook_secret="test-webhook-secret",
+        api_url=fake_github.base_url,
+    )
+
+
+@pytest.fixture
+def github_sleeps() -> list[float]:
+    """Every wait the GitHub client asked for, in order (the waits themselves are skipped)."""
+    return []
+
+
+@pytest.fixture
+async def github_app(github_settings: Any, github_sleeps: list[float]) -> AsyncIterator[Any]:
+    """A ``GitHubApp`` talking to ``fake_github``, with short timeouts and instant retries."""
+    import asyncio
+
+    import aiohttp
+
+    from bot.github.client import GitHubApp
+    from bot.github.transport import RetryPolicy
+
+    async def sleep(seconds: float) -> None:
+        github_sleeps.append(seconds)
+        await asyncio.sleep(0)
+
+    policy = RetryPolicy(
+        max_attempts=4,
+        base_delay=0.5,
+        max_delay=4.0,
+        max_elapsed=60.0,
+        max_rate_limit_wait=30.0,
+        request_timeout=2.0,
+    )
+    async with aiohttp.ClientSession() as session:
+        yield GitHubApp(github_settings, session, policy=policy, sleep=sleep)
