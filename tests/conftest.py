@@ -143,7 +143,7 @@ async def fake_github(aiohttp_server: Any, github_app_key: str) -> AsyncIterator
     Teardown fails the test if any request broke GitHub's API description or auth rules;
     a test that provokes violations on purpose takes them with ``pop_violations()``.
     """
-    from fake_github import FakeGitHub
+    from tests.fake_github import FakeGitHub
 
     fake = FakeGitHub(app_id=GITHUB_APP_ID, private_key_pem=github_app_key)
     fake.add_installation(GITHUB_INSTALLATION_ID, GITHUB_REPO.split("/")[0])

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
-from conftest import GITHUB_APP_ID, GITHUB_INSTALLATION_ID, GITHUB_REPO
+from tests.conftest import GITHUB_APP_ID, GITHUB_INSTALLATION_ID, GITHUB_REPO
 
 from bot.github.client import GitHubApp
 from bot.github.errors import GitHubError

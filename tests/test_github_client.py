@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import GITHUB_INSTALLATION_ID, GITHUB_REPO
+from tests.conftest import GITHUB_INSTALLATION_ID, GITHUB_REPO
 
 from bot.github.models import CheckOutput
 

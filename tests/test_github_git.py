@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from conftest import commit_files, git
+from tests.conftest import commit_files, git
 from pydantic import SecretStr
 
 from bot.github.errors import GitError, PushRejected

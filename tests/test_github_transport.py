@@ -7,7 +7,7 @@ import http
 import aiohttp
 import gidgethub
 import pytest
-from conftest import GITHUB_INSTALLATION_ID, GITHUB_REPO
+from tests.conftest import GITHUB_INSTALLATION_ID, GITHUB_REPO
 
 from bot.github.client import GitHubApp
 from bot.github.errors import GitHubError
