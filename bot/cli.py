@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bot.runs.cli",
     "bot.scoring.cli",
     "bot.merge.cli",
+    "bot.engine.cli",
 )
 
 

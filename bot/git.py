@@ -208,6 +208,22 @@ def tree_with(repo: Path, tree: str, files: Mapping[str, Blob | None]) -> str:
         return run_git(repo, "write-tree", env=env).stdout.decode().strip()
 
 
+def read_paths(repo: Path, tree: str, paths: Sequence[str]) -> dict[str, bytes | None]:
+    """The content of each path in ``tree`` (None where the tree has no such file)."""
+    found: dict[str, str] = {}
+    if paths:
+        out = run_git(repo, "ls-tree", "-z", "--full-tree", tree, "--", *paths).stdout
+        for entry in out.split(b"\x00"):
+            if not entry:
+                continue
+            meta, _, name = entry.partition(b"\t")
+            _mode, kind, oid = meta.decode().split(" ")
+            if kind == "blob":
+                found[name.decode("utf-8", "surrogateescape")] = oid
+    blobs = read_blobs(repo, found.values())
+    return {path: blobs[found[path]] if path in found else None for path in paths}
+
+
 def tree_of(repo: Path, commit: str) -> str:
     return git_text(repo, "rev-parse", f"{commit}^{{tree}}")
 

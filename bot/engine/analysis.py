@@ -1,7 +1,8 @@
 """Merge analysis: merge the base into the head in memory and run the resolver on each conflict.
 
-Triage reads its counts; the resolve step turns it into the merged tree and the patch. It is
-deterministic (same revisions, same analysis), so both steps may compute it independently.
+Triage reads its counts; the resolve step turns it into the merged tree and the patch; the
+review reads the three sides back. It is deterministic (same revisions, same analysis), so each
+step may compute it again after a restart.
 """
 
 from __future__ import annotations
@@ -15,11 +16,20 @@ from bot.merge import MergeResult, merge_bytes
 from bot.schemas.triage import MergeFeatures
 
 REGULAR_MODES = frozenset({"100644", "100755"})
+#: The names the markers of unresolved regions carry: the head, the merge base, the base.
+LABELS = ("head", "merge base", "base")
 
 
 class ConflictKind(enum.StrEnum):
     CONTENT = "content"  # all sides are text files: the resolver has a go
     UNMERGEABLE = "unmergeable"  # deleted on one side, a symlink or submodule, binary, too large
+
+
+@dataclass(frozen=True)
+class Sides:
+    base: bytes  # empty when both sides added the file
+    head: bytes
+    other: bytes  # the base branch's version
 
 
 @dataclass(frozen=True)
@@ -29,6 +39,7 @@ class FileConflict:
     kind: ConflictKind
     reason: str  # for people: why it conflicts, or why it cannot be merged as text
     result: MergeResult | None  # the resolver's answer, for content conflicts it did not refuse
+    sides: Sides | None  # the three versions, for content conflicts
 
     @property
     def regions(self) -> int:
@@ -59,6 +70,11 @@ class MergeAnalysis:
     def clean(self) -> bool:
         return self.tree_merge.clean
 
+    @property
+    def up_to_date(self) -> bool:
+        """The head already contains the base: merging changes nothing."""
+        return self.merge_base_sha == self.base_sha
+
     def features(self) -> MergeFeatures:
         return MergeFeatures(
             conflicted_files=len(self.files),
@@ -83,16 +99,8 @@ def _why_unmergeable(entry: git.ConflictEntry) -> str | None:
     return None
 
 
-def analyse(
-    repo: Path,
-    head_sha: str,
-    base_sha: str,
-    labels: tuple[str, str, str] = ("head", "merge base", "base"),
-) -> MergeAnalysis:
-    """Merge ``base_sha`` into ``head_sha`` (no work tree touched) and try every conflict.
-
-    ``labels`` name the head, the merge base and the base in the markers left behind.
-    """
+def analyse(repo: Path, head_sha: str, base_sha: str) -> MergeAnalysis:
+    """Merge ``base_sha`` into ``head_sha`` (no work tree touched) and try every conflict."""
     tree_merge = git.merge_trees(repo, head_sha, base_sha)
     contents = git.read_blobs(
         repo,
@@ -108,19 +116,23 @@ def analyse(
     for entry in tree_merge.conflicts:
         why = _why_unmergeable(entry)
         if why is not None:
-            files.append(FileConflict(entry.path, entry, ConflictKind.UNMERGEABLE, why, None))
+            files.append(FileConflict(entry.path, entry, ConflictKind.UNMERGEABLE, why, None, None))
             continue
         assert entry.ours is not None and entry.theirs is not None
-        base = contents[entry.base.oid] if entry.base else b""
-        result = merge_bytes(base, contents[entry.ours.oid], contents[entry.theirs.oid],
-                             entry.path, labels=labels)
+        sides = Sides(
+            base=contents[entry.base.oid] if entry.base else b"",
+            head=contents[entry.ours.oid],
+            other=contents[entry.theirs.oid],
+        )
+        result = merge_bytes(sides.base, sides.head, sides.other, entry.path, labels=LABELS)
         if result.refused:
             files.append(
-                FileConflict(entry.path, entry, ConflictKind.UNMERGEABLE, result.refused, None)
+                FileConflict(entry.path, entry, ConflictKind.UNMERGEABLE, result.refused, None,
+                             None)
             )
             continue
         reason = "added on both sides" if entry.base is None else "both sides changed it"
-        files.append(FileConflict(entry.path, entry, ConflictKind.CONTENT, reason, result))
+        files.append(FileConflict(entry.path, entry, ConflictKind.CONTENT, reason, result, sides))
     return MergeAnalysis(
         head_sha=head_sha,
         base_sha=base_sha,

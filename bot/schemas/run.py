@@ -97,6 +97,8 @@ class RunContext(Schema):
     head: Revision
     initiator: Actor
     installation_id: Annotated[int, Field(ge=1)] | None = None
+    #: The repository gwi works in: the user's own for local runs, the bare cache on GitHub.
+    workspace: Annotated[str, StringConstraints(max_length=4096, pattern=r"^[^\x00]+$")] | None = None
     agents: AgentConfig
     capabilities: CapabilityMode = CapabilityMode.GATED_WRITE
     state: RunState

@@ -25,7 +25,7 @@ def cmd_triage(args: argparse.Namespace) -> int:
     repo = git.check_repository(args.repo)
     head = git.resolve_commit(repo, args.head)
     base = git.resolve_commit(repo, args.base)
-    analysis = analyse(repo, head, base, labels=(args.head, "merge base", args.base))
+    analysis = analyse(repo, head, base)
     result = triage_result(None, extract_features(repo, analysis))
     if args.json:
         print(result.model_dump_json(indent=2))

@@ -1,0 +1,177 @@
+"""The whole run on a local repository, offline: every outcome, resumption after kill -9 at any
+point, and bad input."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import random
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bot.engine.approval import ApprovalRefused
+from bot.engine.local import approve_local, start_local_run
+from bot.engine.pipeline import Engine
+from bot.errors import GwiError
+from bot.runs.state import Outcome, RunState
+from bot.runs.store import RunStore
+from bot.runs.verify import verify_bundle
+from bot.schemas.audit import AuditAction
+from bot.schemas.resolve import ResolveResult
+from bot.schemas.review import ReviewResult
+from tests.conftest import commit_files, git
+
+OFFLINE = {"provider": "offline"}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RunStore:
+    return RunStore(tmp_path / "data", tmp_path / "key.pem")
+
+
+def _unresolvable(make_repo: Callable[..., Path]) -> Path:
+    """Both sides rewrite the same line differently: no rule can choose."""
+    repo = make_repo({"app.py": "LIMIT = 10\n", "notes.txt": "a\n"})
+    git(repo, "checkout", "-q", "-b", "feature")
+    commit_files(repo, {"app.py": "LIMIT = 20\n"}, "feature")
+    git(repo, "checkout", "-q", "main")
+    commit_files(repo, {"app.py": "LIMIT = 30\n", "notes.txt": "b\n"}, "main")
+    return repo
+
+
+def test_a_clean_merge_needs_no_changes(store: RunStore, make_repo: Callable[..., Path]) -> None:
+    repo = make_repo({"a.py": "x = 1\n", "b.py": "y = 1\n"})
+    git(repo, "checkout", "-q", "-b", "feature")
+    commit_files(repo, {"a.py": "x = 2\n"}, "feature")
+    git(repo, "checkout", "-q", "main")
+    commit_files(repo, {"b.py": "y = 2\n"}, "main")
+    run_id = start_local_run(store, repo, "main", "feature", "me", OFFLINE)
+    ctx = Engine(store).advance(run_id)
+    assert ctx.state is RunState.DONE and ctx.outcome is Outcome.NO_CHANGES_NEEDED
+    assert [h.state.value for h in ctx.history] == [
+        "queued", "triaged", "planned", "review", "done"]
+    assert store.read_bytes(run_id, "patch.diff") is None
+    assert verify_bundle(store.run_dir(run_id)).ok
+
+
+def test_an_up_to_date_head_needs_no_changes(store: RunStore,
+                                             make_repo: Callable[..., Path]) -> None:
+    repo = make_repo()
+    git(repo, "checkout", "-q", "-b", "feature")
+    commit_files(repo, {"new.py": "x = 1\n"}, "feature")
+    run_id = start_local_run(store, repo, "main", "feature", "me", OFFLINE)
+    ctx = Engine(store).advance(run_id)
+    assert ctx.outcome is Outcome.NO_CHANGES_NEEDED
+
+
+def test_an_unresolvable_conflict_ends_honestly(store: RunStore,
+                                                make_repo: Callable[..., Path]) -> None:
+    repo = _unresolvable(make_repo)
+    before = git(repo, "rev-parse", "feature")
+    status = git(repo, "status", "--porcelain")
+    run_id = start_local_run(store, repo, "main", "feature", "me", OFFLINE)
+    ctx = Engine(store).advance(run_id)
+    assert ctx.state is RunState.DONE and ctx.outcome is Outcome.NEEDS_HUMAN
+    review = store.read_model(run_id, "review.json", ReviewResult)
+    assert review is not None and review.verdict.value == "blocked"
+    assert any(f.check.value == "unresolved" and f.path == "app.py" for f in review.findings)
+    resolved = store.read_model(run_id, "resolve.json", ResolveResult)
+    assert resolved is not None and not resolved.clean
+    statuses = {f.path: f.status.value for f in resolved.files}
+    assert statuses == {"app.py": "unresolved", "notes.txt": "merged_cleanly"}
+    patch = store.read_bytes(run_id, "patch.diff") or b""
+    assert b"<<<<<<< head" in patch  # the person gets the partial result, markers and all
+    # the user's repository is untouched: same branch tip, same (clean) working tree
+    assert git(repo, "rev-parse", "feature") == before
+    assert git(repo, "status", "--porcelain") == status
+    with pytest.raises(ApprovalRefused, match="nothing to approve"):
+        approve_local(store, run_id, "sha256:" + "0" * 64, "me")
+    assert verify_bundle(store.run_dir(run_id)).ok
+
+
+def test_approval_is_refused_and_audited_while_the_run_is_not_ready(
+    store: RunStore, make_repo: Callable[..., Path]
+) -> None:
+    repo = _unresolvable(make_repo)
+    run_id = start_local_run(store, repo, "main", "feature", "me", OFFLINE)
+    for bad, code in [("sha256:abc", "64 lowercase hex"), ("sha256:" + "0" * 64, "not awaiting")]:
+        with pytest.raises(ApprovalRefused, match=code):
+            approve_local(store, run_id, bad, "me")
+    refusals = [e for e in store.read_chain(run_id).events
+                if e.action is AuditAction.APPROVAL_REFUSED]
+    assert [e.data["code"] for e in refusals] == ["malformed_hash", "not_awaiting_approval"]
+
+
+def test_bad_input_is_refused_clearly(store: RunStore, make_repo: Callable[..., Path],
+                                      tmp_path: Path) -> None:
+    repo = make_repo()
+    with pytest.raises(GwiError, match="does not name a commit"):
+        start_local_run(store, repo, "main", "no-such-branch", "me", OFFLINE)
+    with pytest.raises(GwiError, match="not a git repository"):
+        start_local_run(store, tmp_path, "main", "main", "me", OFFLINE)
+    with pytest.raises(GwiError, match="not a run id"):
+        Engine(store).advance("../../etc")
+    assert store.list_ids() == []
+
+
+def _advance_in_child(data: str, key: str, run_id: str, steps: int) -> None:
+    store = RunStore(Path(data), Path(key))
+    engine = Engine(store)
+    for _ in range(steps):
+        engine.step(run_id)
+    os.kill(os.getpid(), signal.SIGKILL)  # die without cleaning up, as a crash would
+
+
+def _reference(store: RunStore, repo: Path) -> tuple[str, bytes | None]:
+    run_id = start_local_run(store, repo, "main", "feature", "me", OFFLINE)
+    ctx = Engine(store).advance(run_id)
+    return str(ctx.outcome), store.read_bytes(run_id, "patch.diff")
+
+
+def test_kill_9_between_every_pair_of_stages_resumes_to_the_same_result(
+    store: RunStore, make_repo: Callable[..., Path]
+) -> None:
+    repo = _unresolvable(make_repo)
+    expected = _reference(store, repo)
+    ctx = multiprocessing.get_context("fork")
+    for steps in range(0, 6):
+        run_id = start_local_run(store, repo, "main", "feature", "me", OFFLINE)
+        child = ctx.Process(target=_advance_in_child,
+                            args=(str(store.data_dir), str(store.signing_key), run_id, steps))
+        child.start()
+        child.join()
+        assert child.exitcode == -signal.SIGKILL
+        resumed = Engine(store).advance(run_id)
+        assert (str(resumed.outcome), store.read_bytes(run_id, "patch.diff")) == expected
+        assert verify_bundle(store.run_dir(run_id)).ok
+
+
+def _advance_forever(data: str, key: str, run_id: str) -> None:
+    Engine(RunStore(Path(data), Path(key))).advance(run_id)
+    time.sleep(60)
+
+
+def test_kill_9_at_random_moments_never_tears_a_run(
+    store: RunStore, make_repo: Callable[..., Path]
+) -> None:
+    repo = _unresolvable(make_repo)
+    expected = _reference(store, repo)
+    ctx = multiprocessing.get_context("fork")
+    rnd = random.Random(1234)
+    for _ in range(10):
+        run_id = start_local_run(store, repo, "main", "feature", "me", OFFLINE)
+        child = ctx.Process(target=_advance_forever,
+                            args=(str(store.data_dir), str(store.signing_key), run_id))
+        child.start()
+        time.sleep(rnd.uniform(0.0, 0.25))
+        assert child.pid is not None
+        os.kill(child.pid, signal.SIGKILL)
+        child.join()
+        resumed = Engine(store).advance(run_id)
+        assert (str(resumed.outcome), store.read_bytes(run_id, "patch.diff")) == expected
+        report = verify_bundle(store.run_dir(run_id))
+        assert report.ok, report.problems
