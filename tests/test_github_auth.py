@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
-from tests.conftest import GITHUB_APP_ID, GITHUB_INSTALLATION_ID, GITHUB_REPO
 
 from bot.github.client import GitHubApp
 from bot.github.errors import GitHubError
+from tests.conftest import GITHUB_APP_ID, GITHUB_INSTALLATION_ID, GITHUB_REPO
 
 
 async def test_app_jwt_is_accepted_and_well_formed(fake_github, github_app) -> None:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from tests.conftest import GITHUB_INSTALLATION_ID, GITHUB_REPO
-
 from bot.github.models import CheckOutput
+from tests.conftest import GITHUB_INSTALLATION_ID, GITHUB_REPO
 
 
 async def test_create_and_update_check_run(fake_github, github_app) -> None:

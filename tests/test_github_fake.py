@@ -7,10 +7,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from tests.conftest import GITHUB_APP_ID, GITHUB_INSTALLATION_ID, GITHUB_REPO
-from tests.fake_github import FakeGitHub, all_operation_ids, operations
 
 from bot.github.client import GitHubApp
+from tests.conftest import GITHUB_APP_ID, GITHUB_INSTALLATION_ID, GITHUB_REPO
+from tests.fake_github import FakeGitHub, all_operation_ids, operations
 
 SHA = "e" * 40
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from tests.conftest import commit_files, git
 from pydantic import SecretStr
 
 from bot.github.errors import GitError, PushRejected
 from bot.github.git import RepoCache, _push_with_lease, auth_env, cache_path
+from tests.conftest import commit_files, git
 
 TOKEN = "ghs_" + "S3cr3tT0k3n" * 3
 BASIC = base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()

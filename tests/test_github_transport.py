@@ -7,11 +7,11 @@ import http
 import aiohttp
 import gidgethub
 import pytest
-from tests.conftest import GITHUB_INSTALLATION_ID, GITHUB_REPO
 
 from bot.github.client import GitHubApp
 from bot.github.errors import GitHubError
 from bot.github.transport import RetryPolicy, backoff_delay, decide, rate_limit_wait
+from tests.conftest import GITHUB_INSTALLATION_ID, GITHUB_REPO
 
 POLICY = RetryPolicy(max_attempts=4, base_delay=1.0, max_delay=8.0, max_elapsed=60.0)
 

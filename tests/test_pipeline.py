@@ -138,7 +138,7 @@ def test_kill_9_between_every_pair_of_stages_resumes_to_the_same_result(
     repo = _unresolvable(make_repo)
     expected = _reference(store, repo)
     ctx = multiprocessing.get_context("fork")
-    for steps in range(0, 6):
+    for steps in range(6):
         run_id = start_local_run(store, repo, "main", "feature", "me", OFFLINE)
         child = ctx.Process(target=_advance_in_child,
                             args=(str(store.data_dir), str(store.signing_key), run_id, steps))

@@ -44,6 +44,7 @@ def local_user() -> str:
 
 def make_engine(settings: Settings, store: RunStore) -> Engine:
     from bot.agents.llm import make_llm
+
     from bot.engine.pipeline import Engine
 
     return Engine(store=store, llm=make_llm(settings.llm))

@@ -192,13 +192,12 @@ def _finish(run: RunHandle, repo: Path, branch: str) -> Applied:
         run.record(AuditAction.COMMIT_CREATED,
                    {"commit": commit, "tree": tree, "parents": [ctx.head.sha, ctx.base.sha]})
     now = git.resolve_commit(repo, branch)
-    if now != commit:
-        if now != ctx.head.sha or not git.update_ref_cas(
-            repo, branch, commit, ctx.head.sha, f"gwi: apply run {ctx.run_id}"
-        ):
-            why = f"{branch} moved to {git.resolve_commit(repo, branch)[:12]} before the update"
-            run.transition(RunState.ABORTED, outcome=Outcome.STALE, reason=why)
-            return Applied(RunState.ABORTED, Outcome.STALE, branch, ctx.head.sha, None, why)
+    if now != commit and (now != ctx.head.sha or not git.update_ref_cas(
+        repo, branch, commit, ctx.head.sha, f"gwi: apply run {ctx.run_id}"
+    )):
+        why = f"{branch} moved to {git.resolve_commit(repo, branch)[:12]} before the update"
+        run.transition(RunState.ABORTED, outcome=Outcome.STALE, reason=why)
+        return Applied(RunState.ABORTED, Outcome.STALE, branch, ctx.head.sha, None, why)
     if not any(e.action is AuditAction.REF_UPDATED for e in run.events):
         run.record(AuditAction.REF_UPDATED,
                    {"ref": branch, "before": ctx.head.sha, "after": commit})
