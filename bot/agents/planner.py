@@ -42,25 +42,23 @@ def _risks(path: str, conflict: FileConflict | None) -> list[Risk]:
 
 def _file_plan(conflict: FileConflict, llm: bool, route: Route) -> FilePlan:
     risks = _risks(conflict.path, conflict)
-    common = {
-        "path": conflict.path,
-        "conflicted": True,
-        "regions": conflict.regions,
-        "regions_resolvable": conflict.regions_resolved,
-        "risks": risks,
-    }
+
+    def planned(action: PlannedAction, *why: str) -> FilePlan:
+        return FilePlan(path=conflict.path, action=action, conflicted=True,
+                        regions=conflict.regions, regions_resolvable=conflict.regions_resolved,
+                        risks=risks, human_reasons=list(why))
+
     if conflict.kind is ConflictKind.UNMERGEABLE:
-        return FilePlan(action=PlannedAction.HUMAN,
-                        human_reasons=[f"cannot be merged as text: {conflict.reason}"], **common)
+        return planned(PlannedAction.HUMAN, f"cannot be merged as text: {conflict.reason}")
     if conflict.resolved:
-        return FilePlan(action=PlannedAction.RESOLVER, **common)
+        return planned(PlannedAction.RESOLVER)
     left = conflict.regions - conflict.regions_resolved
     if llm and route is Route.AGENT:
-        return FilePlan(action=PlannedAction.LLM, **common)
+        return planned(PlannedAction.LLM)
     why = f"{left} of {conflict.regions} conflict regions have no provably safe resolution"
     if llm and route is Route.HUMAN:
         why += " and the score routes this run to a person, not an LLM"
-    return FilePlan(action=PlannedAction.HUMAN, human_reasons=[why], **common)
+    return planned(PlannedAction.HUMAN, why)
 
 
 def make_plan(

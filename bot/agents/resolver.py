@@ -160,12 +160,16 @@ def apply_proposal(base: FileOutcome, proposal: FileProposal) -> FileOutcome:
         at = block.end
     out.extend(lines[at:])
     merged = "".join(out)
-    sides = [_decode(s) for s in (conflict.sides.base, conflict.sides.head, conflict.sides.other)]
-    if has_conflict_markers(merged) and not any(has_conflict_markers(s) for s in sides[1:]):
+    base_text, head, other = (_decode(s) for s in (conflict.sides.base, conflict.sides.head,
+                                                   conflict.sides.other))
+    if has_conflict_markers(merged) and not (has_conflict_markers(head) or
+                                             has_conflict_markers(other)):
         return refuse("it left conflict markers")
-    if parses(conflict.path, merged) is False and all(parses(conflict.path, s) for s in sides[1:]):
+    if parses(conflict.path, merged) is False and parses(conflict.path, head) and parses(
+        conflict.path, other
+    ):
         return refuse("the result does not parse")
-    lost = lost_added_lines(*sides, merged)
+    lost = lost_added_lines(base_text, head, other, merged)
     if lost:
         return refuse(f"it drops {len(lost)} line(s) a side added, e.g. {lost[0].strip()[:80]!r}")
     confidence = min(LLM_CONFIDENCE_CAP, min(p.confidence for p in proposal.regions))

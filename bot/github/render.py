@@ -1,0 +1,175 @@
+"""What gwi shows on GitHub, as pure functions of a run: the check-run and the PR comment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.github.models import CheckConclusion, CheckOutput, CheckStatus
+from bot.runs.state import Outcome, RunState
+from bot.runs.view import RunView
+from bot.schemas.review import Severity
+
+CHECK_NAME = "gwi"
+#: The hidden marker that finds gwi's one living comment on a pull request.
+COMMENT_MARKER = "status"
+#: GitHub caps check-run summaries and texts at 65,535 characters, comments at 65,536.
+MAX_SUMMARY = 60_000
+MAX_COMMENT = 60_000
+MAX_DIFF_IN_COMMENT = 40_000
+
+HELP = """\
+**gwi** resolves this pull request's merge conflicts with its base branch and pushes only what
+a person with write access approved, byte for byte. Commands (alone on a line):
+
+- `/gwi run`: run again on the current head
+- `/gwi abort`: stop the current run
+- `/gwi status`: where the current run is
+- `/gwi approve sha256:<patch hash>`: approve the exact patch gwi proposed, so it pushes it
+- `/gwi help`: this text
+"""
+
+_STAGE_TEXT: dict[RunState, str] = {
+    RunState.QUEUED: "queued",
+    RunState.TRIAGED: "triaged; planning",
+    RunState.PLANNED: "planned; resolving",
+    RunState.RESOLVING: "resolving conflicts",
+    RunState.REVIEW: "reviewing the result",
+    RunState.AWAITING_APPROVAL: "awaiting approval",
+    RunState.APPLYING: "pushing the approved patch",
+}
+
+
+@dataclass(frozen=True)
+class CheckView:
+    status: CheckStatus
+    conclusion: CheckConclusion | None
+    output: CheckOutput
+
+
+def approve_line(view: RunView) -> str | None:
+    return f"/gwi approve {view.patch_hash}" if view.patch_hash else None
+
+
+def check_view(view: RunView) -> CheckView:
+    """The check-run for a run in any state."""
+    ctx = view.ctx
+    state = ctx.state
+    if state not in (RunState.DONE, RunState.ABORTED, RunState.FAILED, RunState.AWAITING_APPROVAL):
+        status: CheckStatus = "queued" if state is RunState.QUEUED else "in_progress"
+        title = f"gwi: {_STAGE_TEXT[state]}"
+        return CheckView(status, None, CheckOutput(title=title, summary=_summary(view)))
+    conclusion: CheckConclusion
+    if state is RunState.AWAITING_APPROVAL:
+        conclusion, title = "action_required", "Conflicts resolved: approve the patch to push it"
+    elif ctx.outcome is Outcome.NO_CHANGES_NEEDED:
+        conclusion, title = "success", "No conflicts with the base branch"
+    elif ctx.outcome is Outcome.APPLIED:
+        conclusion, title = "success", "Approved patch pushed"
+    elif ctx.outcome in (Outcome.NEEDS_HUMAN, Outcome.HANDED_OFF):
+        conclusion = "neutral"
+        title = ("Some conflicts need a person" if ctx.outcome is Outcome.NEEDS_HUMAN
+                 else "Patch ready: apply it by hand")
+    elif state is RunState.ABORTED:
+        # GitHub alone may set `stale`; a superseded or stale run is shown as cancelled.
+        conclusion = "cancelled"
+        title = {Outcome.SUPERSEDED: "Superseded by a newer head",
+                 Outcome.STALE: "Stale: the branch moved, nothing was pushed"}.get(
+            ctx.outcome or Outcome.CANCELLED, "Cancelled")
+    else:
+        conclusion, title = "failure", "gwi failed"
+    return CheckView("completed", conclusion, CheckOutput(title=title, summary=_summary(view),
+                                                          text=_details(view)))
+
+
+def _summary(view: RunView) -> str:
+    ctx = view.ctx
+    lines = [f"Run `{ctx.run_id}`: **{ctx.state.value}**"
+             + (f" ({ctx.outcome.value})" if ctx.outcome else ""), ""]
+    if ctx.error:
+        lines += [f"Error: {ctx.error}", ""]
+    if view.triage:
+        t = view.triage
+        lines.append(f"Complexity **{t.final}/10** (route: {t.route.value}).")
+    if view.plan:
+        lines.append(view.plan.summary)
+    if view.review:
+        r = view.review
+        lines.append(f"Review: **{r.verdict.value}** ({r.blockers} blocker(s),"
+                     f" {r.warnings} warning(s)).")
+    if ctx.state is RunState.AWAITING_APPROVAL and view.patch_hash:
+        lines += ["", "A person with write access approves by commenting exactly:", "",
+                  f"    {approve_line(view)}"]
+    last = ctx.history[-1].reason
+    if last:
+        lines += ["", f"Last step: {last}"]
+    return "\n".join(lines)[:MAX_SUMMARY]
+
+
+def _details(view: RunView) -> str | None:
+    if not view.review and not view.triage:
+        return None
+    parts = []
+    if view.triage:
+        parts.append("### Score\n\n" + "\n".join(
+            f"- `{h.rule}` {h.points:+g}: {h.detail}" for h in view.triage.breakdown))
+    if view.review and view.review.findings:
+        parts.append("### Review findings\n\n" + _findings(view))
+    return "\n\n".join(parts)[:MAX_SUMMARY]
+
+
+def _findings(view: RunView) -> str:
+    assert view.review is not None
+    rows = []
+    for f in view.review.findings:
+        if f.severity is Severity.INFO:
+            continue
+        where = f"`{f.path}`" + (f" line {f.line}" if f.line else "") if f.path else "patch"
+        rows.append(f"- **{f.severity.value}** ({f.check.value}) {where}: {f.message}")
+    info = sum(f.severity is Severity.INFO for f in view.review.findings)
+    if info:
+        rows.append(f"- {info} note(s) of no consequence (see review.json)")
+    return "\n".join(rows) or "- none"
+
+
+def comment_body(view: RunView) -> str:
+    """gwi's one living comment on the pull request, for the run it describes."""
+    ctx = view.ctx
+    head = f"### gwi: {_STAGE_TEXT.get(ctx.state, ctx.state.value)}"
+    if ctx.outcome:
+        head = f"### gwi: {ctx.outcome.value.replace('_', ' ')}"
+    lines = [head, "",
+             (f"Run `{ctx.run_id}` on `{ctx.head.sha[:12]}` (merging `{ctx.base.ref}`"
+             f" `{ctx.base.sha[:12]}`).")]
+    if ctx.error:
+        lines += ["", f"**Error:** {ctx.error}"]
+    if view.triage:
+        t = view.triage
+        lines += ["", (f"**Complexity {t.final}/10** (baseline {t.baseline},"
+                  f" adjustment {t.adjustment.value:+d}; route {t.route.value}):")]
+        lines += [f"- `{h.rule}` {h.points:+g}: {h.detail}" for h in t.breakdown]
+        lines += [f"- LLM: {r.value}" for r in t.adjustment.reasons]
+    if view.plan:
+        lines += ["", "**Plan:** " + view.plan.summary]
+        for f in view.plan.files:
+            if f.conflicted:
+                lines.append(f"- `{f.path}`: {f.action.value}"
+                             f" ({f.regions_resolvable}/{f.regions} regions resolvable)"
+                             + "".join(f"; {r}" for r in f.human_reasons))
+    if view.review:
+        lines += ["", f"**Review: {view.review.verdict.value}**", _findings(view)]
+    if view.patch:
+        diff = view.patch.decode("utf-8", "replace")
+        cut = len(diff) > MAX_DIFF_IN_COMMENT
+        fence = "````"
+        lines += ["", f"<details><summary>The patch ({len(view.patch)} bytes)</summary>", "",
+                  f"{fence}diff", diff[:MAX_DIFF_IN_COMMENT].replace(fence, "` ` ` `"), fence,
+                  "(cut short: the whole patch is in the run bundle)" if cut else "",
+                  "</details>"]
+    if ctx.state is RunState.AWAITING_APPROVAL and view.patch_hash:
+        lines += ["", f"Patch hash: `{view.patch_hash}`", "",
+                  "To push exactly this patch, a person with write access comments:", "",
+                  "```", approve_line(view) or "", "```"]
+    elif ctx.outcome is Outcome.APPLIED and view.approval:
+        lines += ["", f"Pushed after approval by @{view.approval.approver.login}."]
+    body = "\n".join(lines)
+    return body[:MAX_COMMENT]
