@@ -34,6 +34,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("run_id", metavar="RUN")
     p.set_defaults(func=cmd_apply)
 
+    p = sub.add_parser("demo", help="the whole pipeline on real conflicts, offline, in a"
+                       " temporary repository")
+    p.set_defaults(func=cmd_demo)
+
 
 def local_user() -> str:
     try:
@@ -149,3 +153,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
     print(f"run {args.run_id}: nothing written, the run is aborted: {applied.reason}",
           file=sys.stderr)
     return 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.demo.run import run_demo
+    from bot.runs.store import RunStore
+    from bot.settings import load_settings
+
+    return run_demo(RunStore.from_settings(load_settings()))
