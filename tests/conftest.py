@@ -199,3 +199,29 @@ async def github_app(github_settings: Any, github_sleeps: list[float]) -> AsyncI
     )
     async with aiohttp.ClientSession() as session:
         yield GitHubApp(github_settings, session, policy=policy, sleep=sleep)
+
+
+# -- LLM: no test sees a real LLM configuration ---------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _no_llm_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's LLM configuration, nor the SDKs' own variables."""
+    for key in (
+        "GWI_LLM_MODEL",
+        "GWI_LLM_BASE_URL",
+        "GWI_LLM_TIMEOUT",
+        "GWI_LLM_MAX_RETRIES",
+        "GWI_LLM_MAX_OUTPUT_TOKENS",
+        "GWI_LLM_JSON_MODE",
+        "LLM",
+        "ANTHROPIC_AUTH_TOKEN",
+        "ANTHROPIC_BASE_URL",
+        "ANTHROPIC_CUSTOM_HEADERS",
+        "OPENAI_BASE_URL",
+        "OPENAI_CUSTOM_HEADERS",
+        "OPENAI_ORG_ID",
+        "OPENAI_PROJECT_ID",
+    ):
+        monkeypatch.delenv(key, raising=False)
+
