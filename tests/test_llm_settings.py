@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from bot.agents.llm import make_llm
 from bot.errors import GwiError
 from bot.schemas.run import AgentConfig, Provider
 from bot.settings import JsonMode, LlmSettings, Settings, load_settings
@@ -17,6 +18,7 @@ def test_offline_is_the_default_and_builds_no_client() -> None:
     assert settings.llm == LlmSettings()
     assert settings.llm.offline
     assert settings.llm.agent_config == AgentConfig(provider=Provider.OFFLINE)
+    assert make_llm(settings.llm) is None
 
 
 def test_anthropic_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
