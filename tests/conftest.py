@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -199,3 +199,74 @@ async def github_app(github_settings: Any, github_sleeps: list[float]) -> AsyncI
     )
     async with aiohttp.ClientSession() as session:
         yield GitHubApp(github_settings, session, policy=policy, sleep=sleep)
+
+
+# -- LLM: the one fake LLM server, and settings pointed at it ------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _no_llm_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's LLM configuration, nor the SDKs' own variables."""
+    for key in (
+        "GWI_LLM_MODEL",
+        "GWI_LLM_BASE_URL",
+        "GWI_LLM_TIMEOUT",
+        "GWI_LLM_MAX_RETRIES",
+        "GWI_LLM_MAX_OUTPUT_TOKENS",
+        "GWI_LLM_JSON_MODE",
+        "LLM",
+        "ANTHROPIC_AUTH_TOKEN",
+        "ANTHROPIC_BASE_URL",
+        "ANTHROPIC_CUSTOM_HEADERS",
+        "OPENAI_BASE_URL",
+        "OPENAI_CUSTOM_HEADERS",
+        "OPENAI_ORG_ID",
+        "OPENAI_PROJECT_ID",
+    ):
+        monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture
+def fake_llm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The one fake LLM server (tests/fake_llm.py), both providers on one local port.
+
+    Teardown fails the test if any request broke a provider's protocol; a test that provokes
+    violations on purpose takes them with ``pop_violations()``.
+    """
+    from tests.fake_llm import FakeLlm
+
+    # An HTTP proxy in the environment must not intercept calls to the fake.
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    fake = FakeLlm().start()
+    yield fake
+    fake.close()
+    if fake.violations:
+        listed = "\n  ".join(fake.violations)
+        pytest.fail(f"the fake LLM saw requests the real API would refuse:\n  {listed}")
+
+
+@pytest.fixture
+def llm_settings_for(fake_llm: Any) -> Callable[..., Any]:
+    """``llm_settings_for(provider, **overrides)``: `LlmSettings` aimed at ``fake_llm``, with the
+    fake's key and model, a 2-second timeout and one retry."""
+    from bot.schemas.run import Provider
+    from bot.settings import LlmSettings
+    from tests.fake_llm import FAKE_LLM_KEY, FAKE_LLM_MODEL
+
+    def make(provider: str | Provider, **overrides: Any) -> LlmSettings:
+        chosen = Provider(provider)
+        values: dict[str, Any] = {
+            "provider": chosen,
+            "model": FAKE_LLM_MODEL,
+            "base_url": (
+                fake_llm.anthropic_url if chosen is Provider.ANTHROPIC else fake_llm.openai_url
+            ),
+            "api_key": FAKE_LLM_KEY,
+            "timeout": 2.0,
+            "max_retries": 1,
+        }
+        values.update(overrides)
+        return LlmSettings.model_validate(values)
+
+    return make

@@ -1,2 +1,2 @@
 """The four agents of a run (triage, planner, resolver, reviewer): deterministic cores, with LLM
-help behind one provider interface where it is configured."""
+help behind one provider interface (`bot.agents.llm`) where it is configured."""
