@@ -48,7 +48,6 @@ def local_user() -> str:
 
 def make_engine(settings: Settings, store: RunStore) -> Engine:
     from bot.agents.llm import make_llm
-
     from bot.engine.pipeline import Engine
 
     return Engine(store=store, llm=make_llm(settings.llm))
@@ -72,18 +71,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not (args.base and args.head):
             raise GwiError("gwi run needs --base and --head (or --resume RUN)")
         run_id = start_local_run(store, args.repo, args.base, args.head, local_user(),
-                                 engine_agents(engine))
+                                 settings.llm.agent_config)
         print(f"run {run_id}: created ({store.run_dir(run_id)})")
     ctx = engine.advance(run_id, on_step=lambda c: print(f"  -> {c.state.value}: "
                                                             f"{c.history[-1].reason}"))
     print(summary(store, run_id))
     return 0 if ctx.state.value in ("awaiting_approval", "done") else 1
-
-
-def engine_agents(engine: Engine) -> dict[str, str | None]:
-    if engine.llm is None:
-        return {"provider": "offline", "model": None}
-    return {"provider": engine.llm.provider.value, "model": engine.llm.model}
 
 
 def summary(store: RunStore, run_id: str) -> str:

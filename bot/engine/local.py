@@ -105,7 +105,9 @@ class Applied:
 
 
 def _branch(repo: Path, name: str) -> str:
-    full = git.run_git(repo, "rev-parse", "--symbolic-full-name", "--end-of-options", name,
+    if name.startswith("-"):
+        raise ApprovalRefused(f"not a branch name: {name!r}", code="not_a_branch")
+    full = git.run_git(repo, "rev-parse", "--symbolic-full-name", name,
                        ok_codes=(0, 128)).stdout.decode().strip()
     if not full.startswith("refs/heads/"):
         raise ApprovalRefused(
@@ -133,6 +135,10 @@ def apply_local(store: RunStore, run_id: str, applier: str) -> Applied:
         repo = workspace(ctx)
         if ctx.state is RunState.APPLYING:  # an apply a crash interrupted: finish it
             return _finish(run, repo, _branch(repo, ctx.head.ref))
+        if run.finished:  # sealed: the refusal cannot (and need not) go into its log
+            raise ApprovalRefused(f"the run is {ctx.state.value}"
+                                  + (f" ({ctx.outcome.value})" if ctx.outcome else "")
+                                  + ": there is nothing to apply", code="finished")
         try:
             if ctx.state is not RunState.AWAITING_APPROVAL:
                 raise ApprovalRefused(f"the run is {ctx.state.value}, not awaiting approval",

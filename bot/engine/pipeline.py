@@ -75,15 +75,17 @@ class Engine:
             state = run.ctx.state
             if state in STOPS:
                 return run.ctx
+            stage = _STAGES[state]
+            name = stage.__name__.strip("_")
             try:
-                _STAGES[state](self, run)
+                stage(self, run)
             except SchemaRejected:
                 pass  # the run is failed already, with the errors in its audit log
             except GwiError as exc:
-                run.fail(f"{state.value}: {exc}")
+                run.fail(f"{name}: {exc}")
             except Exception as exc:  # a bug must end the run cleanly, not leave it stuck
-                log.exception("run %s failed in %s", run_id, state.value)
-                run.fail(f"{state.value}: internal error ({type(exc).__name__}: {exc})")
+                log.exception("run %s failed in %s", run_id, name)
+                run.fail(f"{name}: internal error ({type(exc).__name__}: {exc})")
             return run.ctx
 
     # -- helpers ---------------------------------------------------------------------------------
