@@ -35,7 +35,7 @@ _LEGACY = {"admin": Role.ADMIN, "write": Role.WRITE, "read": Role.READ}
 def role_of(role_name: str | None, permission: str | None) -> Role | None:
     """The role a collaborator holds. A custom role (an organisation can name its own) counts as
     the legacy permission GitHub reports beside it; no access at all is None."""
-    if role_name in Role.__members__.values():
+    if role_name is not None and role_name in {r.value for r in Role}:
         return Role(role_name)
     return _LEGACY.get(permission or "")
 
