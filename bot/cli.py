@@ -13,6 +13,7 @@ from bot.errors import GwiError
 # ``func`` (taking the parsed namespace, returning an exit code) on each. Modules keep
 # heavy imports inside their command functions: git calls `gwi merge-driver` once per file.
 COMMAND_MODULES: tuple[str, ...] = (
+    "bot.server.cli",
 )
 
 

@@ -77,9 +77,9 @@ class Logger:
 
     def _log(self, level: int, msg: str, fields: Mapping[str, object], exc_info: bool) -> None:
         if self._logger.isEnabledFor(level):
-            self._logger.log(
-                level, msg, exc_info=exc_info, extra={"gwi_fields": dict(fields)}, stacklevel=3
-            )
+            # The context is captured now: a handler may format the record later, elsewhere.
+            extra = {"gwi_context": _context.get(), "gwi_fields": dict(fields)}
+            self._logger.log(level, msg, exc_info=exc_info, extra=extra, stacklevel=3)
 
 
 def get_logger(name: str) -> Logger:
@@ -112,7 +112,9 @@ class KeyValueFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        context = _context.get()
+        context = getattr(record, "gwi_context", None)
+        if not isinstance(context, Mapping):
+            context = _context.get()  # a line from another library, formatted as it is logged
         for key in CONTEXT_ORDER:
             if key in context:
                 fields[key] = context[key]
