@@ -168,10 +168,10 @@ async def test_the_old_secret_is_accepted_during_rotation(make_client: MakeClien
             lambda h: h.update({"X-Hub-Signature-256": sign(BODY, "wrong")}), id="wrong-secret"
         ),
         pytest.param(
-            lambda h: h.update(
-                {"X-Hub-Signature": "sha1=" + "0" * 40, "X-Hub-Signature-256": ""}
-            )
-            or h.pop("X-Hub-Signature-256"),
+            lambda h: (
+                h.update({"X-Hub-Signature": "sha1=" + "0" * 40, "X-Hub-Signature-256": ""})
+                or h.pop("X-Hub-Signature-256")
+            ),
             id="sha1-only",
         ),
     ],
@@ -310,9 +310,7 @@ async def test_a_failing_handler_neither_skips_the_others_nor_repeats_them(
     )
     assert (status, attempts) == ("failed", 3)
     assert "explode: RuntimeError: boom" in error
-    assert db_rows(settings, "SELECT kind, payload FROM jobs") == [
-        ("run", '{"delivery":"guid-1"}')
-    ]
+    assert db_rows(settings, "SELECT kind, payload FROM jobs") == [("run", '{"delivery":"guid-1"}')]
 
 
 async def test_services_reach_the_handlers(make_client: MakeClient, settings: Settings) -> None:

@@ -74,9 +74,7 @@ def test_header_names_are_case_insensitive() -> None:
 
 
 def test_the_signature_is_checked_before_anything_else() -> None:
-    assert read_delivery({}, b"not json", SECRETS) == Refusal(
-        401, SignatureVerdict.MISSING.value
-    )
+    assert read_delivery({}, b"not json", SECRETS) == Refusal(401, SignatureVerdict.MISSING.value)
 
 
 @pytest.mark.parametrize(
@@ -104,7 +102,7 @@ def test_missing_or_malformed_github_headers_are_400(
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"not json", b"[1, 2]", b'"text"', b"null", b"\xff\xfe{", b'payload=%7B%7D'],
+    [b"", b"not json", b"[1, 2]", b'"text"', b"null", b"\xff\xfe{", b"payload=%7B%7D"],
 )
 def test_a_signed_body_that_is_not_a_json_object_is_400(body: bytes) -> None:
     result = read_delivery(signed_headers(body, "issues", "guid-1"), body, SECRETS)

@@ -1,4 +1,4 @@
-"""A storm: 1,000 signed deliveries, 10% of them redeliveries, 50 at a time; none lost or doubled."""
+"""A storm: 1,000 signed deliveries, 10% redeliveries, 50 at a time; none lost or doubled."""
 
 from __future__ import annotations
 

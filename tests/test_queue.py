@@ -185,9 +185,7 @@ async def test_a_retry_keeps_what_the_handlers_that_succeeded_did(
     assert stored is not None and stored.handlers_done == {"mod.ok", "mod.bad"}
 
 
-async def test_a_delivery_whose_worker_keeps_dying_ends_failed(
-    store: Store, clock: Clock
-) -> None:
+async def test_a_delivery_whose_worker_keeps_dying_ends_failed(store: Store, clock: Clock) -> None:
     await store.insert_delivery(delivery(1))
     for _ in range(3):
         assert await store.claim_delivery("dies", LEASE) is not None
@@ -322,9 +320,7 @@ async def test_a_permanent_failure_is_not_retried(store: Store) -> None:
     assert await store.fail_job(job, "w", "no", retry=False) is JobStatus.FAILED
 
 
-async def test_a_crashed_job_that_used_its_attempts_ends_failed(
-    store: Store, clock: Clock
-) -> None:
+async def test_a_crashed_job_that_used_its_attempts_ends_failed(store: Store, clock: Clock) -> None:
     await store.enqueue_job("run", max_attempts=1)
     assert await store.claim_job("crashed", {"run"}, LEASE) is not None
     clock.now += LEASE + 1

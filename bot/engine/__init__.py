@@ -1,1 +1,1 @@
-"""The engine: drives runs from state to state, resumable after a crash; the job queue and workers."""
+"""The engine: drives runs from state to state after crashes too; the job queue and workers."""

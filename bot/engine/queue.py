@@ -328,9 +328,7 @@ class Store:
             if isinstance(exc, StoreError):
                 raise
             raise StoreError(f"cannot use the queue database {path}: {exc}") from exc
-        return cls(
-            path, conn, clock=clock, delivery_retry=delivery_retry, job_retry=job_retry
-        )
+        return cls(path, conn, clock=clock, delivery_retry=delivery_retry, job_retry=job_retry)
 
     def close(self) -> None:
         """Finish the operations already submitted, then close the connection."""
@@ -474,8 +472,7 @@ class Store:
         def op(conn: sqlite3.Connection) -> DeliveryStatus:
             now = self.clock()
             row = conn.execute(
-                "SELECT status, lease_owner, attempts, handlers_done FROM deliveries"
-                " WHERE seq = ?",
+                "SELECT status, lease_owner, attempts, handlers_done FROM deliveries WHERE seq = ?",
                 (claim.seq,),
             ).fetchone()
             if row is None or row[0] != DeliveryStatus.PROCESSING or row[1] != owner:
@@ -680,7 +677,9 @@ class Store:
 
     async def get_job(self, job_id: int) -> Job | None:
         def op(conn: sqlite3.Connection) -> Job | None:
-            row = conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            row = conn.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
             return None if row is None else _job(row)
 
         return await self.call(op)
@@ -865,7 +864,9 @@ def _apply_unit(
 
 
 def _count(conn: sqlite3.Connection, table: str, status: str) -> int:
-    return int(conn.execute(f"SELECT COUNT(*) FROM {table} WHERE status = ?", (status,)).fetchone()[0])
+    return int(
+        conn.execute(f"SELECT COUNT(*) FROM {table} WHERE status = ?", (status,)).fetchone()[0]
+    )
 
 
 def _filters(filters: Mapping[str, object]) -> tuple[str, tuple[object, ...]]:

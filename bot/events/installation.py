@@ -42,9 +42,7 @@ async def on_installation(event: sansio.Event, unit: UnitOfWork, **_: Any) -> No
 
 
 @router.register("installation_repositories")
-async def on_installation_repositories(
-    event: sansio.Event, unit: UnitOfWork, **_: Any
-) -> None:
+async def on_installation_repositories(event: sansio.Event, unit: UnitOfWork, **_: Any) -> None:
     log.info(
         "app.installation_repositories",
         account=_login(event.data.get("installation")),

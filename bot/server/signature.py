@@ -41,7 +41,9 @@ def verify_signature(
     header is refused: SHA-1 HMACs are what GitHub keeps for old integrations only.
     """
     if signature_256 is None:
-        return SignatureVerdict.SHA1_ONLY if signature_sha1 is not None else SignatureVerdict.MISSING
+        return (
+            SignatureVerdict.SHA1_ONLY if signature_sha1 is not None else SignatureVerdict.MISSING
+        )
     if not _SHA256_SIGNATURE.fullmatch(signature_256):
         return SignatureVerdict.MALFORMED
     matched = False
