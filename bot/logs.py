@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -76,25 +78,39 @@ class Logger:
         self._log(logging.ERROR, msg, fields, exc_info=True)
 
     def _log(self, level: int, msg: str, fields: Mapping[str, object], exc_info: bool) -> None:
-        if self._logger.isEnabledFor(level):
-            # The context is captured now: a handler may format the record later, elsewhere.
-            extra = {"gwi_context": _context.get(), "gwi_fields": dict(fields)}
-            self._logger.log(level, msg, exc_info=exc_info, extra=extra, stacklevel=3)
+        logger = self._logger
+        if logger.isEnabledFor(level):
+            # The record is made here rather than by Logger.log, which would walk the stack
+            # for a file and line no line prints. The context is captured now: a handler may
+            # format the record later, elsewhere.
+            record = logger.makeRecord(
+                logger.name,
+                level,
+                "",
+                0,
+                msg,
+                (),
+                sys.exc_info() if exc_info else None,
+                extra={"gwi_context": _context.get(), "gwi_fields": dict(fields)},
+            )
+            logger.handle(record)
 
 
 def get_logger(name: str) -> Logger:
     return Logger(name)
 
 
+# Printable ASCII but for space, '"', '=' and backslash: such a value needs no quotes.
+_BARE = re.compile(r"[!#-<>-\[\]-~]+")
+
+
 def format_value(value: object) -> str:
     """A value as it appears after ``key=``: bare when safe, else double-quoted and escaped."""
     text = value if isinstance(value, str) else str(value)
-    if text and all(ch.isprintable() and ch not in ' "=\\' for ch in text):
+    if _BARE.fullmatch(text):
         return text
-    escaped = (
-        text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
-    )
-    return f'"{escaped}"'
+    # JSON string syntax: quotes, backslashes and control characters all escaped.
+    return json.dumps(text, ensure_ascii=False)
 
 
 def format_fields(fields: Mapping[str, object]) -> str:

@@ -7,6 +7,7 @@ import json
 import logging
 import sqlite3
 import time
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -98,11 +99,13 @@ async def test_a_signed_delivery_is_accepted_persisted_and_processed(
     client = await make_client()
     assert await post(client) == (202, {"status": "accepted"})
     await wait_until(all_finished(settings))
-    assert db_rows(
+    [row] = db_rows(
         settings,
-        "SELECT delivery_id, event, action, installation_id, repository, body, status,"
-        " attempts FROM deliveries",
-    ) == [("guid-1", "issues", "opened", 9, "octo/repo", BODY, "done", 1)]
+        "SELECT delivery_id, event, action, installation_id, repository, status, attempts,"
+        " encoding, body FROM deliveries JOIN delivery_bodies USING (seq)",
+    )
+    assert row[:-1] == ("guid-1", "issues", "opened", 9, "octo/repo", "done", 1, "zlib")
+    assert zlib.decompress(row[-1]) == BODY
 
 
 async def test_the_row_is_committed_before_the_202(

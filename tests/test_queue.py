@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,9 +64,29 @@ def rows(store: Store, sql: str) -> list[tuple[object, ...]]:
 async def test_a_delivery_is_stored_once_whatever_the_redeliveries(store: Store) -> None:
     assert await store.insert_delivery(delivery(1)) is True
     assert await store.insert_delivery(delivery(1)) is False
-    assert rows(store, "SELECT delivery_id, status, body FROM deliveries") == [
-        ("d-1", "pending", b'{"action":"opened"}')
+    assert rows(store, "SELECT delivery_id, status FROM deliveries") == [("d-1", "pending")]
+    stored = await store.get_delivery("d-1")
+    assert stored is not None and stored.body == b'{"action":"opened"}'
+
+
+async def test_redeliveries_in_one_batch_store_the_first(store: Store) -> None:
+    results = await asyncio.gather(*(store.insert_delivery(delivery(n // 3)) for n in range(9)))
+    assert results == [True, False, False] * 3
+    assert rows(store, "SELECT delivery_id FROM deliveries ORDER BY seq") == [
+        ("d-0",),
+        ("d-1",),
+        ("d-2",),
     ]
+    assert rows(store, "SELECT COUNT(*) FROM delivery_bodies") == [(3,)]
+
+
+async def test_bodies_are_stored_deflated_and_come_back_exact(store: Store) -> None:
+    body = json.dumps({"text": "x" * 10_000, "emoji": "✓"}).encode()
+    await store.insert_delivery(Delivery("big", "issues", None, None, None, body))
+    [(encoding, size)] = rows(store, "SELECT encoding, LENGTH(body) FROM delivery_bodies")
+    assert encoding == "zlib" and size < len(body) // 10
+    stored = await store.get_delivery("big")
+    assert stored is not None and stored.body == body
 
 
 async def test_the_database_is_durable_wal_with_full_sync(store: Store) -> None:
