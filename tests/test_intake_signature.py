@@ -6,6 +6,7 @@ import json
 
 import pytest
 from conftest import WEBHOOK_SECRET, sign, signed_headers
+from multidict import CIMultiDict
 
 from bot.server.intake import Delivery, Refusal, classify, read_delivery
 from bot.server.signature import SignatureVerdict, verify_signature
@@ -69,7 +70,9 @@ def test_a_good_request_reads_into_a_delivery() -> None:
 
 
 def test_header_names_are_case_insensitive() -> None:
-    headers = {k.lower(): v for k, v in signed_headers(BODY, "issues", "guid-1").items()}
+    headers = CIMultiDict(
+        (k.lower(), v) for k, v in signed_headers(BODY, "issues", "guid-1").items()
+    )
     assert isinstance(read_delivery(headers, BODY, SECRETS), Delivery)
 
 

@@ -21,6 +21,8 @@ STORE = web.AppKey("store", Store)
 WORKERS = web.AppKey("workers", Workers)
 
 HEALTH_TIMEOUT_SECONDS = 2.0
+ACCEPTED = b'{"status": "accepted"}'
+DUPLICATE = b'{"status": "duplicate"}'
 
 log = logs.get_logger("gwi.server")
 
@@ -115,12 +117,15 @@ async def handle_webhook(request: web.Request) -> web.Response:
             return web.json_response({"error": "the delivery could not be stored"}, status=503)
         if not stored:
             log.info("delivery.duplicate")
-            return web.json_response({"status": "duplicate"}, status=200)
+            return _answer(DUPLICATE, 200)
         app[WORKERS].notify_deliveries()
-        log.info("delivery.accepted", bytes=len(body))
+        log.debug("delivery.accepted", bytes=len(body))
         # GitHub's ping checks the hook is reachable; it gets a plain 200 like a redelivery.
-        status = 200 if delivery.event == "ping" else 202
-        return web.json_response({"status": "accepted"}, status=status)
+        return _answer(ACCEPTED, 200 if delivery.event == "ping" else 202)
+
+
+def _answer(body: bytes, status: int) -> web.Response:
+    return web.Response(body=body, status=status, content_type="application/json")
 
 
 def _refuse(request: web.Request, refusal: Refusal) -> web.Response:

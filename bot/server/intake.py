@@ -46,21 +46,21 @@ def read_delivery(
 
     The signature comes first (401), so an unauthenticated caller learns nothing about
     what else would have been accepted; then the GitHub headers and the JSON body (400).
-    Header names are matched case-insensitively.
+    Headers are looked up by GitHub's spelling of their names, so ``headers`` should be
+    case-insensitive as HTTP headers are (aiohttp's are; tests may use ``CIMultiDict``).
     """
-    lowered = {key.lower(): value for key, value in headers.items()}
     verdict = verify_signature(
         body,
-        lowered.get(SIGNATURE_HEADER.lower()),
+        headers.get(SIGNATURE_HEADER),
         secrets,
-        signature_sha1=lowered.get(SHA1_HEADER.lower()),
+        signature_sha1=headers.get(SHA1_HEADER),
     )
     if verdict is not SignatureVerdict.VALID:
         return Refusal(401, verdict.value)
-    delivery_id = lowered.get(DELIVERY_HEADER.lower())
+    delivery_id = headers.get(DELIVERY_HEADER)
     if delivery_id is None or not _DELIVERY_ID.fullmatch(delivery_id):
         return Refusal(400, f"missing or malformed {DELIVERY_HEADER} header")
-    event = lowered.get(EVENT_HEADER.lower())
+    event = headers.get(EVENT_HEADER)
     if event is None or not _EVENT_NAME.fullmatch(event):
         return Refusal(400, f"missing or malformed {EVENT_HEADER} header")
     try:
