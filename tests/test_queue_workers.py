@@ -246,11 +246,35 @@ async def test_a_stuck_event_handler_times_out_and_counts_as_failed(store: Store
 async def test_a_damaged_stored_body_fails_the_delivery_instead_of_the_worker(
     store: Store,
 ) -> None:
+    router = routing.Router()
+
+    @router.register("issues")
+    async def handler(event: sansio.Event, unit: UnitOfWork, **_: Any) -> None:
+        raise AssertionError("never called")
+
     await store.insert_delivery(Delivery("d-1", "issues", None, None, None, b"not json"))
-    workers = Workers(store, routing.Router(), {}, FAST)
+    await store.insert_delivery(Delivery("d-2", "issues", None, None, None, b"[1]"))
+    workers = Workers(store, router, {}, FAST)
+    assert await workers.run_delivery_once("w") is DeliveryStatus.PENDING
     assert await workers.run_delivery_once("w") is DeliveryStatus.PENDING
     await asyncio.sleep(0.02)
     assert await workers.run_delivery_once("w") is DeliveryStatus.FAILED
+    assert await workers.run_delivery_once("w") is DeliveryStatus.FAILED
+    stored = await store.get_delivery("d-2")
+    assert stored is not None and "not a JSON object" in (stored.last_error or "")
+
+
+async def test_an_event_no_handler_wants_is_finished_without_parsing(store: Store) -> None:
+    router = routing.Router()
+
+    @router.register("pull_request", action="opened")
+    async def handler(event: sansio.Event, unit: UnitOfWork, **_: Any) -> None:
+        raise AssertionError("never called")
+
+    # Unparseable on purpose: only a parse could fail it.
+    await store.insert_delivery(Delivery("d-1", "issues", None, None, None, b"not json"))
+    workers = Workers(store, router, {}, FAST)
+    assert await workers.run_delivery_once("w") is DeliveryStatus.DONE
 
 
 async def test_start_up_takes_up_what_a_crash_left(store: Store) -> None:

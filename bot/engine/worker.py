@@ -9,7 +9,7 @@ import json
 import os
 import secrets
 import socket
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -65,6 +65,31 @@ def handler_name(callback: Callable[..., Any]) -> str:
     module = getattr(callback, "__module__", None) or "?"
     qualname = getattr(callback, "__qualname__", None) or repr(callback)
     return f"{module}.{qualname}"
+
+
+class _LazyPayload(Mapping[str, Any]):
+    """A delivery body parsed on first look, for routing: most events have no handler."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+        self._data: dict[str, Any] | None = None
+
+    def parsed(self) -> dict[str, Any]:
+        if self._data is None:
+            data = json.loads(self._body)
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            self._data = data
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self.parsed()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.parsed())
+
+    def __len__(self) -> int:
+        return len(self.parsed())
 
 
 class Workers:
@@ -174,24 +199,34 @@ class Workers:
                 raise
 
     async def _process_delivery(self, claim: DeliveryRecord, owner: str) -> DeliveryStatus | None:
+        completed: list[tuple[str, UnitOfWork]] = []
+        errors: list[str] = []
+        payload = _LazyPayload(claim.body)
         try:
-            data = json.loads(claim.body)
+            # Routing looks inside the payload only for routes on a payload key, so an
+            # event no handler wants is finished without parsing its body again.
+            callbacks = self._router.fetch(
+                sansio.Event(payload, event=claim.event, delivery_id=claim.delivery_id)
+            )
+            data = payload.parsed() if callbacks else None
         except ValueError as exc:  # intake only stores JSON objects; a damaged row fails
-            completed: list[tuple[str, UnitOfWork]] = []
-            errors = [f"stored body is not JSON: {exc}"]
+            errors.append(f"stored body is not a JSON object: {exc}")
         else:
-            event = sansio.Event(data, event=claim.event, delivery_id=claim.delivery_id)
+            if callbacks:
+                event = sansio.Event(data, event=claim.event, delivery_id=claim.delivery_id)
 
-            async def renew() -> bool:
-                return await self._store.renew_delivery(claim, owner, self._config.lease_seconds)
+                async def renew() -> bool:
+                    return await self._store.renew_delivery(
+                        claim, owner, self._config.lease_seconds
+                    )
 
-            try:
-                completed, errors = await self._under_lease(
-                    self._dispatch(event, claim.handlers_done), renew
-                )
-            except LeaseLost:
-                log.warning("delivery.lease_lost", attempt=claim.attempts)
-                return None
+                try:
+                    completed, errors = await self._under_lease(
+                        self._dispatch(event, callbacks, claim.handlers_done), renew
+                    )
+                except LeaseLost:
+                    log.warning("delivery.lease_lost", attempt=claim.attempts)
+                    return None
         try:
             status = await self._store.finish_delivery(claim, owner, completed, errors)
         except LeaseLost:
@@ -211,7 +246,10 @@ class Workers:
         return status
 
     async def _dispatch(
-        self, event: sansio.Event, already_done: frozenset[str]
+        self,
+        event: sansio.Event,
+        callbacks: Collection[Callable[..., Awaitable[None]]],
+        already_done: frozenset[str],
     ) -> tuple[list[tuple[str, UnitOfWork]], list[str]]:
         """Call every handler the router has for ``event``, each on its own.
 
@@ -221,7 +259,7 @@ class Workers:
         """
         completed: list[tuple[str, UnitOfWork]] = []
         errors: list[str] = []
-        for callback in sorted(self._router.fetch(event), key=handler_name):
+        for callback in sorted(callbacks, key=handler_name):
             name = handler_name(callback)
             if name in already_done:
                 continue
