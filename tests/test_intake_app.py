@@ -102,7 +102,7 @@ async def test_a_signed_delivery_is_accepted_persisted_and_processed(
     [row] = db_rows(
         settings,
         "SELECT delivery_id, event, action, installation_id, repository, status, attempts,"
-        " encoding, body FROM deliveries JOIN delivery_bodies USING (seq)",
+        " encoding, body FROM deliveries JOIN delivery_bodies USING (delivery_id)",
     )
     assert row[:-1] == ("guid-1", "issues", "opened", 9, "octo/repo", "done", 1, "zlib")
     assert zlib.decompress(row[-1]) == BODY

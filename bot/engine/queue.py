@@ -246,15 +246,17 @@ CREATE TABLE deliveries (
     last_error      TEXT,
     finished_at     REAL
 );
-CREATE INDEX deliveries_by_status ON deliveries (status, not_before);
+-- Claims take the oldest ready row of a status: this order lets them stop at the first
+-- one instead of sorting the whole backlog.
+CREATE INDEX deliveries_by_status ON deliveries (status, seq);
 
 -- The raw body, exactly as signed, apart from the small rows that change state: updating
 -- a status then never rewrites a payload of up to 25 MiB.
 CREATE TABLE delivery_bodies (
-    seq             INTEGER PRIMARY KEY REFERENCES deliveries (seq),
+    delivery_id     TEXT PRIMARY KEY REFERENCES deliveries (delivery_id),
     encoding        TEXT NOT NULL CHECK (encoding IN ('identity', 'zlib')),
     body            BLOB NOT NULL
-);
+) WITHOUT ROWID;
 
 CREATE TABLE jobs (
     id              INTEGER PRIMARY KEY,
@@ -275,7 +277,7 @@ CREATE TABLE jobs (
     updated_at      REAL NOT NULL,
     finished_at     REAL
 );
-CREATE INDEX jobs_by_status ON jobs (status, not_before);
+CREATE INDEX jobs_by_status ON jobs (status, id);
 CREATE INDEX jobs_by_key ON jobs (key, status, id) WHERE key IS NOT NULL;
 -- The promise "at most one running job per key" is kept by the database itself.
 CREATE UNIQUE INDEX jobs_one_running_per_key ON jobs (key)
@@ -828,21 +830,41 @@ _INSERT_CHUNK = 100
 
 
 def _insert_deliveries(conn: sqlite3.Connection, requests: list[_Request]) -> list[_Outcome]:
-    """Insert a batch's deliveries with one statement per table (per 100 rows).
+    """Insert a batch's deliveries with a few statements, however many there are.
 
-    A statement per delivery would cost the writer many round trips through the GIL while
-    the event loop is busy; a bulk INSERT with RETURNING tells which rows are new. Of two
-    deliveries with one id in the same batch, the first is stored and the second is a
-    redelivery, as if they had come one after the other. An error fails the whole batch.
+    Every statement costs the writer a trip through the GIL while the event loop is busy,
+    so the batch asks which ids are already stored with one query and inserts the new ones
+    with one statement per table. Of two deliveries with one id in the same batch, the
+    first is stored and the second is a redelivery, as if they had come one after the other.
     """
+    stored: set[str] = set()
+    ids = [request.delivery.delivery_id for request in requests if request.delivery]
+    for start in range(0, len(ids), _INSERT_CHUNK):
+        some_ids = ids[start : start + _INSERT_CHUNK]
+        marks = ", ".join("?" * len(some_ids))
+        stored.update(
+            row[0]
+            for row in conn.execute(
+                f"SELECT delivery_id FROM deliveries WHERE delivery_id IN ({marks})", some_ids
+            )
+        )
     outcomes: list[_Outcome] = []
-    for start in range(0, len(requests), _INSERT_CHUNK):
-        chunk = requests[start : start + _INSERT_CHUNK]
-        params: list[object] = []
+    fresh: list[_Request] = []
+    for request in requests:
+        assert request.delivery is not None
+        new = request.delivery.delivery_id not in stored
+        stored.add(request.delivery.delivery_id)
+        outcomes.append((request, True, new))
+        if new:
+            fresh.append(request)
+    for start in range(0, len(fresh), _INSERT_CHUNK):
+        chunk = fresh[start : start + _INSERT_CHUNK]
+        rows: list[object] = []
+        bodies: list[object] = []
         for request in chunk:
             d = request.delivery
             assert d is not None
-            params += (
+            rows += (
                 d.delivery_id,
                 d.event,
                 d.action,
@@ -851,27 +873,18 @@ def _insert_deliveries(conn: sqlite3.Connection, requests: list[_Request]) -> li
                 request.received_at,
                 request.received_at,
             )
-        inserted = conn.execute(
+            bodies += (d.delivery_id, request.deflated)
+        conn.execute(
             "INSERT INTO deliveries (delivery_id, event, action, installation_id,"
             " repository, received_at, status, not_before) VALUES "
-            + ", ".join(["(?, ?, ?, ?, ?, ?, 'pending', ?)"] * len(chunk))
-            + " ON CONFLICT (delivery_id) DO NOTHING RETURNING seq, delivery_id",
-            params,
-        ).fetchall()
-        seq_of = {delivery_id: seq for seq, delivery_id in inserted}
-        bodies: list[object] = []
-        for request in chunk:
-            assert request.delivery is not None
-            seq = seq_of.pop(request.delivery.delivery_id, None)
-            outcomes.append((request, True, seq is not None))
-            if seq is not None:
-                bodies += (seq, request.deflated)
-        if bodies:
-            conn.execute(
-                "INSERT INTO delivery_bodies (seq, encoding, body) VALUES "
-                + ", ".join(["(?, 'zlib', ?)"] * (len(bodies) // 2)),
-                bodies,
-            )
+            + ", ".join(["(?, ?, ?, ?, ?, ?, 'pending', ?)"] * len(chunk)),
+            rows,
+        )
+        conn.execute(
+            "INSERT INTO delivery_bodies (delivery_id, encoding, body) VALUES "
+            + ", ".join(["(?, 'zlib', ?)"] * len(chunk)),
+            bodies,
+        )
     return outcomes
 
 
@@ -1068,7 +1081,7 @@ def _delivery(conn: sqlite3.Connection, row: Iterable[Any]) -> DeliveryRecord:
         installation_id=installation_id,
         repository=repository,
         received_at=received_at,
-        body=_body(conn, seq),
+        body=_body(conn, delivery_id),
         status=DeliveryStatus(status),
         attempts=attempts,
         lease_owner=lease_owner,
@@ -1078,9 +1091,9 @@ def _delivery(conn: sqlite3.Connection, row: Iterable[Any]) -> DeliveryRecord:
     )
 
 
-def _body(conn: sqlite3.Connection, seq: int) -> bytes:
+def _body(conn: sqlite3.Connection, delivery_id: str) -> bytes:
     row = conn.execute(
-        "SELECT encoding, body FROM delivery_bodies WHERE seq = ?", (seq,)
+        "SELECT encoding, body FROM delivery_bodies WHERE delivery_id = ?", (delivery_id,)
     ).fetchone()
     if row is None:
         return b""
