@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-merge bench-pipeline lint clean
+.PHONY: demo test bench bench-merge bench-pipeline bench-intake lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Webhook intake: a real `gwi serve` against a bare aiohttp handler; one JSON line of figures.
+bench-intake: $(STAMP)
+	$(BIN)/python bench/intake.py
 
 lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]'

@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bot.scoring.cli",
     "bot.merge.cli",
     "bot.engine.cli",
+    "bot.server.cli",
 )
 
 

@@ -6,7 +6,7 @@ import enum
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -180,28 +180,101 @@ def _llm_from_environment() -> LlmSettings:
     return LlmSettings.from_env(os.environ)
 
 
+MIB = 1024 * 1024
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
 class Settings(BaseSettings):
-    """What every gwi command reads from the environment."""
+    """What gwi reads from the environment, once, into one frozen model passed explicitly.
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    Each field is read from the environment variable named by its alias (case-sensitive). The
+    webhook secret may be absent here (commands other than `gwi serve` do not need it);
+    :meth:`webhook_secrets` is what insists on it. GitHub App credentials are
+    `bot.github.settings.GitHubSettings`, read only by the commands that talk to GitHub.
+    """
 
-    data_dir: Path = Field(default=Path(".gwi"), validation_alias="GWI_DATA_DIR")
-    signing_key: Path | None = Field(default=None, validation_alias="GWI_SIGNING_KEY")
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="ignore",
+        populate_by_name=True,
+        case_sensitive=True,
+        env_ignore_empty=False,
+    )
+
+    data_dir: Path = Field(default_factory=lambda: Path.cwd() / ".gwi", alias="GWI_DATA_DIR")
+    signing_key: Path | None = Field(default=None, alias="GWI_SIGNING_KEY")
+    port: int = Field(default=8080, alias="PORT", ge=0, le=65535)
+    host: str = Field(default="0.0.0.0", alias="GWI_HOST", min_length=1)
+    webhook_secret: SecretStr | None = Field(default=None, alias="GITHUB_WEBHOOK_SECRET")
+    # During a rotation GitHub is sent the new secret while deliveries signed with the old
+    # one may still be in flight or be redelivered: both are accepted until this is unset.
+    webhook_secret_old: SecretStr | None = Field(default=None, alias="GITHUB_WEBHOOK_SECRET_OLD")
+    workers: int = Field(default=2, alias="GWI_WORKERS", ge=1, le=64)
+    log_level: LogLevel = Field(default="INFO", alias="GWI_LOG_LEVEL")
+    max_body_bytes: int = Field(default=25 * MIB, alias="GWI_MAX_BODY_BYTES", ge=1024)
+    # A worker renews its lease every third of this while it works; after a crash, what it
+    # held is taken up again once the lease has run out.
+    lease_seconds: float = Field(default=60.0, alias="GWI_LEASE_SECONDS", ge=0.5, le=3600)
     # Read by LlmSettings.from_env (the key's variable depends on the provider), not by
-    # pydantic-settings; NoDecode keeps a stray LLM variable from being parsed as JSON.
+    # pydantic-settings; NoDecode keeps anything named `llm` from being parsed as JSON.
     llm: Annotated[LlmSettings, NoDecode] = Field(default_factory=_llm_from_environment)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("webhook_secret", "webhook_secret_old", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and value == "" else value
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
 
     @property
     def signing_key_path(self) -> Path:
         """The Ed25519 key: ``GWI_SIGNING_KEY``, else beside (never inside) the runs folder."""
         return self.signing_key or self.data_dir / "signing-key.pem"
 
+    def webhook_secrets(self) -> tuple[str, ...]:
+        """The secrets a delivery's signature may match, newest first; at least one.
 
-def load_settings() -> Settings:
-    """Read the environment; a bad value becomes one clear line naming the variable."""
+        Raises :class:`GwiError` when ``GITHUB_WEBHOOK_SECRET`` is not set, because a
+        server that cannot check signatures must not start.
+        """
+        if self.webhook_secret is None:
+            raise GwiError(
+                "GITHUB_WEBHOOK_SECRET is not set: it must hold the App's webhook secret"
+            )
+        secrets = [self.webhook_secret.get_secret_value()]
+        if self.webhook_secret_old is not None:
+            secrets.append(self.webhook_secret_old.get_secret_value())
+        return tuple(secrets)
+
+
+_SECRET_ALIASES = frozenset({"GITHUB_WEBHOOK_SECRET", "GITHUB_WEBHOOK_SECRET_OLD"})
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Read :class:`Settings` from the environment (``overrides`` win, keyed by alias).
+
+    A bad value becomes one :class:`GwiError` line naming the variable, never a traceback,
+    and never echoing a secret.
+    """
     try:
-        return Settings()
+        return Settings(**dict(overrides or {}))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        name = ".".join(str(p) for p in first["loc"])
-        raise GwiError(f"bad setting {name}: {first['msg']}") from None
+        raise GwiError(describe_error(exc)) from None
+
+
+def describe_error(exc: ValidationError) -> str:
+    """One line for the first problem: the variable's name, what is wrong, what was given."""
+    error = exc.errors(include_url=False)[0]
+    name = ".".join(str(part) for part in error["loc"]) or "settings"
+    line = f"bad setting {name}: {error['msg']}"
+    if name not in _SECRET_ALIASES and isinstance(error.get("input"), str | int | float):
+        line += f" (got {error['input']!r})"
+    return line

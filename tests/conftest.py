@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import os
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -270,3 +273,50 @@ def llm_settings_for(fake_llm: Any) -> Callable[..., Any]:
         return LlmSettings.model_validate(values)
 
     return make
+
+
+# -- webhooks ----------------------------------------------------------------------------
+
+WEBHOOK_SECRET = "test-webhook-secret"
+# The web process's settings: tests start from none of the developer's.
+SERVE_ENV = (
+    "GITHUB_WEBHOOK_SECRET",
+    "GITHUB_WEBHOOK_SECRET_OLD",
+    "PORT",
+    "GWI_HOST",
+    "GWI_WORKERS",
+    "GWI_LOG_LEVEL",
+    "GWI_MAX_BODY_BYTES",
+    "GWI_LEASE_SECONDS",
+)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_serve_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in SERVE_ENV:
+        monkeypatch.delenv(key, raising=False)
+
+
+def sign(body: bytes, secret: str = WEBHOOK_SECRET) -> str:
+    """The ``X-Hub-Signature-256`` value GitHub would send for ``body``."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def signed_headers(
+    body: bytes, event: str, delivery_id: str, secret: str = WEBHOOK_SECRET
+) -> dict[str, str]:
+    """The headers of a webhook delivery as GitHub sends them, signed with ``secret``."""
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": "GitHub-Hookshot/test",
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery_id,
+        "X-Hub-Signature-256": sign(body, secret),
+    }
+
+
+@pytest.fixture(scope="session")
+def webhook_examples() -> list[tuple[str, dict[str, Any]]]:
+    """Every (event name, payload) in the copied @octokit/webhooks-examples file."""
+    events = json.loads((FIXTURES / "github" / "webhook-examples.json").read_bytes())
+    return [(event["name"], example) for event in events for example in event["examples"]]

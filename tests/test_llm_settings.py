@@ -156,8 +156,7 @@ def test_load_settings_reports_the_llm_mistake(monkeypatch: pytest.MonkeyPatch) 
 
 def test_a_stray_llm_variable_is_not_parsed_as_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLM", '{"provider": "openai"}')
-    with pytest.raises(GwiError, match="^bad setting llm: "):
-        load_settings()
+    assert load_settings().llm.offline  # variables are case-sensitive: LLM is not the field
 
 
 def test_settings_can_be_given_explicitly() -> None:

@@ -1,0 +1,1 @@
+"""The engine: drives runs from state to state after crashes too; the job queue and workers."""

@@ -1,0 +1,356 @@
+"""Workers: asyncio tasks that take persisted deliveries to the event router and jobs to their
+handlers, under leases, with each handler's failure kept from the others."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import socket
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from gidgethub import routing, sansio
+
+from bot import logs
+from bot.engine.queue import (
+    DeliveryRecord,
+    DeliveryStatus,
+    Job,
+    JobStatus,
+    LeaseLost,
+    Store,
+    StoreError,
+    UnitOfWork,
+)
+
+T = TypeVar("T")
+
+# An event handler is called as ``handler(event, unit, **services)``: ``event`` a
+# gidgethub ``sansio.Event``, ``unit`` the :class:`UnitOfWork` whose jobs commit together
+# with the delivery being marked done. A job handler is called as
+# ``handler(job, unit, **services)``. Handlers take ``**kwargs`` so services can be added.
+JobHandler = Callable[..., Awaitable[None]]
+JobHandlers = Mapping[str, JobHandler]
+
+log = logs.get_logger("gwi.worker")
+
+
+class PermanentJobError(Exception):
+    """Raised by a job handler when trying again cannot help: the job fails at once."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    """How many workers, how long their leases, how patient they are."""
+
+    delivery_workers: int = 2
+    job_workers: int = 2
+    lease_seconds: float = 60.0
+    # Event handlers only decide and enqueue; one that takes longer than this is stuck.
+    handler_timeout: float = 60.0
+    # Jobs (agent runs) may take long; their lease is renewed while they work.
+    job_timeout: float | None = None
+    # Workers are woken when work arrives; this bounds the wait for delayed retries.
+    poll_interval: float = 1.0
+    # On shutdown, work in progress gets this long to finish before it is handed back.
+    shutdown_grace: float = 20.0
+
+
+def handler_name(callback: Callable[..., Any]) -> str:
+    """A handler's stable name (module and qualified name), recorded once it has succeeded."""
+    module = getattr(callback, "__module__", None) or "?"
+    qualname = getattr(callback, "__qualname__", None) or repr(callback)
+    return f"{module}.{qualname}"
+
+
+class _LazyPayload(Mapping[str, Any]):
+    """A delivery body parsed on first look, for routing: most events have no handler."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+        self._data: dict[str, Any] | None = None
+
+    def parsed(self) -> dict[str, Any]:
+        if self._data is None:
+            data = json.loads(self._body)
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            self._data = data
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self.parsed()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.parsed())
+
+    def __len__(self) -> int:
+        return len(self.parsed())
+
+
+class Workers:
+    """The delivery and job worker tasks of one process, and the way to wake them."""
+
+    def __init__(
+        self,
+        store: Store,
+        router: routing.Router,
+        job_handlers: JobHandlers,
+        config: WorkerConfig = WorkerConfig(),
+        services: Mapping[str, object] | None = None,
+    ) -> None:
+        self._store = store
+        self._router = router
+        self._job_handlers = dict(job_handlers)
+        self._config = config
+        self._services = dict(services or {})
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._deliveries_ready = asyncio.Event()
+        self._jobs_ready = asyncio.Event()
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def notify_deliveries(self) -> None:
+        """Tell the delivery workers a delivery was stored."""
+        self._deliveries_ready.set()
+
+    def notify_jobs(self) -> None:
+        """Tell the job workers a job was enqueued."""
+        self._jobs_ready.set()
+
+    async def start(self) -> None:
+        """Take up what a crashed process left (expired leases), then start the tasks."""
+        deliveries, jobs = await self._store.recover_expired()
+        if deliveries or jobs:
+            log.warning("worker.recovered", deliveries=deliveries, jobs=jobs)
+        self._stopping = False
+        for index in range(self._config.delivery_workers):
+            owner = f"{self._owner}:d{index}"
+            loop = self._loop(owner, self.run_delivery_once, self._deliveries_ready)
+            self._tasks.append(asyncio.create_task(loop))
+        if self._job_handlers:
+            for index in range(self._config.job_workers):
+                owner = f"{self._owner}:j{index}"
+                loop = self._loop(owner, self.run_job_once, self._jobs_ready)
+                self._tasks.append(asyncio.create_task(loop))
+        log.info(
+            "worker.started",
+            delivery_workers=self._config.delivery_workers,
+            job_workers=self._config.job_workers if self._job_handlers else 0,
+            job_kinds=",".join(sorted(self._job_handlers)) or "-",
+        )
+
+    async def stop(self) -> None:
+        """Let work in progress finish (up to the grace period), then hand the rest back."""
+        self._stopping = True
+        self._deliveries_ready.set()
+        self._jobs_ready.set()
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(self._tasks, timeout=self._config.shutdown_grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        log.info("worker.stopped", interrupted=len(pending))
+
+    async def _loop(
+        self,
+        owner: str,
+        run_once: Callable[[str], Awaitable[object | None]],
+        ready: asyncio.Event,
+    ) -> None:
+        while not self._stopping:
+            # Cleared before looking, so work stored while we look wakes us right away.
+            ready.clear()
+            try:
+                outcome = await run_once(owner)
+            except Exception:  # a worker outlives any one failure
+                log.exception("worker.error", owner=owner)
+                outcome = None
+            if outcome is None and not self._stopping:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._config.poll_interval):
+                        await ready.wait()
+
+    # -- deliveries ----------------------------------------------------------------------
+
+    async def run_delivery_once(self, owner: str) -> DeliveryStatus | None:
+        """Claim one ready delivery and process it; None when there was none."""
+        claim = await self._store.claim_delivery(owner, self._config.lease_seconds)
+        if claim is None:
+            return None
+        with logs.bind(
+            delivery_id=claim.delivery_id,
+            event=claim.event,
+            action=claim.action,
+            installation_id=claim.installation_id,
+            repository=claim.repository,
+        ):
+            try:
+                return await self._process_delivery(claim, owner)
+            except asyncio.CancelledError:
+                await asyncio.shield(self._store.release_delivery(claim, owner))
+                log.info("delivery.released", attempt=claim.attempts)
+                raise
+
+    async def _process_delivery(self, claim: DeliveryRecord, owner: str) -> DeliveryStatus | None:
+        completed: list[tuple[str, UnitOfWork]] = []
+        errors: list[str] = []
+        payload = _LazyPayload(claim.body)
+        try:
+            # Routing looks inside the payload only for routes on a payload key, so an
+            # event no handler wants is finished without parsing its body again.
+            callbacks = self._router.fetch(
+                sansio.Event(payload, event=claim.event, delivery_id=claim.delivery_id)
+            )
+            data = payload.parsed() if callbacks else None
+        except ValueError as exc:  # intake only stores JSON objects; a damaged row fails
+            errors.append(f"stored body is not a JSON object: {exc}")
+        else:
+            if callbacks:
+                event = sansio.Event(data, event=claim.event, delivery_id=claim.delivery_id)
+
+                async def renew() -> bool:
+                    return await self._store.renew_delivery(
+                        claim, owner, self._config.lease_seconds
+                    )
+
+                try:
+                    completed, errors = await self._under_lease(
+                        self._dispatch(event, callbacks, claim.handlers_done), renew
+                    )
+                except LeaseLost:
+                    log.warning("delivery.lease_lost", attempt=claim.attempts)
+                    return None
+        try:
+            status = await self._store.finish_delivery(claim, owner, completed, errors)
+        except LeaseLost:
+            log.warning("delivery.lease_lost", attempt=claim.attempts)
+            return None
+        if any(unit.jobs for _, unit in completed):
+            self.notify_jobs()
+        fields: dict[str, object] = {"status": status.value, "attempt": claim.attempts}
+        if errors:
+            fields["errors"] = len(errors)
+        if status is DeliveryStatus.FAILED:
+            log.error("delivery.failed", last_error="; ".join(errors), **fields)
+        elif status is DeliveryStatus.PENDING:
+            log.warning("delivery.retry", **fields)
+        else:
+            log.info("delivery.processed", handlers=len(completed), **fields)
+        return status
+
+    async def _dispatch(
+        self,
+        event: sansio.Event,
+        callbacks: Collection[Callable[..., Awaitable[None]]],
+        already_done: frozenset[str],
+    ) -> tuple[list[tuple[str, UnitOfWork]], list[str]]:
+        """Call every handler the router has for ``event``, each on its own.
+
+        gidgethub's ``Router.dispatch`` stops at the first handler that raises; here one
+        handler's failure is recorded and the others still run. Handlers that succeeded on
+        an earlier try are skipped, so a retry does not repeat them.
+        """
+        completed: list[tuple[str, UnitOfWork]] = []
+        errors: list[str] = []
+        for callback in sorted(callbacks, key=handler_name):
+            name = handler_name(callback)
+            if name in already_done:
+                continue
+            unit = UnitOfWork()
+            try:
+                async with asyncio.timeout(self._config.handler_timeout):
+                    await callback(event, unit, **self._services)
+            except Exception as exc:  # isolated, recorded, retried
+                log.exception("handler.failed", handler=name)
+                errors.append(f"{name}: {type(exc).__name__}: {exc}")
+            else:
+                completed.append((name, unit))
+        return completed, errors
+
+    # -- jobs ----------------------------------------------------------------------------
+
+    async def run_job_once(self, owner: str) -> JobStatus | None:
+        """Claim one ready job of a registered kind and run it; None when there was none."""
+        kinds = self._job_handlers.keys()
+        job = await self._store.claim_job(owner, kinds, self._config.lease_seconds)
+        if job is None:
+            return None
+        with logs.bind(job_id=job.id, job_kind=job.kind, job_key=job.key):
+            try:
+                return await self._process_job(job, owner)
+            except asyncio.CancelledError:
+                await asyncio.shield(self._store.release_job(job, owner))
+                log.info("job.released", attempt=job.attempts)
+                raise
+
+    async def _process_job(self, job: Job, owner: str) -> JobStatus | None:
+        handler = self._job_handlers[job.kind]
+        unit = UnitOfWork()
+
+        async def work() -> None:
+            async with asyncio.timeout(self._config.job_timeout):
+                await handler(job, unit, **self._services)
+
+        async def renew() -> bool:
+            return await self._store.renew_job(job, owner, self._config.lease_seconds)
+
+        try:
+            try:
+                await self._under_lease(work(), renew)
+            except LeaseLost:
+                raise
+            except PermanentJobError as exc:
+                log.error("job.failed", attempt=job.attempts, error=str(exc))
+                return await self._store.fail_job(job, owner, str(exc), retry=False)
+            except Exception as exc:  # recorded, retried with back-off
+                log.exception("job.error", attempt=job.attempts)
+                status = await self._store.fail_job(job, owner, f"{type(exc).__name__}: {exc}")
+                if status is JobStatus.FAILED:
+                    log.error("job.failed", attempt=job.attempts)
+                return status
+            await self._store.complete_job(job, owner, unit)
+        except LeaseLost:
+            log.warning("job.lease_lost", attempt=job.attempts)
+            return None
+        if unit.jobs:
+            self.notify_jobs()
+        log.info("job.done", attempt=job.attempts)
+        return JobStatus.DONE
+
+    # -- leases --------------------------------------------------------------------------
+
+    async def _under_lease(self, work: Awaitable[T], renew: Callable[[], Awaitable[bool]]) -> T:
+        """Await ``work`` while renewing its lease every third of the lease's length.
+
+        If a renewal finds the lease gone (this worker stalled past its expiry and another
+        took the item), the work is cancelled and :class:`LeaseLost` raised.
+        """
+        task = asyncio.ensure_future(work)
+        interval = self._config.lease_seconds / 3
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=interval)
+                if done:
+                    return task.result()
+                try:
+                    held = await renew()
+                except StoreError:
+                    log.exception("lease.renew_failed")
+                    continue
+                if not held:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+                    raise LeaseLost("the lease expired while the work was still running")
+        except asyncio.CancelledError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            raise

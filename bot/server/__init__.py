@@ -1,0 +1,1 @@
+"""The web process: the aiohttp application that takes webhooks in and answers health checks."""

@@ -1,0 +1,150 @@
+"""The aiohttp application: POST /webhook persists deliveries and answers, GET /healthz."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+
+from aiohttp import web
+from gidgethub import routing
+
+from bot import logs
+from bot.engine.queue import DEFAULT_RETRY, RetryPolicy, Store, StoreError
+from bot.engine.worker import JobHandler, JobHandlers, WorkerConfig, Workers
+from bot.events.router import build_router
+from bot.server.intake import DELIVERY_HEADER, EVENT_HEADER, Refusal, read_delivery
+from bot.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+SECRETS: web.AppKey[tuple[str, ...]] = web.AppKey("secrets")
+STORE = web.AppKey("store", Store)
+WORKERS = web.AppKey("workers", Workers)
+
+HEALTH_TIMEOUT_SECONDS = 2.0
+ACCEPTED = b'{"status": "accepted"}'
+DUPLICATE = b'{"status": "duplicate"}'
+
+log = logs.get_logger("gwi.server")
+
+
+def default_job_handlers() -> dict[str, JobHandler]:
+    """The job kinds this process runs (the run pipeline registers its kinds here)."""
+    return {}
+
+
+def create_app(
+    settings: Settings,
+    *,
+    router: routing.Router | None = None,
+    job_handlers: JobHandlers | None = None,
+    services: Mapping[str, object] | None = None,
+    worker_config: WorkerConfig | None = None,
+    delivery_retry: RetryPolicy = DEFAULT_RETRY,
+    job_retry: RetryPolicy = DEFAULT_RETRY,
+    run_workers: bool = True,
+) -> web.Application:
+    """The web application. Its start-up opens the queue and starts the workers.
+
+    ``router`` defaults to every module in :mod:`bot.events`; ``services`` are passed to
+    every handler as keyword arguments. ``run_workers=False`` stores deliveries without
+    processing them (tests of the intake alone). Raises :class:`GwiError` when no webhook
+    secret is configured.
+    """
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app[SECRETS] = settings.webhook_secrets()
+    config = worker_config or WorkerConfig(
+        delivery_workers=settings.workers,
+        job_workers=settings.workers,
+        lease_seconds=settings.lease_seconds,
+    )
+
+    async def queue_and_workers(app: web.Application) -> AsyncIterator[None]:
+        store = Store.open(settings.data_dir, delivery_retry=delivery_retry, job_retry=job_retry)
+        workers = Workers(
+            store,
+            router if router is not None else build_router(),
+            job_handlers if job_handlers is not None else {},
+            config,
+            services,
+        )
+        app[STORE] = store
+        app[WORKERS] = workers
+        try:
+            if run_workers:
+                await workers.start()
+            yield
+        finally:
+            await workers.stop()
+            await asyncio.to_thread(store.close)
+
+    app.cleanup_ctx.append(queue_and_workers)
+    app.router.add_post("/webhook", handle_webhook)
+    app.router.add_get("/healthz", handle_healthz)
+    return app
+
+
+async def handle_webhook(request: web.Request) -> web.Response:
+    """Verify, dedupe and durably store one delivery, then answer; the work happens later.
+
+    GitHub waits at most 10 seconds and does not retry by itself, so this makes no API
+    call and does no heavy work: once the row is committed the delivery cannot be lost.
+    """
+    app = request.app
+    limit = app[SETTINGS].max_body_bytes
+    length = request.content_length
+    if length is not None and length > limit:
+        return _refuse(request, Refusal(413, f"body is larger than {limit} bytes"))
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _refuse(request, Refusal(413, f"body is larger than {limit} bytes"))
+    secrets = app[SECRETS]
+    delivery = read_delivery(request.headers, body, secrets)
+    if isinstance(delivery, Refusal):
+        return _refuse(request, delivery)
+    with logs.bind(
+        delivery_id=delivery.delivery_id,
+        event=delivery.event,
+        action=delivery.action,
+        installation_id=delivery.installation_id,
+        repository=delivery.repository,
+    ):
+        try:
+            stored = await app[STORE].insert_delivery(delivery)
+        except StoreError:
+            log.exception("delivery.not_stored")
+            return web.json_response({"error": "the delivery could not be stored"}, status=503)
+        if not stored:
+            log.info("delivery.duplicate")
+            return _answer(DUPLICATE, 200)
+        app[WORKERS].notify_deliveries()
+        log.debug("delivery.accepted", bytes=len(body))
+        # GitHub's ping checks the hook is reachable; it gets a plain 200 like a redelivery.
+        return _answer(ACCEPTED, 200 if delivery.event == "ping" else 202)
+
+
+def _answer(body: bytes, status: int) -> web.Response:
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
+def _refuse(request: web.Request, refusal: Refusal) -> web.Response:
+    log.warning(
+        "delivery.refused",
+        status=refusal.status,
+        reason=refusal.reason,
+        delivery_id=request.headers.get(DELIVERY_HEADER, "")[:128] or None,
+        event=request.headers.get(EVENT_HEADER, "")[:64] or None,
+        remote=request.remote,
+    )
+    return web.json_response({"error": refusal.reason}, status=refusal.status)
+
+
+async def handle_healthz(request: web.Request) -> web.Response:
+    """200 with the queue's depth while the database answers promptly, else 503."""
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
+            counts = await request.app[STORE].counts()
+    except (TimeoutError, StoreError) as exc:
+        return web.json_response({"status": "unavailable", "error": str(exc)}, status=503)
+    return web.json_response({"status": "ok", "deliveries": counts.deliveries, "jobs": counts.jobs})

@@ -1,0 +1,111 @@
+"""`gwi serve`: run the web process until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import signal
+from typing import TYPE_CHECKING, Any
+
+from bot.errors import GwiError
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the GitHub App's web process: webhook intake, queue workers, health check",
+        description=(
+            "Listen on $PORT for GitHub webhooks (POST /webhook) and health checks"
+            " (GET /healthz); store each delivery durably and process it in workers."
+            " Settings come from the environment: GITHUB_WEBHOOK_SECRET (required),"
+            " GITHUB_WEBHOOK_SECRET_OLD, PORT, GWI_HOST, GWI_DATA_DIR, GWI_WORKERS,"
+            " GWI_LOG_LEVEL, GWI_MAX_BODY_BYTES, GWI_LEASE_SECONDS."
+        ),
+    )
+    parser.add_argument(
+        "--extra-module",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help=(
+            "also import MODULE and add its `router` (event handlers) and `job_handlers`"
+            " (job kinds), when it has them; for tests and local experiments"
+        ),
+    )
+    parser.set_defaults(func=serve_command)
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    # Heavy imports stay here: other commands do not pay for aiohttp.
+    from bot.events.router import build_router
+    from bot.logs import configure_logging
+    from bot.server.app import create_app, default_job_handlers
+    from bot.settings import load_settings
+
+    settings = load_settings()
+    settings.webhook_secrets()  # refuse to start without one, before anything else
+    configure_logging(settings.log_level)
+    routers: list[Any] = []
+    job_handlers = default_job_handlers()
+    for name in args.extra_module:
+        module_router, module_jobs = _load_extra(name)
+        if module_router is not None:
+            routers.append(module_router)
+        job_handlers.update(module_jobs)
+    app = create_app(settings, router=build_router(*routers), job_handlers=job_handlers)
+    asyncio.run(run_server(app, settings.host, settings.port))
+    return 0
+
+
+def _load_extra(name: str) -> tuple[Any, dict[str, Any]]:
+    from gidgethub import routing
+
+    try:
+        module = importlib.import_module(name)
+    except ImportError as exc:
+        raise GwiError(f"--extra-module {name}: cannot import it: {exc}") from None
+    router = getattr(module, "router", None)
+    jobs = getattr(module, "job_handlers", {})
+    if router is not None and not isinstance(router, routing.Router):
+        raise GwiError(f"--extra-module {name}: `router` is not a gidgethub Router")
+    if not isinstance(jobs, dict):
+        raise GwiError(f"--extra-module {name}: `job_handlers` is not a dict")
+    if router is None and not jobs:
+        raise GwiError(f"--extra-module {name}: it has neither `router` nor `job_handlers`")
+    return router, jobs
+
+
+async def run_server(app: web.Application, host: str, port: int) -> None:
+    """Serve ``app`` until SIGTERM/SIGINT, then shut down gracefully (workers first)."""
+    from aiohttp import web
+
+    from bot.engine.queue import StoreError
+    from bot.logs import get_logger
+
+    log = get_logger("gwi.server")
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    try:
+        await runner.setup()
+    except StoreError as exc:
+        raise GwiError(f"{exc} (set GWI_DATA_DIR to a writable folder)") from None
+    try:
+        site = web.TCPSite(runner, host, port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise GwiError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        for address in runner.addresses:
+            log.info("serve.listening", host=address[0], port=address[1])
+        await stop.wait()
+        log.info("serve.stopping")
+    finally:
+        await runner.cleanup()
+    log.info("serve.stopped")
