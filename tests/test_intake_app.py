@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from tests.conftest import WEBHOOK_SECRET, sign, signed_headers
 from gidgethub import routing, sansio
 
 from bot.engine.queue import DB_FILENAME, RetryPolicy, UnitOfWork
@@ -23,6 +22,7 @@ from bot.engine.worker import WorkerConfig
 from bot.logs import KeyValueFormatter
 from bot.server.app import create_app
 from bot.settings import Settings, load_settings
+from tests.conftest import WEBHOOK_SECRET, sign, signed_headers
 
 MakeClient = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 FAST = WorkerConfig(delivery_workers=2, job_workers=1, poll_interval=0.05, lease_seconds=5)

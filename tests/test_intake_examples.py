@@ -11,12 +11,12 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from tests.conftest import WEBHOOK_SECRET, signed_headers
 
 from bot.engine.queue import DB_FILENAME
 from bot.engine.worker import WorkerConfig
 from bot.server.app import create_app
 from bot.settings import load_settings
+from tests.conftest import WEBHOOK_SECRET, signed_headers
 
 
 async def test_all_329_examples_answer_2xx_and_process_without_error(

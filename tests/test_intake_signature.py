@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.conftest import WEBHOOK_SECRET, sign, signed_headers
 from multidict import CIMultiDict
 
 from bot.server.intake import Delivery, Refusal, classify, read_delivery
 from bot.server.signature import SignatureVerdict, verify_signature
+from tests.conftest import WEBHOOK_SECRET, sign, signed_headers
 
 BODY = b'{"action":"opened","installation":{"id":42},"repository":{"full_name":"octo/repo"}}'
 SECRETS = (WEBHOOK_SECRET,)

@@ -13,13 +13,13 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from tests.conftest import WEBHOOK_SECRET, signed_headers
 from gidgethub import routing, sansio
 
 from bot.engine.queue import DB_FILENAME, UnitOfWork
 from bot.engine.worker import WorkerConfig
 from bot.server.app import create_app
 from bot.settings import load_settings
+from tests.conftest import WEBHOOK_SECRET, signed_headers
 
 DISTINCT = 900
 DUPLICATES = 100
