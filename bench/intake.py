@@ -113,6 +113,18 @@ def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return {**figures, "statuses": statuses, "rounds": [r["accepted_per_s"] for r in rounds]}
 
 
+def app_credentials() -> dict[str, str]:
+    """A throwaway App identity: `gwi serve` needs one, the benchmark never calls GitHub."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM,
+                            serialization.PrivateFormat.TraditionalOpenSSL,
+                            serialization.NoEncryption()).decode()
+    return {"GITHUB_APP_ID": "1", "GITHUB_PRIVATE_KEY": pem}
+
+
 def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     body = tmp / "body.json"
     body.write_bytes(payload())
@@ -120,6 +132,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     gwi_port, bare_port = free_port(), free_port()
     gwi_env = {
         **os.environ,
+        **app_credentials(),
         "GITHUB_WEBHOOK_SECRET": SECRET,
         "GWI_DATA_DIR": str(data_dir),
         "GWI_HOST": "127.0.0.1",

@@ -241,7 +241,7 @@ def apply_patch_to_tree(repo: Path, tree: str, patch: bytes) -> str:
     with tempfile.TemporaryDirectory(prefix="gwi-index-") as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         run_git(repo, "read-tree", tree, env=env)
-        if patch:
+        if b"\ndiff --git " in b"\n" + patch:  # leading text alone is no change
             run_git(repo, "apply", "--cached", "--binary", "--whitespace=nowarn", "-",
                     input=patch, env=env)
         return run_git(repo, "write-tree", env=env).stdout.decode().strip()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -124,8 +125,8 @@ GITHUB_INSTALLATION_ID = 77
 GITHUB_REPO = "octo-org/widgets"
 
 
-@pytest.fixture(scope="session")
-def github_app_key() -> str:
+@functools.cache
+def app_key_pem() -> str:
     """A fresh RSA key in the PKCS#1 PEM form GitHub hands out for an App (one per session)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -136,6 +137,16 @@ def github_app_key() -> str:
         serialization.PrivateFormat.TraditionalOpenSSL,
         serialization.NoEncryption(),
     ).decode()
+
+
+def app_env() -> dict[str, str]:
+    """The App credentials `gwi serve` needs, for tests that start it as a process."""
+    return {"GITHUB_APP_ID": GITHUB_APP_ID, "GITHUB_PRIVATE_KEY": app_key_pem()}
+
+
+@pytest.fixture(scope="session")
+def github_app_key() -> str:
+    return app_key_pem()
 
 
 @pytest.fixture
@@ -320,3 +331,34 @@ def webhook_examples() -> list[tuple[str, dict[str, Any]]]:
     """Every (event name, payload) in the copied @octokit/webhooks-examples file."""
     events = json.loads((FIXTURES / "github" / "webhook-examples.json").read_bytes())
     return [(event["name"], example) for event in events for example in event["examples"]]
+
+
+# -- the GitHub App end to end (tests/github_harness.py) --------------------------------------
+
+@pytest.fixture
+async def make_bot(
+    aiohttp_client: Any, fake_github: Any, github_settings: Any, tmp_path: Path
+) -> Callable[..., Any]:
+    """``await make_bot(files, llm=None, **settings)``: the App serving on a test client, a
+    bare remote holding ``files`` on main, and the fake GitHub pointed at it."""
+    from bot.engine.worker import WorkerConfig
+    from bot.runs.store import RunStore
+    from bot.server.app import create_app
+    from bot.settings import load_settings
+    from tests.github_harness import Bot, Remote
+
+    async def make(files: dict[str, str], llm: Any = None, **overrides: Any) -> Any:
+        remote = Remote.create(tmp_path / "github", files)
+        fake_github.repo(GITHUB_REPO).clone_url = remote.bare.as_uri()
+        values: dict[str, Any] = {"GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET,
+                                  "GWI_DATA_DIR": str(tmp_path / "data"), **overrides}
+        if llm is not None:
+            values["llm"] = llm
+        settings = load_settings(values)
+        app = create_app(settings, github=github_settings, worker_config=WorkerConfig(
+            delivery_workers=2, job_workers=2, lease_seconds=30, poll_interval=0.05))
+        client = await aiohttp_client(app)
+        return Bot(client=client, fake=fake_github, remote=remote,
+                   runs=RunStore.from_settings(settings))
+
+    return make

@@ -52,9 +52,12 @@ def serve(
     data_dir: Path, probe_file: Path, delay: float
 ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """Start `gwi serve` on a free port; yield the process and its port; stop it after."""
+    from tests.conftest import app_env
+
     log = data_dir.parent / f"serve-{time.monotonic_ns()}.log"
     env = {
         **os.environ,
+        **app_env(),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
         "GITHUB_WEBHOOK_SECRET": SECRET,
         "GWI_DATA_DIR": str(data_dir),

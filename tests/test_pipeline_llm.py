@@ -89,7 +89,10 @@ def test_an_llm_resolution_is_reviewed_approved_and_applied(
     assert git(repo, "show", f"{new}:notes.txt") == "b\n"
     # the commit is exactly the approved patch applied to the head
     diff = git(repo, "diff", "--binary", "--full-index", before, new).encode()
-    assert sha256_hex(diff) == sha256_hex(view.patch or b"")
+    header, _, body = (view.patch or b"").partition(b"\n\n")
+    assert sha256_hex(diff) == sha256_hex(body)
+    assert header.decode().split("\n") == [f"gwi patch for run {run_id}", f"head {before}",
+                                            f"base {parents[2]}"]
     report = verify_bundle(store.run_dir(run_id), trusted_key=store.signer.public_key_hex)
     assert report.ok, report.problems
     actions = [e.action.value for e in store.read_chain(run_id).events]

@@ -3,6 +3,8 @@ analysis (deterministic; it is the same offline and with an LLM)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bot.engine.analysis import ConflictKind, FileConflict, MergeAnalysis
 from bot.schemas.plan import FilePlan, PlannedAction, PlanResult, Risk
 from bot.schemas.triage import ChangeFeatures, FileKind, TriageResult
@@ -40,7 +42,10 @@ def _risks(path: str, conflict: FileConflict | None) -> list[Risk]:
     return risks
 
 
-def _file_plan(conflict: FileConflict, llm: bool, route: Route) -> FilePlan:
+IGNORED = "the repository's .github/gwi.yml tells gwi to leave this path alone"
+
+
+def _file_plan(conflict: FileConflict, llm: bool, route: Route, ignored: bool) -> FilePlan:
     risks = _risks(conflict.path, conflict)
 
     def planned(action: PlannedAction, *why: str) -> FilePlan:
@@ -48,6 +53,8 @@ def _file_plan(conflict: FileConflict, llm: bool, route: Route) -> FilePlan:
                         regions=conflict.regions, regions_resolvable=conflict.regions_resolved,
                         risks=risks, human_reasons=list(why))
 
+    if ignored:
+        return planned(PlannedAction.HUMAN, IGNORED)
     if conflict.kind is ConflictKind.UNMERGEABLE:
         return planned(PlannedAction.HUMAN, f"cannot be merged as text: {conflict.reason}")
     if conflict.resolved:
@@ -62,11 +69,17 @@ def _file_plan(conflict: FileConflict, llm: bool, route: Route) -> FilePlan:
 
 
 def make_plan(
-    run_id: str, triage: TriageResult, analysis: MergeAnalysis, *, llm: bool
+    run_id: str,
+    triage: TriageResult,
+    analysis: MergeAnalysis,
+    *,
+    llm: bool,
+    ignored: Callable[[str], bool] = lambda path: False,
 ) -> tuple[PlanResult, str]:
-    """The plan and its Markdown twin. ``llm`` says whether an LLM provider is configured."""
+    """The plan and its Markdown twin. ``llm`` says whether an LLM provider is configured;
+    ``ignored`` names the paths gwi must leave to a person."""
     conflicted = {c.path: c for c in analysis.files}
-    files = [_file_plan(c, llm, triage.route) for c in analysis.files]
+    files = [_file_plan(c, llm, triage.route, ignored(c.path)) for c in analysis.files]
     files += [
         FilePlan(path=f.path, action=PlannedAction.KEEP, conflicted=False, regions=0,
                  regions_resolvable=0, risks=_risks(f.path, None))

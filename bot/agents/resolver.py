@@ -70,6 +70,12 @@ def deterministic_outcome(conflict: FileConflict) -> FileOutcome:
     )
 
 
+def left_alone(conflict: FileConflict, why: str) -> FileOutcome:
+    """A conflicted file gwi must not resolve: git's own conflict stays in the tree."""
+    return FileOutcome(conflict, FileStatus.UNRESOLVED, ResolverKind.NONE, (), 0,
+                       f"left to a person: {why}", 0, None)
+
+
 # -- LLM proposals -----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -181,6 +187,15 @@ def apply_proposal(base: FileOutcome, proposal: FileProposal) -> FileOutcome:
 
 # -- the merged tree and the patch ---------------------------------------------------------------
 
+def patch_header(run_id: str, analysis: MergeAnalysis) -> bytes:
+    """The lines `patch.diff` starts with (git apply skips them): they bind the patch, and so its
+    hash, to this run and to the exact head and base it was made for. Two runs never share a
+    hash, so an approval of one run can never approve another, even when the diffs agree."""
+    return (f"gwi patch for run {run_id}\n"
+            f"head {analysis.head_sha}\n"
+            f"base {analysis.base_sha}\n\n").encode()
+
+
 @dataclass(frozen=True)
 class Resolution:
     tree: str
@@ -201,7 +216,7 @@ def build_resolution(
         files[outcome.path] = git.Blob(mode, oid)
     tree = git.tree_with(repo, analysis.tree_merge.tree, files) if files else (
         analysis.tree_merge.tree)
-    patch = git.diff_patch(repo, analysis.head_sha, tree)
+    patch = patch_header(run_id, analysis) + git.diff_patch(repo, analysis.head_sha, tree)
     rows = [
         FileResolution(path=o.path, status=o.status, resolver=o.resolver,
                        strategies=list(o.strategies), confidence=o.confidence,

@@ -15,8 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from bot import git
-from bot.agents.planner import make_plan
-from bot.agents.resolver import apply_proposal, build_resolution, deterministic_outcome, llm_request
+from bot.agents.planner import IGNORED, make_plan
+from bot.agents.resolver import (
+    apply_proposal,
+    build_resolution,
+    deterministic_outcome,
+    left_alone,
+    llm_request,
+)
 from bot.agents.reviewer import ReviewedFile, ReviewLimits, review
 from bot.agents.triage import adjustment_request
 from bot.engine.analysis import MergeAnalysis, analyse
@@ -30,7 +36,7 @@ from bot.schemas.common import format_patch_hash
 from bot.schemas.plan import PlannedAction, PlanResult
 from bot.schemas.resolve import FileStatus, ResolveResult
 from bot.schemas.review import Severity, Verdict
-from bot.schemas.run import Actor, ActorType, RunContext
+from bot.schemas.run import Actor, ActorType, CapabilityMode, RunContext
 from bot.schemas.triage import LlmAdjustment, TriageResult
 from bot.scoring.rubric import score
 from bot.scoring.triage import extract_features, triage_result
@@ -148,7 +154,7 @@ def _triage(engine: Engine, run: RunHandle) -> None:
 def _plan(engine: Engine, run: RunHandle) -> None:
     triage = _need(run, "triage.json", TriageResult)
     plan, markdown = make_plan(run.run_id, triage, engine.analysis(run.ctx),
-                               llm=engine.llm is not None)
+                               llm=engine.llm is not None, ignored=run.ctx.options.ignores)
     run.write_artifact("plan.json", plan, actor=PLANNER)
     run.write_artifact("plan.md", markdown, actor=PLANNER)
     run.transition(RunState.PLANNED, actor=PLANNER, reason=plan.summary)
@@ -169,6 +175,11 @@ def _resolve(engine: Engine, run: RunHandle) -> None:
     actions = {f.path: f.action for f in plan.files}
     outcomes = {c.path: deterministic_outcome(c) for c in analysis.files}
     for conflict in analysis.files:
+        if actions.get(conflict.path) is PlannedAction.HUMAN and run.ctx.options.ignores(
+            conflict.path
+        ):
+            outcomes[conflict.path] = left_alone(conflict, IGNORED)
+            continue
         if actions.get(conflict.path) is PlannedAction.LLM and engine.llm is not None:
             system, prompt = llm_request(conflict)
             proposal = engine.ask(run, "resolve.json", FileProposal, system, prompt, RESOLVER)
@@ -204,6 +215,11 @@ def _review(engine: Engine, run: RunHandle) -> None:
     ]
     result = review(run.run_id, patch, resolved, files, engine.limits)
     run.write_artifact("review.json", result, actor=REVIEWER)
+    if result.verdict is Verdict.APPROVABLE and run.ctx.capabilities is CapabilityMode.READ_ONLY:
+        run.transition(RunState.DONE, actor=REVIEWER, outcome=Outcome.HANDED_OFF,
+                       reason=f"patch {format_patch_hash(resolved.patch_sha256)} is ready, but"
+                       " gwi may not push to this branch: apply it by hand")
+        return
     if result.verdict is Verdict.APPROVABLE:
         run.transition(RunState.AWAITING_APPROVAL, actor=REVIEWER,
                        reason=f"patch {format_patch_hash(resolved.patch_sha256)} is ready for"

@@ -169,6 +169,14 @@ def comment_body(view: RunView) -> str:
         lines += ["", f"Patch hash: `{view.patch_hash}`", "",
                   "To push exactly this patch, a person with write access comments:", "",
                   "```", approve_line(view) or "", "```"]
+    elif ctx.outcome is Outcome.HANDED_OFF and view.patch_hash:
+        lines += ["", (f"Patch hash: `{view.patch_hash}`. gwi may not push to this branch (a"
+                  " fork that does not allow edits by maintainers). To make the same merge commit"
+                  " by hand, save the patch below as `gwi.patch`, fetch the base commit, and on"
+                  " the pull request's branch run:"), "",
+                  "```", f"git merge --no-commit {ctx.base.sha}   # stops with the conflicts",
+                  "git read-tree --reset -u HEAD", "git apply --index gwi.patch",
+                  "git commit --no-edit && git push", "```"]
     elif ctx.outcome is Outcome.APPLIED and view.approval:
         lines += ["", f"Pushed after approval by @{view.approval.approver.login}."]
     body = "\n".join(lines)

@@ -80,6 +80,20 @@ class Revision(Schema):
     sha: GitSha
 
 
+class RunOptions(Schema):
+    """Settings a run was made with (a copy, so the bundle shows what it obeyed)."""
+
+    #: Globs of paths gwi must not resolve: their conflicts are left to a person.
+    ignore_paths: list[Annotated[str, StringConstraints(min_length=1, max_length=300)]] = Field(
+        default_factory=list, max_length=100
+    )
+
+    def ignores(self, path: str) -> bool:
+        import fnmatch
+
+        return any(fnmatch.fnmatchcase(path, glob) for glob in self.ignore_paths)
+
+
 class StateEntry(Schema):
     state: RunState
     at: UtcDatetime
@@ -101,6 +115,7 @@ class RunContext(Schema):
     workspace: Annotated[str, StringConstraints(max_length=4096, pattern=r"^[^\x00]+$")] | None = None
     agents: AgentConfig
     capabilities: CapabilityMode = CapabilityMode.GATED_WRITE
+    options: RunOptions = Field(default_factory=RunOptions)
     state: RunState
     history: Annotated[list[StateEntry], Field(min_length=1)]
     outcome: Outcome | None = None

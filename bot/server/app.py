@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 
 from aiohttp import web
@@ -12,6 +13,7 @@ from bot import logs
 from bot.engine.queue import DEFAULT_RETRY, RetryPolicy, Store, StoreError
 from bot.engine.worker import JobHandler, JobHandlers, WorkerConfig, Workers
 from bot.events.router import build_router
+from bot.github.settings import GitHubSettings
 from bot.server.intake import DELIVERY_HEADER, EVENT_HEADER, Refusal, read_delivery
 from bot.settings import Settings
 
@@ -28,13 +30,21 @@ log = logs.get_logger("gwi.server")
 
 
 def default_job_handlers() -> dict[str, JobHandler]:
-    """The job kinds this process runs (the run pipeline registers its kinds here)."""
+    """Extra job kinds a caller adds (tests, plugins); gwi's own come with ``github``."""
     return {}
+
+
+def gh_job_handlers() -> dict[str, JobHandler]:
+    """gwi's job kinds: runs, aborts, commands, and the gated push."""
+    from bot.github import commands, gate, runner
+
+    return {**runner.JOB_HANDLERS, **commands.JOB_HANDLERS, **gate.JOB_HANDLERS}
 
 
 def create_app(
     settings: Settings,
     *,
+    github: GitHubSettings | None = None,
     router: routing.Router | None = None,
     job_handlers: JobHandlers | None = None,
     services: Mapping[str, object] | None = None,
@@ -46,7 +56,8 @@ def create_app(
     """The web application. Its start-up opens the queue and starts the workers.
 
     ``router`` defaults to every module in :mod:`bot.events`; ``services`` are passed to
-    every handler as keyword arguments. ``run_workers=False`` stores deliveries without
+    every handler as keyword arguments. With ``github`` (the App's credentials) the process
+    does gwi's work: the run, command and push jobs, with the GitHub service as ``gh``. ``run_workers=False`` stores deliveries without
     processing them (tests of the intake alone). Raises :class:`GwiError` when no webhook
     secret is configured.
     """
@@ -61,22 +72,31 @@ def create_app(
 
     async def queue_and_workers(app: web.Application) -> AsyncIterator[None]:
         store = Store.open(settings.data_dir, delivery_retry=delivery_retry, job_retry=job_retry)
-        workers = Workers(
-            store,
-            router if router is not None else build_router(),
-            job_handlers if job_handlers is not None else {},
-            config,
-            services,
-        )
-        app[STORE] = store
-        app[WORKERS] = workers
-        try:
-            if run_workers:
-                await workers.start()
-            yield
-        finally:
-            await workers.stop()
-            await asyncio.to_thread(store.close)
+        async with contextlib.AsyncExitStack() as stack:
+            handlers = dict(job_handlers if job_handlers is not None else {})
+            extra = dict(services or {})
+            if github is not None:
+                from bot.github.service import open_service
+
+                gh = await stack.enter_async_context(open_service(settings, github, store))
+                handlers = {**gh_job_handlers(), **handlers}
+                extra = {"gh": gh, "app_id": github.app_id, **extra}
+            workers = Workers(
+                store,
+                router if router is not None else build_router(),
+                handlers,
+                config,
+                extra,
+            )
+            app[STORE] = store
+            app[WORKERS] = workers
+            try:
+                if run_workers:
+                    await workers.start()
+                yield
+            finally:
+                await workers.stop()
+        await asyncio.to_thread(store.close)
 
     app.cleanup_ctx.append(queue_and_workers)
     app.router.add_post("/webhook", handle_webhook)

@@ -41,13 +41,17 @@ def register(subparsers: Any) -> None:
 
 def serve_command(args: argparse.Namespace) -> int:
     # Heavy imports stay here: other commands do not pay for aiohttp.
+    import os
+
     from bot.events.router import build_router
+    from bot.github.settings import GitHubSettings
     from bot.logs import configure_logging
     from bot.server.app import create_app, default_job_handlers
     from bot.settings import load_settings
 
     settings = load_settings()
     settings.webhook_secrets()  # refuse to start without one, before anything else
+    github = GitHubSettings.from_env(os.environ)
     configure_logging(settings.log_level)
     routers: list[Any] = []
     job_handlers = default_job_handlers()
@@ -56,7 +60,8 @@ def serve_command(args: argparse.Namespace) -> int:
         if module_router is not None:
             routers.append(module_router)
         job_handlers.update(module_jobs)
-    app = create_app(settings, router=build_router(*routers), job_handlers=job_handlers)
+    app = create_app(settings, github=github, router=build_router(*routers),
+                     job_handlers=job_handlers)
     asyncio.run(run_server(app, settings.host, settings.port))
     return 0
 

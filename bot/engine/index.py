@@ -1,0 +1,124 @@
+"""The index of pull-request runs: which run belongs to which PR and head, and its check-run.
+
+The run bundles are the truth; this table (in the queue database, through its one writer) only
+makes "the current run of PR #7" and "is there a run for this head already?" fast.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bot.engine.queue import Store
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS pr_runs (
+        run_id TEXT PRIMARY KEY,
+        repository TEXT NOT NULL,
+        pr INTEGER NOT NULL,
+        head_sha TEXT NOT NULL,
+        base_sha TEXT NOT NULL,
+        check_run_id INTEGER,
+        created_at REAL NOT NULL,
+        finished INTEGER NOT NULL DEFAULT 0
+    )""",
+    "CREATE INDEX IF NOT EXISTS pr_runs_by_pr ON pr_runs (repository, pr, created_at)",
+    """CREATE TABLE IF NOT EXISTS pr_replies (
+        repository TEXT NOT NULL,
+        pr INTEGER NOT NULL,
+        at REAL NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS pr_replies_by_pr ON pr_replies (repository, pr, at)",
+)
+
+
+@dataclass(frozen=True)
+class IndexedRun:
+    run_id: str
+    repository: str
+    pr: int
+    head_sha: str
+    base_sha: str
+    check_run_id: int | None
+    created_at: float
+    finished: bool
+
+
+def _row(row: tuple[Any, ...]) -> IndexedRun:
+    run_id, repository, pr, head, base, check, created, finished = row
+    return IndexedRun(run_id, repository, int(pr), head, base,
+                      None if check is None else int(check), float(created), bool(finished))
+
+
+_COLUMNS = "run_id, repository, pr, head_sha, base_sha, check_run_id, created_at, finished"
+
+
+class RunIndex:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def ensure_schema(self) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            for statement in SCHEMA:
+                conn.execute(statement)
+
+        await self.store.call(op)
+
+    async def add(self, run_id: str, repository: str, pr: int, head_sha: str,
+                  base_sha: str) -> None:
+        now = time.time()
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(f"INSERT INTO pr_runs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL, ?, 0)",
+                         (run_id, repository.lower(), pr, head_sha, base_sha, now))
+
+        await self.store.call(op)
+
+    async def set_check_run(self, run_id: str, check_run_id: int) -> None:
+        await self.store.call(lambda conn: conn.execute(
+            "UPDATE pr_runs SET check_run_id = ? WHERE run_id = ?", (check_run_id, run_id)))
+
+    async def set_finished(self, run_id: str) -> None:
+        await self.store.call(lambda conn: conn.execute(
+            "UPDATE pr_runs SET finished = 1 WHERE run_id = ?", (run_id,)))
+
+    async def get(self, run_id: str) -> IndexedRun | None:
+        def op(conn: sqlite3.Connection) -> IndexedRun | None:
+            row = conn.execute(f"SELECT {_COLUMNS} FROM pr_runs WHERE run_id = ?",
+                               (run_id,)).fetchone()
+            return _row(row) if row else None
+
+        return await self.store.call(op)
+
+    async def for_pr(self, repository: str, pr: int) -> list[IndexedRun]:
+        """The PR's runs, oldest first."""
+        def op(conn: sqlite3.Connection) -> list[IndexedRun]:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM pr_runs WHERE repository = ? AND pr = ?"
+                " ORDER BY created_at, rowid", (repository.lower(), pr)).fetchall()
+            return [_row(r) for r in rows]
+
+        return await self.store.call(op)
+
+    async def latest(self, repository: str, pr: int) -> IndexedRun | None:
+        runs = await self.for_pr(repository, pr)
+        return runs[-1] if runs else None
+
+    async def take_reply_slot(self, repository: str, pr: int, *, limit: int,
+                              window: float) -> bool:
+        """Count a reply on the PR if fewer than ``limit`` were sent in ``window`` seconds."""
+        now = time.time()
+
+        def op(conn: sqlite3.Connection) -> bool:
+            conn.execute("DELETE FROM pr_replies WHERE at < ?", (now - window,))
+            (sent,) = conn.execute(
+                "SELECT COUNT(*) FROM pr_replies WHERE repository = ? AND pr = ? AND at >= ?",
+                (repository.lower(), pr, now - window)).fetchone()
+            if sent >= limit:
+                return False
+            conn.execute("INSERT INTO pr_replies VALUES (?, ?, ?)", (repository.lower(), pr, now))
+            return True
+
+        return await self.store.call(op)

@@ -1,0 +1,180 @@
+"""Slash commands on pull requests: acknowledged with a reaction, then carried out by a job.
+
+`/gwi run`, `/gwi abort`, `/gwi status`, `/gwi help` and `/gwi approve sha256:<hash>`; anything
+else gets the help text. Replies are short, never show internals, and are capped per pull
+request so that a comment storm cannot make gwi spam.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from bot import logs
+from bot.engine.approval import ApprovalRefused
+from bot.engine.queue import Job, UnitOfWork
+from bot.events.commands import Command, CommandKind, Outcome, parse_comment
+from bot.github.client import RepoClient
+from bot.github.errors import GitHubError
+from bot.github.gate import ApproveRequest, Commenter, accept_approval, audit_refusal
+from bot.github.render import HELP
+from bot.github.repo_config import RepoConfig, RepoConfigError, role_meets, role_of
+from bot.github.runner import (
+    ABORT_JOB,
+    AbortRequest,
+    RunRequest,
+    enqueue_run,
+    load_config,
+)
+from bot.github.service import GitHubService
+from bot.runs.state import Outcome as RunOutcome
+from bot.runs.view import RunView
+from bot.schemas.audit import AuditAction
+
+log = logs.get_logger("gwi.commands")
+COMMAND_JOB = "pr.command"
+
+
+class CommandRequest(BaseModel):
+    """The comment a command came in, as the webhook delivered it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    repository: str
+    number: int
+    installation_id: int
+    delivery_id: str
+    comment_id: int
+    comment_url: str
+    comment_body: str
+    comment_created_at: datetime
+    sender: Commenter
+
+
+async def reply(gh: GitHubService, client: RepoClient, request: CommandRequest,
+                text: str) -> None:
+    if not await gh.index.take_reply_slot(request.repository, request.number,
+                                          limit=gh.reply_limit, window=gh.reply_window):
+        log.warning("reply.rate_limited", text=text[:200])
+        return
+    await client.create_comment(request.number, f"@{request.sender.login} {text}")
+
+
+async def _may_act(gh: GitHubService, client: RepoClient, request: CommandRequest,
+                   config: RepoConfig, what: str) -> bool:
+    sender = request.sender
+    if sender.is_bot:
+        return False
+    permission = await client.get_collaborator_permission(sender.login)
+    if role_meets(role_of(permission.role_name, permission.permission), config.approver_role):
+        return True
+    await reply(gh, client, request,
+                f"`/gwi {what}` needs the {config.approver_role.value} role or higher.")
+    return False
+
+
+async def handle_command(job: Job, unit: UnitOfWork, *, gh: GitHubService, **_: Any) -> None:
+    request = CommandRequest.model_validate(job.payload)
+    parsed = parse_comment(request.comment_body)
+    if not parsed.commands:
+        return
+    with logs.bind(repository=request.repository, pr=request.number):
+        client = gh.work_client(request.installation_id, request.repository)
+        try:  # acknowledge first (Prow's hook does the same), then work
+            await client.add_reaction(request.comment_id, "eyes")
+        except GitHubError as exc:
+            log.warning("command.no_reaction", error=exc.reason)
+        if parsed.outcome is Outcome.MULTIPLE:
+            run = await gh.index.latest(request.repository, request.number)
+            if any(c.kind in (CommandKind.APPROVE, CommandKind.MALFORMED) for c in
+                   parsed.commands):
+                await audit_refusal(gh, run, AuditAction.APPROVAL_REFUSED, ApprovalRefused(
+                    "several commands in one comment", code="several_commands"),
+                    request.sender.login, {"comment_id": request.comment_id})
+            await reply(gh, client, request, "one command per comment, please: none of"
+                        f" the {len(parsed.commands)} commands in that comment was carried out.")
+            return
+        command = parsed.command
+        assert command is not None
+        try:
+            config = await load_config(client)
+        except RepoConfigError as error:
+            await reply(gh, client, request, f"gwi cannot act here until this is fixed: {error}")
+            return
+        await _carry_out(gh, client, request, command, config, unit)
+
+
+async def _carry_out(gh: GitHubService, client: RepoClient, request: CommandRequest,
+                     command: Command, config: RepoConfig, unit: UnitOfWork) -> None:
+    kind = command.kind
+    log.info("command", kind=kind.value, sender=request.sender.login)
+    if kind is CommandKind.HELP:
+        await reply(gh, client, request, "\n\n" + HELP)
+    elif kind is CommandKind.UNKNOWN:
+        await reply(gh, client, request,
+                    f"unknown command `/gwi {command.word[:40]}`.\n\n" + HELP)
+    elif kind is CommandKind.MALFORMED:
+        if command.word == "approve":
+            run = await gh.index.latest(request.repository, request.number)
+            await audit_refusal(gh, run, AuditAction.APPROVAL_REFUSED,
+                                ApprovalRefused(command.reason or "malformed",
+                                                code="malformed_hash"),
+                                request.sender.login, {"comment_id": request.comment_id})
+        await reply(gh, client, request, f"{command.reason}.")
+    elif kind is CommandKind.STATUS:
+        await reply(gh, client, request, await _status(gh, request))
+    elif kind is CommandKind.RUN:
+        if await _may_act(gh, client, request, config, "run"):
+            enqueue_run(unit, RunRequest(repository=request.repository, number=request.number,
+                                         installation_id=request.installation_id, forced=True,
+                                         trigger=f"/gwi run by @{request.sender.login}"),
+                        dedupe=f"comment:{request.comment_id}")
+    elif kind is CommandKind.ABORT:
+        if await _may_act(gh, client, request, config, "abort"):
+            unit.enqueue_job(ABORT_JOB, AbortRequest(
+                repository=request.repository, number=request.number,
+                installation_id=request.installation_id, outcome=RunOutcome.CANCELLED,
+                reason=f"aborted by @{request.sender.login}", actor=request.sender.login,
+            ).model_dump(), idempotency_key=f"abort:comment:{request.comment_id}")
+    elif kind is CommandKind.APPROVE:
+        await _approve(gh, client, request, command, config, unit)
+
+
+async def _approve(gh: GitHubService, client: RepoClient, request: CommandRequest,
+                   command: Command, config: RepoConfig, unit: UnitOfWork) -> None:
+    approve = ApproveRequest(
+        repository=request.repository, number=request.number,
+        installation_id=request.installation_id, delivery_id=request.delivery_id,
+        comment_id=request.comment_id, comment_url=request.comment_url,
+        comment_body=request.comment_body, comment_created_at=request.comment_created_at,
+        sender=request.sender, hash_text=command.patch_hash or "",
+    )
+    try:
+        text = await accept_approval(gh, client, approve, config, unit)
+    except ApprovalRefused as refusal:
+        run = await gh.index.latest(request.repository, request.number)
+        await audit_refusal(gh, run, AuditAction.APPROVAL_REFUSED, refusal,
+                            request.sender.login, {"comment_id": request.comment_id,
+                                                   "offered": (command.patch_hash or "")[:80]})
+        log.info("approval.refused", code=refusal.code, sender=request.sender.login)
+        await reply(gh, client, request, f"not approved: {refusal.reason}.")
+        return
+    await reply(gh, client, request, text)
+
+
+async def _status(gh: GitHubService, request: CommandRequest) -> str:
+    run = await gh.index.latest(request.repository, request.number)
+    if run is None:
+        return "gwi has not run on this pull request yet."
+    view = RunView.load(gh.runs, run.run_id)
+    ctx = view.ctx
+    text = f"run `{ctx.run_id}` on `{ctx.head.sha[:12]}` is **{ctx.state.value}**" + (
+        f" ({ctx.outcome.value})" if ctx.outcome else "") + f": {ctx.history[-1].reason}"
+    if view.patch_hash and ctx.state.value == "awaiting_approval":
+        text += f"\n\nPatch hash: `{view.patch_hash}`"
+    return text
+
+
+JOB_HANDLERS = {COMMAND_JOB: handle_command}

@@ -1,0 +1,59 @@
+"""What the GitHub handlers and jobs share: the App client, the run store and index, the
+repository cache, and how to make an engine. One per process, passed explicitly."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from bot.agents.llm import LlmClient
+from bot.engine.index import RunIndex
+from bot.engine.pipeline import Engine
+from bot.engine.queue import Store
+from bot.github.capabilities import WORK_PERMISSIONS
+from bot.github.client import GitHubApp, RepoClient
+from bot.github.git import RepoCache
+from bot.github.settings import GitHubSettings
+from bot.runs.store import RunStore
+from bot.settings import Settings
+
+
+@dataclass
+class GitHubService:
+    app: GitHubApp
+    settings: Settings
+    runs: RunStore
+    index: RunIndex
+    cache: RepoCache
+    llm: LlmClient | None = None
+    #: Replies to commands on one pull request are capped (a comment storm cannot make gwi spam).
+    reply_limit: int = 5
+    reply_window: float = 600.0
+
+    def work_client(self, installation_id: int, repository: str) -> RepoClient:
+        """A client whose token can read, comment and report, and cannot write code."""
+        return self.app.repo(installation_id, repository, WORK_PERMISSIONS)
+
+    def engine(self) -> Engine:
+        """A fresh engine per job: its analysis cache is not shared between threads."""
+        return Engine(store=self.runs, llm=self.llm)
+
+
+@asynccontextmanager
+async def open_service(settings: Settings, github: GitHubSettings,
+                       queue: Store) -> AsyncIterator[GitHubService]:
+    """The process's GitHub service, with its HTTP session, for as long as the server runs."""
+    from bot.agents.llm import make_llm
+
+    async with GitHubApp.connect(github) as app:
+        index = RunIndex(queue)
+        await index.ensure_schema()
+        llm = make_llm(settings.llm)
+        try:
+            yield GitHubService(app=app, settings=settings,
+                                runs=RunStore.from_settings(settings), index=index,
+                                cache=RepoCache(settings.data_dir), llm=llm)
+        finally:
+            if llm is not None:
+                llm.close()
