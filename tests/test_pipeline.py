@@ -126,10 +126,15 @@ def _advance_in_child(data: str, key: str, run_id: str, steps: int) -> None:
     os.kill(os.getpid(), signal.SIGKILL)  # die without cleaning up, as a crash would
 
 
-def _reference(store: RunStore, repo: Path) -> tuple[str, bytes | None]:
+def _diff(store: RunStore, run_id: str) -> bytes:
+    """The patch without its header (which names the run, so differs between runs)."""
+    return (store.read_bytes(run_id, "patch.diff") or b"").partition(b"\n\n")[2]
+
+
+def _reference(store: RunStore, repo: Path) -> tuple[str, bytes]:
     run_id = start_local_run(store, repo, "main", "feature", "me", OFFLINE)
     ctx = Engine(store).advance(run_id)
-    return str(ctx.outcome), store.read_bytes(run_id, "patch.diff")
+    return str(ctx.outcome), _diff(store, run_id)
 
 
 def test_kill_9_between_every_pair_of_stages_resumes_to_the_same_result(
@@ -146,7 +151,7 @@ def test_kill_9_between_every_pair_of_stages_resumes_to_the_same_result(
         child.join()
         assert child.exitcode == -signal.SIGKILL
         resumed = Engine(store).advance(run_id)
-        assert (str(resumed.outcome), store.read_bytes(run_id, "patch.diff")) == expected
+        assert (str(resumed.outcome), _diff(store, run_id)) == expected
         assert verify_bundle(store.run_dir(run_id)).ok
 
 
@@ -172,6 +177,6 @@ def test_kill_9_at_random_moments_never_tears_a_run(
         os.kill(child.pid, signal.SIGKILL)
         child.join()
         resumed = Engine(store).advance(run_id)
-        assert (str(resumed.outcome), store.read_bytes(run_id, "patch.diff")) == expected
+        assert (str(resumed.outcome), _diff(store, run_id)) == expected
         report = verify_bundle(store.run_dir(run_id))
         assert report.ok, report.problems
