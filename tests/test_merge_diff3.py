@@ -28,8 +28,7 @@ def git_diff3(tmp: Path, base: str, ours: str, theirs: str) -> str:
 
 
 def plain(base: str, ours: str, theirs: str) -> str:
-    # A path with no checked language and no strategy that applies to letters: plain merge.
-    return merge_texts(base, ours, theirs, "plain.bin.unknown").text
+    return merge_texts(base, ours, theirs, "plain.txt", resolve=False).text
 
 
 def test_split_lines_keeps_endings_and_a_missing_last_newline() -> None:

@@ -2,59 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from itertools import chain
 
 from bot.merge.checks import has_conflict_markers, language, lost_lines, parses
-from bot.merge.diff3 import Chunk, merge_chunks
+from bot.merge.diff3 import merge_chunks
 from bot.merge.lines import conflict_block, has_marker_line, marker_eol, split_lines
-from bot.merge.model import MergeResult, Region, Strategy
+from bot.merge.model import Conflict, MergeResult, Region, Resolution, Strategy, StrategyFn
 
 DEFAULT_LABELS = ("ours", "base", "theirs")
 DEFAULT_MAX_BYTES = 1 << 20
 UNRESOLVED = "Both sides changed these lines differently; left for a person."
 
 
-@dataclass(frozen=True)
-class Conflict:
-    """What a strategy sees: one conflict region, with the three whole files around it."""
-
-    path: str
-    language: str | None
-    base: Sequence[str]
-    ours: Sequence[str]
-    theirs: Sequence[str]
-    chunk: Chunk
-    base_file: Sequence[str]
-    ours_file: Sequence[str]
-    theirs_file: Sequence[str]
-
-    @property
-    def before(self) -> Sequence[str]:
-        """The ours-side lines before the region (agreed text, or settled by the merge)."""
-        return self.ours_file[: self.chunk.ours_start]
-
-    @property
-    def after(self) -> Sequence[str]:
-        """The ours-side lines after the region."""
-        return self.ours_file[self.chunk.ours_end :]
-
-
-@dataclass(frozen=True)
-class Resolution:
-    """A strategy's answer for one region: its lines, and why they are right."""
-
-    lines: list[str]
-    strategy: Strategy
-    explanation: str
-
-
-StrategyFn = Callable[[Conflict], Resolution | None]
-
-
 def _strategies() -> tuple[StrategyFn, ...]:
-    return ()
+    from bot.merge.strategies import STRATEGIES
+
+    return STRATEGIES
 
 
 def _ids(*texts: list[str]) -> list[list[int]]:
@@ -84,17 +48,19 @@ def merge_texts(
     path: str,
     *,
     labels: tuple[str, str, str] = DEFAULT_LABELS,
+    resolve: bool = True,
 ) -> MergeResult:
     """Merge three versions of the file at repo-relative ``path``.
 
     The line-level merge is git's (same regions as ``git merge-file --diff3``); each
     conflict region is then offered to the strategies, and a resolution is kept only when
-    it passes the checks. Unsettled regions stay as diff3 conflict markers.
+    it passes the checks. Unsettled regions stay as diff3 conflict markers. With
+    ``resolve=False`` no strategy runs: the result is git's own merge.
     """
     b, o, t = split_lines(base), split_lines(ours), split_lines(theirs)
     bi, oi, ti = _ids(b, o, t)
     lang = language(path)
-    strategies = _strategies()
+    strategies = _strategies() if resolve else ()
     # Pieces of the output: plain lines, or an index into ``regions`` for a conflict.
     pieces: list[list[str] | int] = []
     conflicts: list[Conflict] = []
@@ -245,6 +211,7 @@ def merge_bytes(
     *,
     labels: tuple[str, str, str] = DEFAULT_LABELS,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    resolve: bool = True,
 ) -> MergeResult:
     """Merge file contents as stored: refuse what is not text, then :func:`merge_texts`.
 
@@ -273,7 +240,7 @@ def merge_bytes(
         texts = [x.decode("utf-8") for x in datas]
     except UnicodeDecodeError:
         return _refuse(base, ours, theirs, labels, "not UTF-8 text")
-    result = merge_texts(texts[0], texts[1], texts[2], path, labels=labels)
+    result = merge_texts(texts[0], texts[1], texts[2], path, labels=labels, resolve=resolve)
     if not (add_bom or to_crlf):
         return result
     text = result.text
