@@ -48,13 +48,50 @@ def parses(path: str, text: str) -> bool | None:
 
 
 def _python(text: str) -> bool:
+    return python_tree(text) is not None
+
+
+def python_tree(text: str) -> ast.Module | None:
+    """The module's syntax tree, or None when it does not parse (as Python 3)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ast.parse(text)
+            return ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return False
-    return True
+        return None
+
+
+def imported_names(tree: ast.Module) -> set[str]:
+    """Names bound by import statements anywhere in a module."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            for alias in node.names:
+                names.add(alias.asname or alias.name.split(".")[0])
+    return names
+
+
+def dangling_imports(ours: ast.Module, theirs: ast.Module, merged: ast.Module) -> set[str]:
+    """Names a side imported that the merge no longer binds, yet the merged code still reads.
+
+    Dropping an import the other side's code still uses breaks the module at run time,
+    which no parser notices. Any binding counts (import, def, class, assignment, argument).
+    """
+    dropped = (imported_names(ours) | imported_names(theirs)) - imported_names(merged)
+    if not dropped:
+        return set()
+    read: set[str] = set()
+    bound: set[str] = set()
+    for node in ast.walk(merged):
+        if isinstance(node, ast.Name):
+            (read if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            bound.update(alias.asname or alias.name.split(".")[0] for alias in node.names)
+    return dropped & read - bound
 
 
 @cache

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 from bot.merge.diff import Hunk, diff
@@ -26,7 +26,7 @@ class Chunk:
     take_theirs: bool = False
 
 
-def merge_chunks(base: Sequence[int], ours: Sequence[int], theirs: Sequence[int]) -> list[Chunk]:
+def merge_chunks(base: Sequence[Hashable], ours: Sequence[Hashable], theirs: Sequence[Hashable]) -> list[Chunk]:
     """The changed spans of a three-way merge of line ids, in order; unchanged text lies between.
 
     Hunks of the two sides that overlap or touch in the base form one span; a span both

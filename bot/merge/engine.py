@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from itertools import chain
 
-from bot.merge.checks import has_conflict_markers, language, lost_lines, parses
+from bot.merge.checks import (
+    dangling_imports,
+    has_conflict_markers,
+    language,
+    lost_lines,
+    parses,
+    python_tree,
+)
 from bot.merge.diff3 import merge_chunks
 from bot.merge.lines import conflict_block, has_marker_line, marker_eol, split_lines
 from bot.merge.model import Conflict, MergeResult, Region, Resolution, Strategy, StrategyFn
@@ -19,11 +26,6 @@ def _strategies() -> tuple[StrategyFn, ...]:
     from bot.merge.strategies import STRATEGIES
 
     return STRATEGIES
-
-
-def _ids(*texts: list[str]) -> list[list[int]]:
-    table = {line: i for i, line in enumerate(dict.fromkeys(chain(*texts)))}
-    return [list(map(table.__getitem__, lines)) for lines in texts]
 
 
 def _settle(conflict: Conflict, strategies: Sequence[StrategyFn]) -> Resolution | None:
@@ -58,7 +60,6 @@ def merge_texts(
     ``resolve=False`` no strategy runs: the result is git's own merge.
     """
     b, o, t = split_lines(base), split_lines(ours), split_lines(theirs)
-    bi, oi, ti = _ids(b, o, t)
     lang = language(path)
     strategies = _strategies() if resolve else ()
     # Pieces of the output: plain lines, or an index into ``regions`` for a conflict.
@@ -66,7 +67,7 @@ def merge_texts(
     conflicts: list[Conflict] = []
     answers: list[Resolution | None] = []
     ours_at = 0
-    for chunk in merge_chunks(bi, oi, ti):
+    for chunk in merge_chunks(b, o, t):
         pieces.append(o[ours_at : chunk.ours_start])
         ours_at = chunk.ours_end
         if not chunk.conflict:
@@ -129,7 +130,8 @@ def _check_syntax(
     """Turn resolutions back into conflicts when they break a file both sides could parse.
 
     Each resolution is tried alone in ours (the other regions as ours has them); when all
-    regions are settled, the whole merged file must parse as well.
+    regions are settled, the whole merged file must parse as well. For Python, a
+    resolution must also not drop an import whose name the merged code still reads.
     """
     if not parses(path, ours) or not parses(path, theirs):
         return
@@ -144,16 +146,45 @@ def _check_syntax(
                 out.extend(piece)
         return "".join(out)
 
-    if all(answers) and parses(path, text_with(answers)):
+    if not (all(answers) and parses(path, text_with(answers))):
+        for i, answer in enumerate(answers):
+            if answer is None:
+                continue
+            alone: list[Resolution | None] = [None] * len(answers)
+            alone[i] = answer
+            if not parses(path, text_with(alone)):
+                answers[i] = None
+        if all(answers) and not parses(path, text_with(answers)):
+            answers[:] = [None] * len(answers)
+    if language(path) == "python" and any(answers):
+        _check_python_names(ours, theirs, text_with(answers), conflicts, answers)
+
+
+def _check_python_names(
+    ours: str,
+    theirs: str,
+    merged: str,
+    conflicts: Sequence[Conflict],
+    answers: list[Resolution | None],
+) -> None:
+    """Undo resolutions that drop an import the merged module still reads."""
+    trees = [python_tree(text) for text in (ours, theirs, merged)]
+    if trees[0] is None or trees[1] is None or trees[2] is None:
         return
+    dangling = dangling_imports(trees[0], trees[1], trees[2])
+    if not dangling:
+        return
+    pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, sorted(dangling))) + r")\b")
+    blamed = False
     for i, answer in enumerate(answers):
         if answer is None:
             continue
-        alone: list[Resolution | None] = [None] * len(answers)
-        alone[i] = answer
-        if not parses(path, text_with(alone)):
+        before = pattern.findall("".join([*conflicts[i].ours, *conflicts[i].theirs]))
+        after = pattern.findall("".join(answer.lines))
+        if set(before) - set(after):
             answers[i] = None
-    if all(answers) and not parses(path, text_with(answers)):
+            blamed = True
+    if not blamed:
         answers[:] = [None] * len(answers)
 
 
@@ -230,8 +261,8 @@ def merge_bytes(
     if len(set(boms)) > 1:
         datas = tuple(x.removeprefix(_BOM) for x in datas)
         add_bom = bool(_pick(*boms))
-    styles = [_eol_style(x) for x in datas]
     to_crlf = False
+    styles = [_eol_style(x) for x in datas] if any(b"\r" in x for x in datas) else []
     known = {s for s in styles if s is not None}
     if len(known) > 1 and all(s is not None for s in styles):
         datas = tuple(x.replace(b"\r\n", b"\n") for x in datas)

@@ -14,9 +14,40 @@ _MAX_BLOCK = 400
 # mean both sides changed the same entry, which sorting cannot settle.
 _ENTRY = re.compile(r"[\W_]*([\w.\-/@]+)")
 
-_KEYS: tuple[tuple[str, Callable[[str], str]], ...] = (
-    ("exact", lambda line: line.strip()),
-    ("case-insensitive", lambda line: line.strip().casefold()),
+_IMPORT = re.compile(r"\s*(?:import\s+([\w.]+)(.*)|from\s+([\w.]+)\s+import\s+(.*))")
+
+
+def _import_key(line: str) -> str:
+    """isort's order for Python imports: plain imports, then from-imports, by module, then name.
+
+    Lines that are not imports sort nowhere (the block then fails to be sorted).
+    """
+    match = _IMPORT.fullmatch(line.rstrip("\r\n"))
+    if match is None:
+        return "\uffff" + line
+    if match.group(1) is not None:
+        return "0 " + match.group(1).casefold() + " " + match.group(2).strip().casefold()
+    return "1 " + match.group(3).casefold() + " " + match.group(4).strip().casefold()
+
+
+def _entry(line: str) -> str:
+    match = _ENTRY.match(line)
+    return match.group(1) if match else line
+
+
+def _imported(line: str) -> str:
+    """The names a Python import line binds (``from a import b, c`` -> ``b, c``)."""
+    match = _IMPORT.fullmatch(line.rstrip("\r\n"))
+    if match is None:
+        return line
+    return (match.group(1) or "") + (match.group(2) or "") if match.group(1) else match.group(4)
+
+
+# (name, sort key, the entry's identity: two lines with one identity are one entry changed).
+_KEYS: tuple[tuple[str, Callable[[str], str], Callable[[str], str]], ...] = (
+    ("exact", lambda line: line.strip(), _entry),
+    ("case-insensitive", lambda line: line.strip().casefold(), _entry),
+    ("Python import", _import_key, _imported),
 )
 
 
@@ -54,6 +85,19 @@ def _same_punctuation(block: list[str], ours_block: list[str]) -> bool:
     return len({_ending(line) for line in block[:-1]}) <= 1
 
 
+def _entry_changed_twice(c: Conflict, identity: Callable[[str], str]) -> bool:
+    """Whether one side rewrote an entry that the other side also removed or rewrote."""
+    base = set(c.base)
+    touched: list[set[str]] = []
+    rewritten: list[set[str]] = []
+    for side in (c.ours, c.theirs):
+        removed = {identity(line) for line in base - set(side)}
+        added = {identity(line) for line in set(side) - base}
+        touched.append(removed | added)
+        rewritten.append(removed & added)
+    return bool(rewritten[0] & touched[1] or rewritten[1] & touched[0])
+
+
 def resolve(c: Conflict) -> Resolution | None:
     """Merge the entries both sides added or removed into a list both kept sorted.
 
@@ -64,12 +108,12 @@ def resolve(c: Conflict) -> Resolution | None:
     ordering is ambiguous, when an entry name would appear twice (both sides changed the
     same entry), or when lines are not unique.
     """
-    if not c.ours or not c.theirs:
-        return None
     region = [*c.base, *c.ours, *c.theirs]
     if any(not line.strip() for line in region):
         return None
     indents = {_indent(line) for line in region}
+    if not indents:
+        return None
     if len(indents) != 1:
         return None
     indent = indents.pop()
@@ -99,7 +143,8 @@ def resolve(c: Conflict) -> Resolution | None:
     after = _run(c.ours_file, ch.ours_end, 1, indent)
     answer: list[str] | None = None
     order = ""
-    for name, key in _KEYS:
+    identity: Callable[[str], str] = _entry
+    for name, key, entry in _KEYS:
         if not (_is_sorted([key(x) for x in ours_block]) and _is_sorted([key(x) for x in theirs_block])):
             continue
         merged = sorted(entries, key=key)
@@ -108,15 +153,15 @@ def resolve(c: Conflict) -> Resolution | None:
         if answer is not None and answer != merged:
             return None
         if answer is None:
-            answer, order = merged, name
+            answer, order, identity = merged, name, entry
     if answer is None or not after:
         # With nothing after the region, appending explains the order as well as sorting
         # does (changelog links, numbered entries), so the order is not proven.
         return None
     if not _same_punctuation([*before, *answer, *after], ours_block):
         return None
-    names = [m.group(1) if (m := _ENTRY.match(line)) else line for line in answer]
-    if len(set(names)) != len(names):
+    names = [identity(line) for line in answer]
+    if len(set(names)) != len(names) or _entry_changed_twice(c, identity):
         return None
     return Resolution(
         lines=answer,

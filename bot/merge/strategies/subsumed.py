@@ -37,6 +37,8 @@ def resolve(c: Conflict) -> Resolution | None:
         return None
     if blank_only_change(c.base, c.ours, c.theirs) or related_edits(c.base, c.ours, c.theirs):
         return None
+    if [t for t in ours if not t.isspace()] == [t for t in theirs if not t.isspace()]:
+        return None  # the sides differ only in layout: a matter of taste, not containment
     if not _may_contain(base, ours, theirs):
         return None
     d_ours, d_theirs, d_between = distance(base, ours), distance(base, theirs), distance(ours, theirs)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from bot.merge.diff3 import Chunk
 from bot.merge.model import Conflict, Resolution, Strategy
-from bot.merge.tokens import merge_tokens, tokenize
+from bot.merge.tokens import TokenMerge, merge_tokens, tokenize
 
 # 1.2, 1.2.3, v1.2.3, 2.0.0-beta.1, 1.0rc2, 3.0.2.dev0: dotted numbers, maybe a pre/post tag.
 _VERSION = re.compile(
@@ -16,6 +17,7 @@ _VERSION_SEARCH = re.compile(r"\d+(?:\.\d+)+")
 _PRE = re.compile(r"alpha|beta|rc|a|b|c|dev|pre", re.IGNORECASE)
 _HEX = re.compile(r"[0-9a-f]{7,64}")
 _MAX_LINES = 200
+_UNDERLINE = re.compile(r"([=\-~^*+#`'\"])\1{2,}")
 
 Key = tuple[tuple[int, ...], int, tuple[int, ...]]
 
@@ -139,8 +141,10 @@ def resolve(c: Conflict) -> Resolution | None:
     winners: set[str] = set()
     for n, chunk in enumerate(merge.chunks):
         if not chunk.conflict:
+            if _downgrade(merge, chunk):
+                return None  # a side lowered a version: versions are not only moving forward
             continue
-        lines = [
+        spans = [
             _whole_line(tokens, start, end)
             for tokens, start, end in (
                 (merge.base, chunk.base_start, chunk.base_end),
@@ -148,9 +152,9 @@ def resolve(c: Conflict) -> Resolution | None:
                 (merge.theirs, chunk.theirs_start, chunk.theirs_end),
             )
         ]
-        if any(line is None for line in lines):
+        if any(span is None for span in spans):
             return None
-        (b0, b1), (o0, o1), (t0, t1) = (line for line in lines if line is not None)
+        (b0, b1), (o0, o1), (t0, t1) = (span for span in spans if span is not None)
         merged = _merge_line(
             "".join(merge.base[b0:b1]), "".join(merge.ours[o0:o1]), "".join(merge.theirs[t0:t1]),
             c.path,
@@ -166,12 +170,28 @@ def resolve(c: Conflict) -> Resolution | None:
         pick[n] = side[start:end]
     if not winners:
         return None
+    result = merge.render(pick)
+    if any(_UNDERLINE.fullmatch(line.strip()) for line in [*c.ours, *c.theirs] if line not in c.base):
+        return None  # a heading underline changed: its length follows the title's
     sides = " and ".join(sorted(winners))
     return Resolution(
-        lines=merge.render(pick),
+        lines=result,
         strategy=Strategy.VERSION_BUMP,
         explanation=f"Both sides bumped the same version; kept the higher one ({sides}).",
     )
+
+
+def _downgrade(merge: TokenMerge, chunk: Chunk) -> bool:
+    """Whether a change only one side made replaces a version by a lower one."""
+    side, start, end = (
+        (merge.theirs, chunk.theirs_start, chunk.theirs_end)
+        if chunk.take_theirs
+        else (merge.ours, chunk.ours_start, chunk.ours_end)
+    )
+    if end - start != 1 or chunk.base_end - chunk.base_start != 1:
+        return False
+    old, new = merge.base[chunk.base_start], side[start]
+    return _is_version(old) and _is_version(new) and version_key(new) < version_key(old)
 
 
 def _whole_line(tokens: list[str], start: int, end: int) -> tuple[int, int] | None:
