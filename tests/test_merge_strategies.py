@@ -138,3 +138,84 @@ def test_subsumed_refuses_insertions_at_one_place() -> None:
 def test_subsumed_refuses_unrelated_edits() -> None:
     strategy, _ = settle("run(a)\n", "run(b)\n", "walk(a)\n", path="m.py")
     assert strategy is Strategy.CONFLICT
+
+
+def test_bumps_of_different_pins_on_each_side_are_all_kept() -> None:
+    base = "attrs==21.1.0\nclick==8.0.0\ncolorama==0.4.4\n"
+    ours = "attrs==21.2.0\nclick==8.0.0\ncolorama==0.4.4\n"
+    theirs = "attrs==21.1.0\nclick==8.0.1\ncolorama==0.4.4\n"
+    strategy, text = settle(base, ours, theirs, path="requirements/tests.txt")
+    assert strategy is Strategy.VERSION_BUMP
+    assert text == "attrs==21.2.0\nclick==8.0.1\ncolorama==0.4.4\n"
+
+
+def test_version_bump_refuses_a_one_sided_downgrade() -> None:
+    base = '    "accepts": "~1.3.8",\n    "body-parser": "1.19.2",\n'
+    ours = '    "accepts": "~1.3.7",\n    "body-parser": "2.0.0",\n'
+    theirs = '    "accepts": "~1.3.8",\n    "body-parser": "1.20.2",\n'
+    strategy, _ = settle(base, ours, theirs, path="package.json")
+    assert strategy is Strategy.CONFLICT
+
+
+def test_version_bump_refuses_a_changed_heading_underline() -> None:
+    base = "3.0.2.dev\n=========\n"
+    ours = "3.1.0.dev\n=========\n"
+    theirs = "3.0.3.dev0\n==========\n"
+    strategy, _ = settle(base, ours, theirs, path="CHANGELOG.rst")
+    assert strategy is Strategy.CONFLICT
+
+
+IMPORTS = (
+    "import os\n"
+    "import sys\n"
+    "from _pytest.config import Config\n"
+    "from _pytest.nodes import Node\n"
+    "from _pytest.outcomes import exit\n"
+    "from _pytest.runner import collect_one_node\n"
+    "\n"
+    "\n"
+    "def f(node: Node) -> None:\n"
+    "    exit(os.sep, sys.argv, Config, collect_one_node, node)\n"
+)
+
+
+def test_python_imports_in_isort_order_are_merged_in_that_order() -> None:
+    exit_line = "from _pytest.outcomes import exit\n"
+    ours = IMPORTS.replace(exit_line, exit_line + "from _pytest.reports import CollectReport\n")
+    theirs = IMPORTS.replace(exit_line, exit_line + "from _pytest.python import Function\n")
+    strategy, text = settle(IMPORTS, ours, theirs, path="src/m.py")
+    assert strategy is Strategy.SORTED_BLOCK
+    assert exit_line + (
+        "from _pytest.python import Function\nfrom _pytest.reports import CollectReport\n"
+        "from _pytest.runner import collect_one_node\n"
+    ) in text
+
+
+def test_an_import_one_side_dropped_but_the_merged_code_uses_stays_a_conflict() -> None:
+    # Ours drops the Node import (its own code stopped using it); theirs adds a line that
+    # still reads Node elsewhere, so the sorted merge would leave Node unbound.
+    node_line = "from _pytest.nodes import Node\n"
+    ours = IMPORTS.replace(node_line, "").replace("def f(node: Node)", "def f(node: object)")
+    theirs = IMPORTS.replace(node_line, "from _pytest.main import Session\n" + node_line)
+    theirs += "\n\nX = Node\n"
+    result = merge_texts(IMPORTS, ours, theirs, "src/m.py")
+    assert [r.strategy for r in result.regions] == [Strategy.CONFLICT]
+    # Without the late use of Node, the same edits merge as a sorted block.
+    theirs = IMPORTS.replace(node_line, "from _pytest.main import Session\n" + node_line)
+    theirs = theirs.replace("def f(node: Node)", "def f(node: object)")
+    ours = IMPORTS.replace(node_line, "").replace("def f(node: Node)", "def f(node: object)")
+    strategy, text = settle(IMPORTS, ours, theirs, path="src/m.py")
+    assert strategy is Strategy.SORTED_BLOCK and "Session" in text and node_line not in text
+
+
+def test_sorted_block_refuses_an_entry_one_side_rewrote_and_the_other_deleted() -> None:
+    base = "aa\nbb\ncc = 1\ndd\nee\nff\n"
+    ours = "aa\nbb\ncc = 2\ndd\nee\nff\n"
+    theirs = "aa\nbb\ndd\nee\nff\n"
+    strategy, _ = settle(base, ours, theirs)
+    assert strategy is Strategy.CONFLICT
+
+
+def test_subsumed_refuses_sides_that_differ_only_in_layout() -> None:
+    strategy, _ = settle("f(a)\n", "f(a, b)\n", "f(a,b)\n", path="m.py")
+    assert strategy is Strategy.CONFLICT

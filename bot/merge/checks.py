@@ -62,12 +62,24 @@ def python_tree(text: str) -> ast.Module | None:
 
 
 def imported_names(tree: ast.Module) -> set[str]:
-    """Names bound by import statements anywhere in a module."""
+    """Names bound by import statements of a module, outside functions and classes.
+
+    Only statement bodies are searched (module level and inside if/try/with blocks), which
+    is where imports live and far cheaper than walking every expression.
+    """
     names: set[str] = set()
-    for node in ast.walk(tree):
+    todo: list[ast.stmt] = list(tree.body)
+    while todo:
+        node = todo.pop()
         if isinstance(node, ast.Import | ast.ImportFrom):
-            for alias in node.names:
-                names.add(alias.asname or alias.name.split(".")[0])
+            names.update(alias.asname or alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.If | ast.Try | ast.With | ast.For | ast.While):
+            todo.extend(node.body)
+            todo.extend(node.orelse if not isinstance(node, ast.With) else [])
+            if isinstance(node, ast.Try):
+                todo.extend(node.finalbody)
+                for handler in node.handlers:
+                    todo.extend(handler.body)
     return names
 
 

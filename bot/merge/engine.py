@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Sequence
 
@@ -29,15 +30,25 @@ def _strategies() -> tuple[StrategyFn, ...]:
 
 
 def _settle(conflict: Conflict, strategies: Sequence[StrategyFn]) -> Resolution | None:
-    """The first strategy's resolution that passes the region checks, if any."""
+    """The first strategy's resolution that passes the region checks, if any.
+
+    A resolution may not contain a conflict marker, may not drop a line that a side added
+    where the other side did not touch, and only its very last line may lack a line end,
+    and only at the end of the file.
+    """
+    at_end = conflict.chunk.ours_end == len(conflict.ours_file)
     for strategy in strategies:
         resolution = strategy(conflict)
         if resolution is None:
             continue
-        text = "".join(resolution.lines)
-        if has_marker_line(text):
+        lines = resolution.lines
+        if any(not line.endswith("\n") for line in lines[:-1]) or (
+            lines and not lines[-1].endswith("\n") and not at_end
+        ):
             continue
-        if lost_lines(conflict.base, conflict.ours, conflict.theirs, resolution.lines):
+        if has_marker_line("".join(lines)):
+            continue
+        if lost_lines(conflict.base, conflict.ours, conflict.theirs, lines):
             continue
         return resolution
     return None
@@ -62,7 +73,7 @@ def merge_texts(
     b, o, t = split_lines(base), split_lines(ours), split_lines(theirs)
     lang = language(path)
     strategies = _strategies() if resolve else ()
-    # Pieces of the output: plain lines, or an index into ``regions`` for a conflict.
+    # Pieces of the output: agreed lines, or the index of a conflict in ``conflicts``.
     pieces: list[list[str] | int] = []
     conflicts: list[Conflict] = []
     answers: list[Resolution | None] = []
@@ -129,11 +140,18 @@ def _check_syntax(
 ) -> None:
     """Turn resolutions back into conflicts when they break a file both sides could parse.
 
-    Each resolution is tried alone in ours (the other regions as ours has them); when all
-    regions are settled, the whole merged file must parse as well. For Python, a
-    resolution must also not drop an import whose name the merged code still reads.
+    Each resolution is tried alone in ours (the other regions as ours has them) when the
+    merged file with all of them does not parse; when all regions are settled, the whole
+    merged file must parse. For Python, a resolution must also not drop an import whose
+    name the merged code still reads.
     """
-    if not parses(path, ours) or not parses(path, theirs):
+    python = language(path) == "python"
+    trees: list[ast.Module | None] = []
+    if python:
+        trees = [python_tree(ours), python_tree(theirs)]
+        if trees[0] is None or trees[1] is None:
+            return
+    elif not parses(path, ours) or not parses(path, theirs):
         return
 
     def text_with(chosen: Sequence[Resolution | None]) -> str:
@@ -146,7 +164,9 @@ def _check_syntax(
                 out.extend(piece)
         return "".join(out)
 
-    if not (all(answers) and parses(path, text_with(answers))):
+    merged = text_with(answers)
+    merged_tree = python_tree(merged) if python else None
+    if not (python and merged_tree is not None) and not (not python and parses(path, merged)):
         for i, answer in enumerate(answers):
             if answer is None:
                 continue
@@ -154,27 +174,22 @@ def _check_syntax(
             alone[i] = answer
             if not parses(path, text_with(alone)):
                 answers[i] = None
-        if all(answers) and not parses(path, text_with(answers)):
+        merged = text_with(answers)
+        if not parses(path, merged):
             answers[:] = [None] * len(answers)
-    if language(path) == "python" and any(answers):
-        _check_python_names(ours, theirs, text_with(answers), conflicts, answers)
+            return
+        merged_tree = python_tree(merged) if python else None
+    if python and merged_tree is not None and trees[0] is not None and trees[1] is not None:
+        dangling = dangling_imports(trees[0], trees[1], merged_tree)
+        if dangling:
+            _blame(dangling, conflicts, answers)
 
 
-def _check_python_names(
-    ours: str,
-    theirs: str,
-    merged: str,
-    conflicts: Sequence[Conflict],
-    answers: list[Resolution | None],
+def _blame(
+    names: set[str], conflicts: Sequence[Conflict], answers: list[Resolution | None]
 ) -> None:
-    """Undo resolutions that drop an import the merged module still reads."""
-    trees = [python_tree(text) for text in (ours, theirs, merged)]
-    if trees[0] is None or trees[1] is None or trees[2] is None:
-        return
-    dangling = dangling_imports(trees[0], trees[1], trees[2])
-    if not dangling:
-        return
-    pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, sorted(dangling))) + r")\b")
+    """Undo the resolutions that dropped ``names`` (all of them if none clearly did)."""
+    pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, sorted(names))) + r")\b")
     blamed = False
     for i, answer in enumerate(answers):
         if answer is None:

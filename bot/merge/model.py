@@ -16,7 +16,6 @@ class Strategy(enum.StrEnum):
     VERSION_BUMP = "version_bump"
     SUBSUMED = "subsumed"
     SORTED_BLOCK = "sorted_block"
-    TOKEN_MERGE = "token_merge"
     CONFLICT = "conflict"
 
 

@@ -35,11 +35,11 @@ def resolve(c: Conflict) -> Resolution | None:
     base, ours, theirs = tokenize(c.base), tokenize(c.ours), tokenize(c.theirs)
     if max(len(base), len(ours), len(theirs)) > _MAX_TOKENS:
         return None
-    if blank_only_change(c.base, c.ours, c.theirs) or related_edits(c.base, c.ours, c.theirs):
+    if not _may_contain(base, ours, theirs):
         return None
     if [t for t in ours if not t.isspace()] == [t for t in theirs if not t.isspace()]:
         return None  # the sides differ only in layout: a matter of taste, not containment
-    if not _may_contain(base, ours, theirs):
+    if blank_only_change(c.base, c.ours, c.theirs) or related_edits(c.base, c.ours, c.theirs):
         return None
     d_ours, d_theirs, d_between = distance(base, ours), distance(base, theirs), distance(ours, theirs)
     if d_ours == 0 or d_theirs == 0 or d_between == 0:

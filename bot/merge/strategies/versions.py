@@ -168,7 +168,7 @@ def resolve(c: Conflict) -> Resolution | None:
             else (merge.theirs, chunk.theirs_start, chunk.theirs_end)
         )
         pick[n] = side[start:end]
-    if not winners:
+    if not winners and not _bumps_on_both_sides(merge, c.path):
         return None
     result = merge.render(pick)
     if any(_UNDERLINE.fullmatch(line.strip()) for line in [*c.ours, *c.theirs] if line not in c.base):
@@ -177,8 +177,31 @@ def resolve(c: Conflict) -> Resolution | None:
     return Resolution(
         lines=result,
         strategy=Strategy.VERSION_BUMP,
-        explanation=f"Both sides bumped the same version; kept the higher one ({sides}).",
+        explanation=(
+            f"Both sides bumped the same version; kept the higher one ({sides})."
+            if winners
+            else "Each side bumped different versions here; kept every bump."
+        ),
     )
+
+
+def _bumps_on_both_sides(merge: TokenMerge, path: str) -> bool:
+    """Whether each side raised some versions and nothing else changed in the region."""
+    raised = set()
+    for chunk in merge.chunks:
+        side, start, end = (
+            (merge.theirs, chunk.theirs_start, chunk.theirs_end)
+            if chunk.take_theirs
+            else (merge.ours, chunk.ours_start, chunk.ours_end)
+        )
+        if chunk.conflict or end - start != 1 or chunk.base_end - chunk.base_start != 1:
+            return False
+        if not (
+            _versionish(merge.base, chunk.base_start, path) and _versionish(side, start, path)
+        ):
+            return False
+        raised.add("theirs" if chunk.take_theirs else "ours")
+    return raised == {"ours", "theirs"}
 
 
 def _downgrade(merge: TokenMerge, chunk: Chunk) -> bool:
