@@ -33,17 +33,18 @@ def load_score(scenarios: Path) -> ModuleType:
     return module
 
 
-def run_batches(scenarios: Path, out: Path, projects: list[str]) -> tuple[int, float]:
+def run_batches(scenarios: Path, out: Path, projects: list[str]) -> tuple[int, float, float]:
+    """Run merge-batch per project in this process: files, wall seconds, CPU seconds."""
     from bot.cli import main
 
     files = 0
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     for project in projects:
         code = main(["merge-batch", str(scenarios / project), str(out / project)])
         if code != 0:
             raise SystemExit(f"merge-batch failed on {project} (exit {code})")
         files += sum(1 for p in (scenarios / project).iterdir() if p.is_dir())
-    return files, time.perf_counter() - start
+    return files, time.perf_counter() - wall, time.process_time() - cpu
 
 
 def per_strategy(score: ModuleType, scenarios: Path, out: Path, projects: list[str]) -> None:
@@ -107,7 +108,7 @@ def main() -> int:
     projects = sorted(p.name for p in scenarios.iterdir() if p.is_dir())
     if args.projects:
         projects = [p for p in projects if p in args.projects.split(",")]
-    files, seconds = run_batches(scenarios, out, projects)
+    files, seconds, cpu = run_batches(scenarios, out, projects)
     score_py = subprocess.run(
         [sys.executable, str(scenarios / "score.py"), str(scenarios), str(out), "--json"],
         capture_output=True, text=True, check=True,
@@ -131,9 +132,10 @@ def main() -> int:
               f"  files resolved {c.get('files_resolved', 0)}/{c.get('files', 0)}")
     per_strategy(load_score(scenarios), scenarios, out, projects)
     engine = per_strategy.engine_seconds  # type: ignore[attr-defined]
-    print(f"\nspeed: {files} files in {seconds:.2f} s = {files / seconds:.0f} files/s "
-          f"(merge-batch in one process, reading and writing files); "
-          f"merging alone {files / max(engine, 1e-9):.0f} files/s")
+    print(f"\nspeed: {files / cpu:.0f} files/s on one core ({files} files, {cpu:.2f} s of CPU "
+          f"for merge-batch in one process, reading and writing files); wall clock "
+          f"{files / seconds:.0f} files/s ({seconds:.2f} s, other load on the machine counts "
+          f"there); merging alone {files / max(engine, 1e-9):.0f} files/s (wall)")
     print(f"overall: region coverage {summary['region_coverage']:.1%}, region precision "
           f"{summary['region_precision']:.1%}; file coverage {summary['file_coverage']:.1%}, "
           f"file precision {summary['file_precision']:.1%}; "

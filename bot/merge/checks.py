@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import tomllib
 import warnings
 from collections.abc import Callable, Sequence
@@ -83,7 +84,9 @@ def imported_names(tree: ast.Module) -> set[str]:
     return names
 
 
-def dangling_imports(ours: ast.Module, theirs: ast.Module, merged: ast.Module) -> set[str]:
+def dangling_imports(
+    ours: ast.Module, theirs: ast.Module, merged: ast.Module, merged_text: str | None = None
+) -> set[str]:
     """Names a side imported that the merge no longer binds, yet the merged code still reads.
 
     Dropping an import the other side's code still uses breaks the module at run time,
@@ -92,6 +95,11 @@ def dangling_imports(ours: ast.Module, theirs: ast.Module, merged: ast.Module) -
     dropped = (imported_names(ours) | imported_names(theirs)) - imported_names(merged)
     if not dropped:
         return set()
+    if merged_text is not None:
+        words = set(re.findall(r"\w+", merged_text))
+        dropped &= words  # a name that no longer appears at all is certainly not read
+        if not dropped:
+            return set()
     read: set[str] = set()
     bound: set[str] = set()
     for node in ast.walk(merged):

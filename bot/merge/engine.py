@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import re
 from collections.abc import Sequence
 
@@ -140,19 +139,12 @@ def _check_syntax(
 ) -> None:
     """Turn resolutions back into conflicts when they break a file both sides could parse.
 
-    Each resolution is tried alone in ours (the other regions as ours has them) when the
-    merged file with all of them does not parse; when all regions are settled, the whole
-    merged file must parse. For Python, a resolution must also not drop an import whose
-    name the merged code still reads.
+    The merged file (unsettled regions as ours has them) must parse whenever ours and
+    theirs both do; if it does not, each resolution is tried alone and the ones that break
+    it are undone. For Python, a resolution must also not drop an import whose name the
+    merged code still reads.
     """
     python = language(path) == "python"
-    trees: list[ast.Module | None] = []
-    if python:
-        trees = [python_tree(ours), python_tree(theirs)]
-        if trees[0] is None or trees[1] is None:
-            return
-    elif not parses(path, ours) or not parses(path, theirs):
-        return
 
     def text_with(chosen: Sequence[Resolution | None]) -> str:
         out: list[str] = []
@@ -166,7 +158,10 @@ def _check_syntax(
 
     merged = text_with(answers)
     merged_tree = python_tree(merged) if python else None
-    if not (python and merged_tree is not None) and not (not python and parses(path, merged)):
+    if (merged_tree is None) if python else not parses(path, merged):
+        # Only now does it matter whether the sides themselves parse (old syntax may not).
+        if not parses(path, ours) or not parses(path, theirs):
+            return
         for i, answer in enumerate(answers):
             if answer is None:
                 continue
@@ -179,10 +174,17 @@ def _check_syntax(
             answers[:] = [None] * len(answers)
             return
         merged_tree = python_tree(merged) if python else None
-    if python and merged_tree is not None and trees[0] is not None and trees[1] is not None:
-        dangling = dangling_imports(trees[0], trees[1], merged_tree)
-        if dangling:
-            _blame(dangling, conflicts, answers)
+    if merged_tree is None or not any(
+        answer is not None and "import" in "".join([*c.ours, *c.theirs])
+        for c, answer in zip(conflicts, answers, strict=True)
+    ):
+        return  # only a region that touches imports can drop one
+    ours_tree, theirs_tree = python_tree(ours), python_tree(theirs)
+    if ours_tree is None or theirs_tree is None:
+        return
+    dangling = dangling_imports(ours_tree, theirs_tree, merged_tree, merged)
+    if dangling:
+        _blame(dangling, conflicts, answers)
 
 
 def _blame(

@@ -145,6 +145,8 @@ def resolve(c: Conflict) -> Resolution | None:
     order = ""
     identity: Callable[[str], str] = _entry
     for name, key, entry in _KEYS:
+        if name == "Python import" and c.language != "python":
+            continue
         if not (_is_sorted([key(x) for x in ours_block]) and _is_sorted([key(x) for x in theirs_block])):
             continue
         merged = sorted(entries, key=key)
