@@ -51,6 +51,7 @@ def per_strategy(score: ModuleType, scenarios: Path, out: Path, projects: list[s
     """Region-level fire counts and precision per strategy, located as score.py locates."""
     fired: collections.Counter[str] = collections.Counter()
     right: collections.Counter[str] = collections.Counter()
+    by_project: collections.Counter[tuple[str, str, bool]] = collections.Counter()
     wrong: list[str] = []
     engine_seconds = 0.0
     for project in projects:
@@ -80,14 +81,22 @@ def per_strategy(score: ModuleType, scenarios: Path, out: Path, projects: list[s
                     continue
                 g = score.locate(got, anchor)
                 fired[strategy] += 1
-                if g is not None and not score.has_marker(g) and g == e:
+                ok = g is not None and not score.has_marker(g) and g == e
+                by_project[(strategy, project, ok)] += 1
+                if ok:
                     right[strategy] += 1
                 else:
                     wrong.append(f"{project}/{name} region {index + 1} ({strategy})")
     print("\nstrategies (scorable regions settled, matching the committed resolution):")
     for strategy, count in sorted(fired.items(), key=lambda kv: -kv[1]):
-        print(f"  {strategy:28s} fired {count:4d}  right {right[strategy]:4d}  "
-              f"precision {right[strategy] / max(count, 1):.1%}")
+        split = "  ".join(
+            f"{p} {by_project[(strategy, p, True)]}/"
+            f"{by_project[(strategy, p, True)] + by_project[(strategy, p, False)]}"
+            for p in projects
+            if by_project[(strategy, p, True)] + by_project[(strategy, p, False)]
+        )
+        print(f"  {strategy:14s} fired {count:4d}  right {right[strategy]:4d}  "
+              f"precision {right[strategy] / max(count, 1):6.1%}   by project: {split}")
     print(f"\nwrong resolutions ({len(wrong)}):")
     for item in wrong:
         print(f"  {item}")

@@ -165,6 +165,10 @@ def resolve(c: Conflict) -> Resolution | None:
     names = [identity(line) for line in answer]
     if len(set(names)) != len(names) or _entry_changed_twice(c, identity):
         return None
+    if any(name[:1].isdigit() for name in names):
+        # Numbered entries (issue links, releases) are in order because they were
+        # appended over time; that order proves no sorting rule for where new ones go.
+        return None
     return Resolution(
         lines=answer,
         strategy=Strategy.SORTED_BLOCK,
