@@ -42,8 +42,13 @@ def _common_prefix(a: Sequence[Hashable], b: Sequence[Hashable], limit: int) -> 
     return n
 
 
-def diff(a: Sequence[Hashable], b: Sequence[Hashable]) -> list[Hunk]:
-    """Hunks turning ``a`` into ``b``; items are line ids (equal lines, equal ids)."""
+def diff(
+    a: Sequence[Hashable], b: Sequence[Hashable], a_counts: Counter[Hashable] | None = None
+) -> list[Hunk]:
+    """Hunks turning ``a`` into ``b`` (lines or any equal-comparable items).
+
+    ``a_counts`` may pass ``Counter(a)`` when the caller diffs ``a`` against several files.
+    """
     n, m = len(a), len(b)
     top = min(n, m)
     lo = _common_prefix(a, b, top)
@@ -52,7 +57,7 @@ def diff(a: Sequence[Hashable], b: Sequence[Hashable]) -> list[Hunk]:
     changed_a = bytearray(n + 1)
     changed_b = bytearray(m + 1)
     if lo < end_a or lo < end_b:
-        _diff_middle(a, b, lo, end_a, end_b, changed_a, changed_b)
+        _diff_middle(a, b, lo, end_a, end_b, changed_a, changed_b, a_counts)
         _compact(a, changed_a, changed_b)
         _compact(b, changed_b, changed_a)
     return _hunks(changed_a, n, changed_b, m)
@@ -63,11 +68,11 @@ def _classify(
 ) -> list[bool]:
     """For each line in lo..end, whether it takes part in the search (else it is changed)."""
     limit = min(_rough_sqrt(size), _MAX_EQ_LIMIT)
-    get = other_counts.get
+    counts = list(map(other_counts.get, own[lo:end], repeat(0)))
+    if not counts or max(counts) < limit:
+        return list(map(bool, counts))
     # 0: no match on the other side, 1: some matches, 2: very many matches.
-    kind = [0 if c == 0 else (2 if c >= limit else 1) for c in map(get, own[lo:end], repeat(0))]
-    if 2 not in kind:
-        return [k != 0 for k in kind]
+    kind = [0 if c == 0 else (2 if c >= limit else 1) for c in counts]
     last = len(kind) - 1
     return [
         k == 1
@@ -121,10 +126,11 @@ def _diff_middle(
     end_b: int,
     changed_a: bytearray,
     changed_b: bytearray,
+    a_counts: Counter[Hashable] | None,
 ) -> None:
     """Mark the changed lines between the common prefix and suffix."""
     keep_a = _classify(a, Counter(b), lo, end_a, len(a))
-    keep_b = _classify(b, Counter(a), lo, end_b, len(b))
+    keep_b = _classify(b, a_counts if a_counts is not None else Counter(a), lo, end_b, len(b))
     changed_a[lo:end_a] = bytes(map(_NOT, keep_a))
     changed_b[lo:end_b] = bytes(map(_NOT, keep_b))
     index_a = list(compress(range(lo, end_a), keep_a))

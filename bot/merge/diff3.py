@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
@@ -32,8 +33,9 @@ def merge_chunks(base: Sequence[Hashable], ours: Sequence[Hashable], theirs: Seq
     Hunks of the two sides that overlap or touch in the base form one span; a span both
     sides changed is a conflict unless they made the very same change.
     """
-    ours_hunks = diff(base, ours)
-    theirs_hunks = diff(base, theirs)
+    base_counts = Counter(base)
+    ours_hunks = diff(base, ours, base_counts)
+    theirs_hunks = diff(base, theirs, base_counts)
     chunks: list[Chunk] = []
     i = j = 0
     # Line offset of each side against the base after the hunks consumed so far.
