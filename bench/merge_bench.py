@@ -71,8 +71,12 @@ def per_strategy(score: ModuleType, scenarios: Path, out: Path, projects: list[s
             if len(anchors) != len(strategies):
                 fired["(regions differ from git's)"] += 1
                 continue
-            expected = score.norm_lines((folder / "expected").read_bytes().decode("utf-8", "replace"))
-            got = score.norm_lines((out / project / name / "result").read_bytes().decode("utf-8", "replace"))
+            expected = score.norm_lines(
+                (folder / "expected").read_bytes().decode("utf-8", "replace")
+            )
+            got = score.norm_lines(
+                (out / project / name / "result").read_bytes().decode("utf-8", "replace")
+            )
             for index, (anchor, strategy) in enumerate(zip(anchors, strategies, strict=True)):
                 if strategy == "conflict":
                     continue
@@ -95,8 +99,10 @@ def per_strategy(score: ModuleType, scenarios: Path, out: Path, projects: list[s
             for p in projects
             if by_project[(strategy, p, True)] + by_project[(strategy, p, False)]
         )
-        print(f"  {strategy:14s} fired {count:4d}  right {right[strategy]:4d}  "
-              f"precision {right[strategy] / max(count, 1):6.1%}   by project: {split}")
+        print(
+            f"  {strategy:14s} fired {count:4d}  right {right[strategy]:4d}  "
+            f"precision {right[strategy] / max(count, 1):6.1%}   by project: {split}"
+        )
     print(f"\nwrong resolutions ({len(wrong)}):")
     for item in wrong:
         print(f"  {item}")
@@ -111,8 +117,9 @@ def main() -> int:
     args = parser.parse_args()
     scenarios, out = Path(args.scenarios), Path(args.out)
     if not (scenarios / "score.py").exists():
-        print(f"bench-merge: skipped: {scenarios} is not there (needs ../shared beside the "
-              "checkout)")
+        print(
+            f"bench-merge: skipped: {scenarios} is not there (needs ../shared beside the checkout)"
+        )
         return 0
     projects = sorted(p.name for p in scenarios.iterdir() if p.is_dir())
     if args.projects:
@@ -120,35 +127,54 @@ def main() -> int:
     files, seconds, cpu = run_batches(scenarios, out, projects)
     score_py = subprocess.run(
         [sys.executable, str(scenarios / "score.py"), str(scenarios), str(out), "--json"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     summary = json.loads(score_py.stdout)
     text = subprocess.run(
         [sys.executable, str(scenarios / "score.py"), str(scenarios), str(out)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     print("score.py:")
-    print("  " + "\n  ".join(line for line in text.splitlines() if not line.startswith("  ")
-                             and not line.startswith("wrong")))
+    print(
+        "  "
+        + "\n  ".join(
+            line
+            for line in text.splitlines()
+            if not line.startswith("  ") and not line.startswith("wrong")
+        )
+    )
     print("\nper project (regions):")
     for project, c in summary["per_project"].items():
         if project not in projects:
             continue
-        regions, settled, right = c.get("regions", 0), c.get("regions_resolved", 0), c.get(
-            "regions_correct", 0)
-        print(f"  {project:10s} coverage {settled / max(regions, 1):6.1%} ({settled}/{regions})"
-              f"  precision {right / max(settled, 1):6.1%} ({right}/{settled})"
-              f"  files resolved {c.get('files_resolved', 0)}/{c.get('files', 0)}")
+        regions, settled, right = (
+            c.get("regions", 0),
+            c.get("regions_resolved", 0),
+            c.get("regions_correct", 0),
+        )
+        print(
+            f"  {project:10s} coverage {settled / max(regions, 1):6.1%} ({settled}/{regions})"
+            f"  precision {right / max(settled, 1):6.1%} ({right}/{settled})"
+            f"  files resolved {c.get('files_resolved', 0)}/{c.get('files', 0)}"
+        )
     per_strategy(load_score(scenarios), scenarios, out, projects)
     engine = per_strategy.engine_seconds  # type: ignore[attr-defined]
-    print(f"\nspeed: {files / cpu:.0f} files/s on one core ({files} files, {cpu:.2f} s of CPU "
-          f"for merge-batch in one process, reading and writing files); wall clock "
-          f"{files / seconds:.0f} files/s ({seconds:.2f} s, other load on the machine counts "
-          f"there); merging alone {files / max(engine, 1e-9):.0f} files/s (wall)")
-    print(f"overall: region coverage {summary['region_coverage']:.1%}, region precision "
-          f"{summary['region_precision']:.1%}; file coverage {summary['file_coverage']:.1%}, "
-          f"file precision {summary['file_precision']:.1%}; "
-          f"{summary['markers_in_resolved']} resolved files with markers")
+    print(
+        f"\nspeed: {files / cpu:.0f} files/s on one core ({files} files, {cpu:.2f} s of CPU "
+        f"for merge-batch in one process, reading and writing files); wall clock "
+        f"{files / seconds:.0f} files/s ({seconds:.2f} s, other load on the machine counts "
+        f"there); merging alone {files / max(engine, 1e-9):.0f} files/s (wall)"
+    )
+    print(
+        f"overall: region coverage {summary['region_coverage']:.1%}, region precision "
+        f"{summary['region_precision']:.1%}; file coverage {summary['file_coverage']:.1%}, "
+        f"file precision {summary['file_precision']:.1%}; "
+        f"{summary['markers_in_resolved']} resolved files with markers"
+    )
     return 0
 
 

@@ -13,9 +13,20 @@ from bot.merge.tokens import ids
 
 # Lines that give the strategies something to work on: versions, sorted names, code.
 VOCAB = [
-    '    "send": "0.15.1",\n', '    "send": "0.16.0",\n', '    "vary": "1.0.0",\n',
-    "Alice\n", "Bob\n", "Carol\n", "Dave\n", "x = f(a)\n", "x = f(a, b)\n", "return x\n",
-    "\n", "}\n", "pytest==7.1.0\n", "pytest==7.2.0\n",
+    '    "send": "0.15.1",\n',
+    '    "send": "0.16.0",\n',
+    '    "vary": "1.0.0",\n',
+    "Alice\n",
+    "Bob\n",
+    "Carol\n",
+    "Dave\n",
+    "x = f(a)\n",
+    "x = f(a, b)\n",
+    "return x\n",
+    "\n",
+    "}\n",
+    "pytest==7.1.0\n",
+    "pytest==7.2.0\n",
 ]
 LINES = st.lists(st.sampled_from(VOCAB), max_size=10)
 
@@ -29,7 +40,7 @@ def versions(draw: st.DrawFn) -> tuple[str, str, str]:
         for _ in range(draw(st.integers(0, 3))):
             at = draw(st.integers(0, len(out)))
             cut = draw(st.integers(0, 2))
-            out[at:at + cut] = draw(st.lists(st.sampled_from(VOCAB), max_size=3))
+            out[at : at + cut] = draw(st.lists(st.sampled_from(VOCAB), max_size=3))
         return out
 
     return "".join(base), "".join(edit(base)), "".join(edit(base))

@@ -17,8 +17,9 @@ pytestmark = pytest.mark.shared
 
 
 def sample(root: Path, every: int) -> list[Path]:
-    folders = sorted(p for project in root.iterdir() if project.is_dir()
-                     for p in project.iterdir() if p.is_dir())
+    folders = sorted(
+        p for project in root.iterdir() if project.is_dir() for p in project.iterdir() if p.is_dir()
+    )
     return folders[::every]
 
 
@@ -28,9 +29,23 @@ def test_plain_merge_is_git_merge_file_on_real_conflicts(shared_merge_scenarios:
         path = json.loads((folder / "meta.json").read_text())["path"]
         ours = merge_bytes(data[0], data[1], data[2], path, resolve=False)
         git = subprocess.run(
-            ["git", "merge-file", "-p", "--diff3", "-L", "ours", "-L", "base", "-L", "theirs",
-             str(folder / "ours"), str(folder / "base"), str(folder / "theirs")],
-            capture_output=True, check=False,
+            [
+                "git",
+                "merge-file",
+                "-p",
+                "--diff3",
+                "-L",
+                "ours",
+                "-L",
+                "base",
+                "-L",
+                "theirs",
+                str(folder / "ours"),
+                str(folder / "base"),
+                str(folder / "theirs"),
+            ],
+            capture_output=True,
+            check=False,
         )
         if ours.refused is None and b"\r" not in b"".join(data):
             assert ours.to_bytes() == git.stdout, folder.name
@@ -46,7 +61,9 @@ def test_merge_batch_on_real_conflicts_claims_no_file_with_markers(
         for name in ("base", "ours", "theirs", "meta.json"):
             shutil.copy(folder / name, target / name)  # no "expected": the batch never needs it
     assert main(["merge-batch", str(source), str(tmp_path / "out")]) == 0
-    rows = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()
+    ]
     assert len(rows) == len(list(source.iterdir()))
     settled = 0
     for row in rows:

@@ -1,4 +1,4 @@
-"""Each strategy on small hand-written conflicts: the cases it settles and the ones it must refuse."""
+"""Each strategy on small hand-written conflicts: what it settles and what it must refuse."""
 
 from __future__ import annotations
 
@@ -185,10 +185,14 @@ def test_python_imports_in_isort_order_are_merged_in_that_order() -> None:
     theirs = IMPORTS.replace(exit_line, exit_line + "from _pytest.python import Function\n")
     strategy, text = settle(IMPORTS, ours, theirs, path="src/m.py")
     assert strategy is Strategy.SORTED_BLOCK
-    assert exit_line + (
-        "from _pytest.python import Function\nfrom _pytest.reports import CollectReport\n"
-        "from _pytest.runner import collect_one_node\n"
-    ) in text
+    assert (
+        exit_line
+        + (
+            "from _pytest.python import Function\nfrom _pytest.reports import CollectReport\n"
+            "from _pytest.runner import collect_one_node\n"
+        )
+        in text
+    )
 
 
 def test_an_import_one_side_dropped_but_the_merged_code_uses_stays_a_conflict() -> None:

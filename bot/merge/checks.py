@@ -1,11 +1,9 @@
-"""Checks a merged file must pass before it is called resolved: parses, keeps added lines, no markers."""
+"""Checks a merged file must pass to be called resolved: parses, keeps added lines, no markers."""
 
 from __future__ import annotations
 
 import ast
-import json
 import re
-import tomllib
 import warnings
 from collections.abc import Callable, Sequence
 from functools import cache
@@ -141,6 +139,8 @@ def _tree_sitter_ok(lang: str) -> Callable[[str], bool]:
 
 
 def _json(text: str) -> bool:
+    import json
+
     try:
         json.loads(text.removeprefix("\ufeff"))
     except ValueError:
@@ -149,6 +149,8 @@ def _json(text: str) -> bool:
 
 
 def _toml(text: str) -> bool:
+    import tomllib
+
     try:
         tomllib.loads(text.removeprefix("\ufeff"))
     except (tomllib.TOMLDecodeError, ValueError):

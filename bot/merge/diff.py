@@ -36,7 +36,7 @@ def _common_prefix(a: Sequence[Hashable], b: Sequence[Hashable], limit: int) -> 
     n = 0
     step = 64
     while step:
-        while n + step <= limit and a[n:n + step] == b[n:n + step]:
+        while n + step <= limit and a[n : n + step] == b[n : n + step]:
             n += step
         step //= 4
     return n
@@ -78,8 +78,13 @@ def _classify(
         k == 1
         or (
             k == 2
-            and (j == 0 or j == last or kind[j - 1] == 1 or kind[j + 1] == 1
-                 or not _drop_common(kind, j))
+            and (
+                j == 0
+                or j == last
+                or kind[j - 1] == 1
+                or kind[j + 1] == 1
+                or not _drop_common(kind, j)
+            )
         )
         for j, k in enumerate(kind)
     ]
@@ -169,8 +174,17 @@ def _myers(ha: list[Hashable], hb: list[Hashable], ch_a: bytearray, ch_b: bytear
                 ch_a[i] = 1
         else:
             s1, s2, min_lo, min_hi = _split(
-                ha, off1, lim1, hb, off2, lim2, forward, backward, zero,
-                need_min, max_cost,
+                ha,
+                off1,
+                lim1,
+                hb,
+                off2,
+                lim2,
+                forward,
+                backward,
+                zero,
+                need_min,
+                max_cost,
             )
             work.append((s1, lim1, s2, lim2, min_hi))
             work.append((off1, s1, off2, s2, min_lo))

@@ -27,7 +27,9 @@ class Chunk:
     take_theirs: bool = False
 
 
-def merge_chunks(base: Sequence[Hashable], ours: Sequence[Hashable], theirs: Sequence[Hashable]) -> list[Chunk]:
+def merge_chunks(
+    base: Sequence[Hashable], ours: Sequence[Hashable], theirs: Sequence[Hashable]
+) -> list[Chunk]:
     """The changed spans of a three-way merge of line ids, in order; unchanged text lies between.
 
     Hunks of the two sides that overlap or touch in the base form one span; a span both

@@ -119,8 +119,10 @@ def merge_texts(
 
     text = render(answers)
     clean = all(answers)
-    if clean and has_conflict_markers(text) and not (
-        has_conflict_markers(ours) or has_conflict_markers(theirs)
+    if (
+        clean
+        and has_conflict_markers(text)
+        and not (has_conflict_markers(ours) or has_conflict_markers(theirs))
     ):
         clean = False
     regions = tuple(
@@ -222,8 +224,9 @@ def _region(index: int, conflict: Conflict, answer: Resolution | None) -> Region
     )
 
 
-def _refuse(base: bytes, ours: bytes, theirs: bytes, labels: tuple[str, str, str], reason: str
-            ) -> MergeResult:
+def _refuse(
+    base: bytes, ours: bytes, theirs: bytes, labels: tuple[str, str, str], reason: str
+) -> MergeResult:
     """The whole file as one conflict, untried, with the reason."""
     parts = [x.decode("utf-8", "surrogateescape") for x in (ours, base, theirs)]
     block = conflict_block(
@@ -236,7 +239,7 @@ _BOM = b"\xef\xbb\xbf"
 
 
 def _eol_style(data: bytes) -> str | None:
-    """"crlf" or "lf" when every line ends that way, None when mixed or no line ends."""
+    """ "crlf" or "lf" when every line ends that way, None when mixed or no line ends."""
     lf = data.count(b"\n")
     if not lf:
         return None

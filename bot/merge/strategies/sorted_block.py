@@ -134,7 +134,11 @@ def resolve(c: Conflict) -> Resolution | None:
         if len(set(lines)) != len(lines):
             return None
     base = set(c.base)
-    if (base - set(c.ours)) & (base - set(c.theirs)) and set(c.ours) - base and set(c.theirs) - base:
+    if (
+        (base - set(c.ours)) & (base - set(c.theirs))
+        and set(c.ours) - base
+        and set(c.theirs) - base
+    ):
         return None  # both sides replaced the same entry
     removed = (base - set(c.ours)) | (base - set(c.theirs))
     added = [line for line in (*c.ours, *c.theirs) if line not in base]
@@ -147,7 +151,9 @@ def resolve(c: Conflict) -> Resolution | None:
     for name, key, entry in _KEYS:
         if name == "Python import" and c.language != "python":
             continue
-        if not (_is_sorted([key(x) for x in ours_block]) and _is_sorted([key(x) for x in theirs_block])):
+        if not (
+            _is_sorted([key(x) for x in ours_block]) and _is_sorted([key(x) for x in theirs_block])
+        ):
             continue
         merged = sorted(entries, key=key)
         if not _is_sorted([key(x) for x in [*before, *merged, *after]]):

@@ -41,7 +41,11 @@ def resolve(c: Conflict) -> Resolution | None:
         return None  # the sides differ only in layout: a matter of taste, not containment
     if blank_only_change(c.base, c.ours, c.theirs) or related_edits(c.base, c.ours, c.theirs):
         return None
-    d_ours, d_theirs, d_between = distance(base, ours), distance(base, theirs), distance(ours, theirs)
+    d_ours, d_theirs, d_between = (
+        distance(base, ours),
+        distance(base, theirs),
+        distance(ours, theirs),
+    )
     if d_ours == 0 or d_theirs == 0 or d_between == 0:
         return None
     if d_ours + d_between == d_theirs:

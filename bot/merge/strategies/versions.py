@@ -54,7 +54,7 @@ def _is_version(token: str) -> bool:
 
 
 def _versionish(tokens: list[str], index: int, path: str) -> bool:
-    """Whether ``tokens[index]`` (tokens of one line) is a version here, not a decimal number such as 0.5.
+    """Whether ``tokens[index]`` (one line's tokens) is a version, not a decimal such as 0.5.
 
     Numbers with two or more dots are versions. A number with a single dot is one only in a
     dependency manifest or CI file, on a line that says "version", or right after a pin
@@ -156,7 +156,9 @@ def resolve(c: Conflict) -> Resolution | None:
             return None
         (b0, b1), (o0, o1), (t0, t1) = (span for span in spans if span is not None)
         merged = _merge_line(
-            "".join(merge.base[b0:b1]), "".join(merge.ours[o0:o1]), "".join(merge.theirs[t0:t1]),
+            "".join(merge.base[b0:b1]),
+            "".join(merge.ours[o0:o1]),
+            "".join(merge.theirs[t0:t1]),
             c.path,
         )
         if merged is None or not merged[1]:
@@ -171,7 +173,9 @@ def resolve(c: Conflict) -> Resolution | None:
     if not winners and not _bumps_on_both_sides(merge, c.path):
         return None
     result = merge.render(pick)
-    if any(_UNDERLINE.fullmatch(line.strip()) for line in [*c.ours, *c.theirs] if line not in c.base):
+    if any(
+        _UNDERLINE.fullmatch(line.strip()) for line in [*c.ours, *c.theirs] if line not in c.base
+    ):
         return None  # a heading underline changed: its length follows the title's
     sides = " and ".join(sorted(winners))
     return Resolution(
@@ -196,9 +200,7 @@ def _bumps_on_both_sides(merge: TokenMerge, path: str) -> bool:
         )
         if chunk.conflict or end - start != 1 or chunk.base_end - chunk.base_start != 1:
             return False
-        if not (
-            _versionish(merge.base, chunk.base_start, path) and _versionish(side, start, path)
-        ):
+        if not (_versionish(merge.base, chunk.base_start, path) and _versionish(side, start, path)):
             return False
         raised.add("theirs" if chunk.take_theirs else "ours")
     return raised == {"ours", "theirs"}
