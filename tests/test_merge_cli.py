@@ -119,15 +119,27 @@ def test_merge_driver_reports_conflicts_to_git(make_repo: Callable[..., Path]) -
     assert "notes.txt" in git(repo, "diff", "--name-only", "--diff-filter=U")
 
 
-def test_merge_batch_writes_results_and_never_needs_expected(tmp_path: Path) -> None:
+def test_merge_batch_writes_results_and_never_reads_expected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     source, out = tmp_path / "in", tmp_path / "out"
     write3(source / "one", "a\nb\nc\nd\n", "A\nb\nc\nd\n", "a\nb\nc\nD\n")
     (source / "one" / "meta.json").write_text(json.dumps({"path": "x.txt"}))
     write3(source / "two", *CONFLICTING)
     (source / "two" / "expected").write_text("must not be read")
-    (source / "two" / "expected").chmod(0)
+    read_bytes, read_text = Path.read_bytes, Path.read_text
+
+    def guarded(method):  # type: ignore[no-untyped-def]
+        def read(self: Path, *args: object, **kwargs: object) -> object:
+            assert self.name != "expected", "merge-batch read an expected file"
+            return method(self, *args, **kwargs)
+
+        return read
+
+    monkeypatch.setattr(Path, "read_bytes", guarded(read_bytes))
+    monkeypatch.setattr(Path, "read_text", guarded(read_text))
     code = main(["merge-batch", str(source), str(out)])
-    (source / "two" / "expected").chmod(0o644)
+    monkeypatch.undo()
     assert code == 0
     rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     assert [r["scenario"] for r in rows] == ["one", "two"]
