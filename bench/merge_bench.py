@@ -100,7 +100,7 @@ def per_strategy(score: ModuleType, scenarios: Path, out: Path, projects: list[s
             if by_project[(strategy, p, True)] + by_project[(strategy, p, False)]
         )
         print(
-            f"  {strategy:14s} fired {count:4d}  right {right[strategy]:4d}  "
+            f"  {strategy:16s} fired {count:4d}  right {right[strategy]:4d}  "
             f"precision {right[strategy] / max(count, 1):6.1%}   by project: {split}"
         )
     print(f"\nwrong resolutions ({len(wrong)}):")

@@ -223,3 +223,28 @@ def test_sorted_block_refuses_an_entry_one_side_rewrote_and_the_other_deleted() 
 def test_subsumed_refuses_sides_that_differ_only_in_layout() -> None:
     strategy, _ = settle("f(a)\n", "f(a, b)\n", "f(a,b)\n", path="m.py")
     assert strategy is Strategy.CONFLICT
+
+
+# --- adjacent_entries ----------------------------------------------------------------------
+
+
+def test_two_neighbouring_entries_changed_one_by_each_side_keep_both() -> None:
+    base = '{\n  "name": "x",\n  "main": "a.js",\n  "license": "MIT"\n}\n'
+    ours = base.replace('"name": "x"', '"name": "y"')
+    theirs = base.replace('"main": "a.js"', '"main": "b.js"')
+    strategy, text = settle(base, ours, theirs, path="package.json")
+    assert strategy is Strategy.ADJACENT_ENTRIES
+    assert '"name": "y"' in text and '"main": "b.js"' in text
+
+
+def test_adjacent_entries_only_in_data_files() -> None:
+    strategy, _ = settle("a = 1\nb = 2\n", "a = 5\nb = 2\n", "a = 1\nb = 7\n", path="m.py")
+    assert strategy is Strategy.CONFLICT
+
+
+def test_adjacent_entries_refuses_a_changed_separator() -> None:
+    base = '  "a": 1,\n  "b": 2\n'
+    ours = '  "a": 5,\n  "b": 2\n'
+    theirs = '  "a": 1,\n  "b": 2,\n'
+    strategy, _ = settle(base, ours, theirs, path="x.json")
+    assert strategy is Strategy.CONFLICT

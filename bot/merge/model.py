@@ -16,6 +16,7 @@ class Strategy(enum.StrEnum):
     VERSION_BUMP = "version_bump"
     SUBSUMED = "subsumed"
     SORTED_BLOCK = "sorted_block"
+    ADJACENT_ENTRIES = "adjacent_entries"
     CONFLICT = "conflict"
 
 

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from bot.merge.model import StrategyFn
-from bot.merge.strategies import same_change, sorted_block, subsumed, versions
+from bot.merge.strategies import (
+    adjacent_entries,
+    same_change,
+    sorted_block,
+    subsumed,
+    versions,
+)
 
 # Most specific first: a rule that recognises what the edits mean (versions, a sorted
 # list) is preferred over the structural ones.
@@ -12,4 +18,5 @@ STRATEGIES: tuple[StrategyFn, ...] = (
     versions.resolve,
     sorted_block.resolve,
     subsumed.resolve,
+    adjacent_entries.resolve,
 )
