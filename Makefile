@@ -28,5 +28,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check bot tests
 	$(BIN)/mypy
 
+# Resolve the 1,399 shared real conflicts and score them (skips when ../shared is absent).
+bench-merge: $(STAMP)
+	$(BIN)/python bench/merge_bench.py
+
 clean:
 	rm -rf $(VENV) .gwi build *.egg-info

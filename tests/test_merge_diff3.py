@@ -19,17 +19,31 @@ def git_diff3(tmp: Path, base: str, ours: str, theirs: str) -> str:
     for name, text in (("base", base), ("ours", ours), ("theirs", theirs)):
         (tmp / name).write_bytes(text.encode())
     proc = subprocess.run(
-        ["git", "merge-file", "-p", "--diff3", "-L", "ours", "-L", "base", "-L", "theirs",
-         str(tmp / "ours"), str(tmp / "base"), str(tmp / "theirs")],
-        capture_output=True, check=False, env={**os.environ},
+        [
+            "git",
+            "merge-file",
+            "-p",
+            "--diff3",
+            "-L",
+            "ours",
+            "-L",
+            "base",
+            "-L",
+            "theirs",
+            str(tmp / "ours"),
+            str(tmp / "base"),
+            str(tmp / "theirs"),
+        ],
+        capture_output=True,
+        check=False,
+        env={**os.environ},
     )
     assert proc.returncode >= 0
     return proc.stdout.decode()
 
 
 def plain(base: str, ours: str, theirs: str) -> str:
-    # A path with no checked language and no strategy that applies to letters: plain merge.
-    return merge_texts(base, ours, theirs, "plain.bin.unknown").text
+    return merge_texts(base, ours, theirs, "plain.txt", resolve=False).text
 
 
 def test_split_lines_keeps_endings_and_a_missing_last_newline() -> None:
@@ -90,13 +104,15 @@ def three_versions(draw: st.DrawFn) -> tuple[str, str, str]:
         for _ in range(draw(st.integers(0, 3))):
             at = draw(st.integers(0, len(out)))
             cut = draw(st.integers(0, 2))
-            out[at:at + cut] = draw(LINES.map(lambda x: x[:3]))
+            out[at : at + cut] = draw(LINES.map(lambda x: x[:3]))
         return out
 
     return "".join(base), "".join(edit(base)), "".join(edit(base))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(three_versions())
 def test_plain_merge_equals_git_merge_file(tmp_path: Path, versions: tuple[str, str, str]) -> None:
     base, ours, theirs = versions

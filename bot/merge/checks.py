@@ -1,10 +1,9 @@
-"""Checks a merged file must pass before it is called resolved: parses, keeps added lines, no markers."""
+"""Checks a merged file must pass to be called resolved: parses, keeps added lines, no markers."""
 
 from __future__ import annotations
 
 import ast
-import json
-import tomllib
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from functools import cache
@@ -48,13 +47,69 @@ def parses(path: str, text: str) -> bool | None:
 
 
 def _python(text: str) -> bool:
+    return python_tree(text) is not None
+
+
+def python_tree(text: str) -> ast.Module | None:
+    """The module's syntax tree, or None when it does not parse (as Python 3)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ast.parse(text)
+            return ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return False
-    return True
+        return None
+
+
+def imported_names(tree: ast.Module) -> set[str]:
+    """Names bound by import statements of a module, outside functions and classes.
+
+    Only statement bodies are searched (module level and inside if/try/with blocks), which
+    is where imports live and far cheaper than walking every expression.
+    """
+    names: set[str] = set()
+    todo: list[ast.stmt] = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            names.update(alias.asname or alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.If | ast.Try | ast.With | ast.For | ast.While):
+            todo.extend(node.body)
+            todo.extend(node.orelse if not isinstance(node, ast.With) else [])
+            if isinstance(node, ast.Try):
+                todo.extend(node.finalbody)
+                for handler in node.handlers:
+                    todo.extend(handler.body)
+    return names
+
+
+def dangling_imports(
+    ours: ast.Module, theirs: ast.Module, merged: ast.Module, merged_text: str | None = None
+) -> set[str]:
+    """Names a side imported that the merge no longer binds, yet the merged code still reads.
+
+    Dropping an import the other side's code still uses breaks the module at run time,
+    which no parser notices. Any binding counts (import, def, class, assignment, argument).
+    """
+    dropped = (imported_names(ours) | imported_names(theirs)) - imported_names(merged)
+    if not dropped:
+        return set()
+    if merged_text is not None:
+        words = set(re.findall(r"\w+", merged_text))
+        dropped &= words  # a name that no longer appears at all is certainly not read
+        if not dropped:
+            return set()
+    read: set[str] = set()
+    bound: set[str] = set()
+    for node in ast.walk(merged):
+        if isinstance(node, ast.Name):
+            (read if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            bound.update(alias.asname or alias.name.split(".")[0] for alias in node.names)
+    return dropped & read - bound
 
 
 @cache
@@ -84,6 +139,8 @@ def _tree_sitter_ok(lang: str) -> Callable[[str], bool]:
 
 
 def _json(text: str) -> bool:
+    import json
+
     try:
         json.loads(text.removeprefix("\ufeff"))
     except ValueError:
@@ -92,6 +149,8 @@ def _json(text: str) -> bool:
 
 
 def _toml(text: str) -> bool:
+    import tomllib
+
     try:
         tomllib.loads(text.removeprefix("\ufeff"))
     except (tomllib.TOMLDecodeError, ValueError):

@@ -25,8 +25,14 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("-p", "--stdout", action="store_true", help="write the result to stdout")
     p.add_argument("--path", help="repo-relative path of the file (decides the language)")
-    p.add_argument("-L", dest="labels", action="append", default=[], metavar="LABEL",
-                   help="conflict labels for CURRENT, BASE and OTHER (up to three times)")
+    p.add_argument(
+        "-L",
+        dest="labels",
+        action="append",
+        default=[],
+        metavar="LABEL",
+        help="conflict labels for CURRENT, BASE and OTHER (up to three times)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="do not report on stderr")
     p.add_argument("current")
     p.add_argument("base")
@@ -76,8 +82,11 @@ def _report(result: Any, name: str) -> None:
         return
     for region in result.regions:
         state = region.strategy.value
-        print(f"gwi: {name}: region {region.index + 1} (ours lines {region.ours_start + 1}-"
-              f"{region.ours_end}): {state}: {region.explanation}", file=sys.stderr)
+        print(
+            f"gwi: {name}: region {region.index + 1} (ours lines {region.ours_start + 1}-"
+            f"{region.ours_end}): {state}: {region.explanation}",
+            file=sys.stderr,
+        )
 
 
 def merge_file(args: argparse.Namespace) -> int:
@@ -87,11 +96,10 @@ def merge_file(args: argparse.Namespace) -> int:
     if len(args.labels) > 3:
         raise GwiError("at most three -L labels", exit_code=ERROR)
     defaults = [args.current, args.base, args.other]
-    labels = (*args.labels, *defaults[len(args.labels):])
+    labels = (*args.labels, *defaults[len(args.labels) :])
     data = [_read(p) for p in (args.base, args.current, args.other)]
     path = args.path or args.current
-    result = merge_bytes(data[0], data[1], data[2], path,
-                         labels=(labels[0], labels[1], labels[2]))
+    result = merge_bytes(data[0], data[1], data[2], path, labels=(labels[0], labels[1], labels[2]))
     if not args.quiet:
         _report(result, path)
     if result.refused:
@@ -169,5 +177,3 @@ def _scenario_path(folder: Path) -> str:
         return folder.name
     value = json.loads(meta.read_text(encoding="utf-8")).get("path")
     return value if isinstance(value, str) and value else folder.name
-
-

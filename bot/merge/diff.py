@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from itertools import compress, repeat
 
 # A hunk: a[a_start:a_end] was replaced by b[b_start:b_end] (either side may be empty).
@@ -19,6 +19,7 @@ _MAX_EQ_LIMIT = 1024
 _SIMSCAN_WINDOW = 100
 _KEEP_RUN = 4
 _FLIP = bytes([1, 0]) + bytes(254)
+_NOT = (1).__sub__  # True -> 0, False -> 1
 
 
 def _rough_sqrt(n: int) -> int:
@@ -30,19 +31,24 @@ def _rough_sqrt(n: int) -> int:
     return root
 
 
-def _common_prefix(a: Sequence[int], b: Sequence[int], limit: int) -> int:
+def _common_prefix(a: Sequence[Hashable], b: Sequence[Hashable], limit: int) -> int:
     """Length of the common prefix, compared in blocks (slice equality runs at C speed)."""
     n = 0
     step = 64
     while step:
-        while n + step <= limit and a[n:n + step] == b[n:n + step]:
+        while n + step <= limit and a[n : n + step] == b[n : n + step]:
             n += step
         step //= 4
     return n
 
 
-def diff(a: Sequence[int], b: Sequence[int]) -> list[Hunk]:
-    """Hunks turning ``a`` into ``b``; items are line ids (equal lines, equal ids)."""
+def diff(
+    a: Sequence[Hashable], b: Sequence[Hashable], a_counts: Counter[Hashable] | None = None
+) -> list[Hunk]:
+    """Hunks turning ``a`` into ``b`` (lines or any equal-comparable items).
+
+    ``a_counts`` may pass ``Counter(a)`` when the caller diffs ``a`` against several files.
+    """
     n, m = len(a), len(b)
     top = min(n, m)
     lo = _common_prefix(a, b, top)
@@ -51,32 +57,36 @@ def diff(a: Sequence[int], b: Sequence[int]) -> list[Hunk]:
     changed_a = bytearray(n + 1)
     changed_b = bytearray(m + 1)
     if lo < end_a or lo < end_b:
-        _diff_middle(a, b, lo, end_a, end_b, changed_a, changed_b)
+        _diff_middle(a, b, lo, end_a, end_b, changed_a, changed_b, a_counts)
         _compact(a, changed_a, changed_b)
         _compact(b, changed_b, changed_a)
     return _hunks(changed_a, n, changed_b, m)
 
 
 def _classify(
-    own: Sequence[int], other_counts: Counter[int], lo: int, end: int, size: int
-) -> list[int]:
-    """Indices (within lo..end) of lines that take part in the search; others are changed."""
+    own: Sequence[Hashable], other_counts: Counter[Hashable], lo: int, end: int, size: int
+) -> list[bool]:
+    """For each line in lo..end, whether it takes part in the search (else it is changed)."""
     limit = min(_rough_sqrt(size), _MAX_EQ_LIMIT)
-    get = other_counts.get
+    counts = list(map(other_counts.get, own[lo:end], repeat(0)))
+    if not counts or max(counts) < limit:
+        return list(map(bool, counts))
     # 0: no match on the other side, 1: some matches, 2: very many matches.
-    kind = [0 if c == 0 else (2 if c >= limit else 1) for c in map(get, own[lo:end], repeat(0))]
-    if 2 not in kind:
-        return [lo + j for j, k in enumerate(kind) if k]
+    kind = [0 if c == 0 else (2 if c >= limit else 1) for c in counts]
     last = len(kind) - 1
     return [
-        lo + j
-        for j, k in enumerate(kind)
-        if k == 1
+        k == 1
         or (
             k == 2
-            and (j == 0 or j == last or kind[j - 1] == 1 or kind[j + 1] == 1
-                 or not _drop_common(kind, j))
+            and (
+                j == 0
+                or j == last
+                or kind[j - 1] == 1
+                or kind[j + 1] == 1
+                or not _drop_common(kind, j)
+            )
         )
+        for j, k in enumerate(kind)
     ]
 
 
@@ -114,37 +124,33 @@ def _drop_common(kind: list[int], j: int) -> bool:
 
 
 def _diff_middle(
-    a: Sequence[int],
-    b: Sequence[int],
+    a: Sequence[Hashable],
+    b: Sequence[Hashable],
     lo: int,
     end_a: int,
     end_b: int,
     changed_a: bytearray,
     changed_b: bytearray,
+    a_counts: Counter[Hashable] | None,
 ) -> None:
     """Mark the changed lines between the common prefix and suffix."""
     keep_a = _classify(a, Counter(b), lo, end_a, len(a))
-    keep_b = _classify(b, Counter(a), lo, end_b, len(b))
-    changed_a[lo:end_a] = b"\x01" * (end_a - lo)
-    changed_b[lo:end_b] = b"\x01" * (end_b - lo)
-    for i in keep_a:
-        changed_a[i] = 0
-    for i in keep_b:
-        changed_b[i] = 0
-    ha = [a[i] for i in keep_a]
-    hb = [b[i] for i in keep_b]
-    ch_a = bytearray(len(ha))
-    ch_b = bytearray(len(hb))
-    _myers(ha, hb, ch_a, ch_b)
-    for j, i in enumerate(keep_a):
-        if ch_a[j]:
-            changed_a[i] = 1
-    for j, i in enumerate(keep_b):
-        if ch_b[j]:
-            changed_b[i] = 1
+    keep_b = _classify(b, a_counts if a_counts is not None else Counter(a), lo, end_b, len(b))
+    changed_a[lo:end_a] = bytes(map(_NOT, keep_a))
+    changed_b[lo:end_b] = bytes(map(_NOT, keep_b))
+    index_a = list(compress(range(lo, end_a), keep_a))
+    index_b = list(compress(range(lo, end_b), keep_b))
+    ch_a = bytearray(len(index_a))
+    ch_b = bytearray(len(index_b))
+    _myers([a[i] for i in index_a], [b[i] for i in index_b], ch_a, ch_b)
+    for ch, index, changed in ((ch_a, index_a, changed_a), (ch_b, index_b, changed_b)):
+        at = ch.find(1)
+        while at >= 0:
+            changed[index[at]] = 1
+            at = ch.find(1, at + 1)
 
 
-def _myers(ha: list[int], hb: list[int], ch_a: bytearray, ch_b: bytearray) -> None:
+def _myers(ha: list[Hashable], hb: list[Hashable], ch_a: bytearray, ch_b: bytearray) -> None:
     """Divide-and-conquer Myers search on the middle snake, marking unmatched items."""
     n, m = len(ha), len(hb)
     zero = m + 1
@@ -168,18 +174,27 @@ def _myers(ha: list[int], hb: list[int], ch_a: bytearray, ch_b: bytearray) -> No
                 ch_a[i] = 1
         else:
             s1, s2, min_lo, min_hi = _split(
-                ha, off1, lim1, hb, off2, lim2, forward, backward, zero,
-                need_min, max_cost,
+                ha,
+                off1,
+                lim1,
+                hb,
+                off2,
+                lim2,
+                forward,
+                backward,
+                zero,
+                need_min,
+                max_cost,
             )
             work.append((s1, lim1, s2, lim2, min_hi))
             work.append((off1, s1, off2, s2, min_lo))
 
 
 def _split(
-    ha: list[int],
+    ha: list[Hashable],
     off1: int,
     lim1: int,
-    hb: list[int],
+    hb: list[Hashable],
     off2: int,
     lim2: int,
     fw: list[int],
@@ -210,6 +225,7 @@ def _split(
         else:
             fmax -= 1
         # Diagonal d is stored at index d + z; ``k`` below is that index.
+        lo_k, hi_k = (bmin + z, bmax + z) if odd else (1, 0)
         for k in range(fmax + z, fmin + z - 1, -2):
             left = fw[k - 1]
             right = fw[k + 1]
@@ -219,7 +235,7 @@ def _split(
                 i1 += 1
                 i2 += 1
             fw[k] = i1
-            if odd and bmin + z <= k <= bmax + z and bw[k] <= i1:
+            if lo_k <= k <= hi_k and bw[k] <= i1:
                 return i1, i2, True, True
         if bmin > dmin:
             bmin -= 1
@@ -231,6 +247,7 @@ def _split(
             bw[bmax + 1 + z] = 1 << 62
         else:
             bmax -= 1
+        lo_k, hi_k = (1, 0) if odd else (fmin + z, fmax + z)
         for k in range(bmax + z, bmin + z - 1, -2):
             left = bw[k - 1]
             right = bw[k + 1]
@@ -240,7 +257,7 @@ def _split(
                 i1 -= 1
                 i2 -= 1
             bw[k] = i1
-            if not odd and fmin + z <= k <= fmax + z and i1 <= fw[k]:
+            if lo_k <= k <= hi_k and i1 <= fw[k]:
                 return i1, i2, True, True
         if need_min or cost < max_cost:
             continue
@@ -266,7 +283,7 @@ def _split(
         return bbest1, bbest - bbest1, False, True
 
 
-def _compact(recs: Sequence[int], changed: bytearray, other: bytearray) -> None:
+def _compact(recs: Sequence[Hashable], changed: bytearray, other: bytearray) -> None:
     """Slide each run of changed lines down as far as it goes, or to meet the other side's.
 
     Equal lines around a change make its position ambiguous ("a b a" with one "a"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 from bot.merge.diff import Hunk, diff
@@ -26,14 +27,17 @@ class Chunk:
     take_theirs: bool = False
 
 
-def merge_chunks(base: Sequence[int], ours: Sequence[int], theirs: Sequence[int]) -> list[Chunk]:
+def merge_chunks(
+    base: Sequence[Hashable], ours: Sequence[Hashable], theirs: Sequence[Hashable]
+) -> list[Chunk]:
     """The changed spans of a three-way merge of line ids, in order; unchanged text lies between.
 
     Hunks of the two sides that overlap or touch in the base form one span; a span both
     sides changed is a conflict unless they made the very same change.
     """
-    ours_hunks = diff(base, ours)
-    theirs_hunks = diff(base, theirs)
+    base_counts = Counter(base)
+    ours_hunks = diff(base, ours, base_counts)
+    theirs_hunks = diff(base, theirs, base_counts)
     chunks: list[Chunk] = []
     i = j = 0
     # Line offset of each side against the base after the hunks consumed so far.

@@ -2,76 +2,52 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from itertools import chain
+import re
+from collections.abc import Sequence
 
-from bot.merge.checks import has_conflict_markers, language, lost_lines, parses
-from bot.merge.diff3 import Chunk, merge_chunks
+from bot.merge.checks import (
+    dangling_imports,
+    has_conflict_markers,
+    language,
+    lost_lines,
+    parses,
+    python_tree,
+)
+from bot.merge.diff3 import merge_chunks
 from bot.merge.lines import conflict_block, has_marker_line, marker_eol, split_lines
-from bot.merge.model import MergeResult, Region, Strategy
+from bot.merge.model import Conflict, MergeResult, Region, Resolution, Strategy, StrategyFn
 
 DEFAULT_LABELS = ("ours", "base", "theirs")
 DEFAULT_MAX_BYTES = 1 << 20
 UNRESOLVED = "Both sides changed these lines differently; left for a person."
 
 
-@dataclass(frozen=True)
-class Conflict:
-    """What a strategy sees: one conflict region, with the three whole files around it."""
-
-    path: str
-    language: str | None
-    base: Sequence[str]
-    ours: Sequence[str]
-    theirs: Sequence[str]
-    chunk: Chunk
-    base_file: Sequence[str]
-    ours_file: Sequence[str]
-    theirs_file: Sequence[str]
-
-    @property
-    def before(self) -> Sequence[str]:
-        """The ours-side lines before the region (agreed text, or settled by the merge)."""
-        return self.ours_file[: self.chunk.ours_start]
-
-    @property
-    def after(self) -> Sequence[str]:
-        """The ours-side lines after the region."""
-        return self.ours_file[self.chunk.ours_end :]
-
-
-@dataclass(frozen=True)
-class Resolution:
-    """A strategy's answer for one region: its lines, and why they are right."""
-
-    lines: list[str]
-    strategy: Strategy
-    explanation: str
-
-
-StrategyFn = Callable[[Conflict], Resolution | None]
-
-
 def _strategies() -> tuple[StrategyFn, ...]:
-    return ()
+    from bot.merge.strategies import STRATEGIES
 
-
-def _ids(*texts: list[str]) -> list[list[int]]:
-    table = {line: i for i, line in enumerate(dict.fromkeys(chain(*texts)))}
-    return [list(map(table.__getitem__, lines)) for lines in texts]
+    return STRATEGIES
 
 
 def _settle(conflict: Conflict, strategies: Sequence[StrategyFn]) -> Resolution | None:
-    """The first strategy's resolution that passes the region checks, if any."""
+    """The first strategy's resolution that passes the region checks, if any.
+
+    A resolution may not contain a conflict marker, may not drop a line that a side added
+    where the other side did not touch, and only its very last line may lack a line end,
+    and only at the end of the file.
+    """
+    at_end = conflict.chunk.ours_end == len(conflict.ours_file)
     for strategy in strategies:
         resolution = strategy(conflict)
         if resolution is None:
             continue
-        text = "".join(resolution.lines)
-        if has_marker_line(text):
+        lines = resolution.lines
+        if any(not line.endswith("\n") for line in lines[:-1]) or (
+            lines and not lines[-1].endswith("\n") and not at_end
+        ):
             continue
-        if lost_lines(conflict.base, conflict.ours, conflict.theirs, resolution.lines):
+        if has_marker_line("".join(lines)):
+            continue
+        if lost_lines(conflict.base, conflict.ours, conflict.theirs, lines):
             continue
         return resolution
     return None
@@ -84,23 +60,24 @@ def merge_texts(
     path: str,
     *,
     labels: tuple[str, str, str] = DEFAULT_LABELS,
+    resolve: bool = True,
 ) -> MergeResult:
     """Merge three versions of the file at repo-relative ``path``.
 
     The line-level merge is git's (same regions as ``git merge-file --diff3``); each
     conflict region is then offered to the strategies, and a resolution is kept only when
-    it passes the checks. Unsettled regions stay as diff3 conflict markers.
+    it passes the checks. Unsettled regions stay as diff3 conflict markers. With
+    ``resolve=False`` no strategy runs: the result is git's own merge.
     """
     b, o, t = split_lines(base), split_lines(ours), split_lines(theirs)
-    bi, oi, ti = _ids(b, o, t)
     lang = language(path)
-    strategies = _strategies()
-    # Pieces of the output: plain lines, or an index into ``regions`` for a conflict.
+    strategies = _strategies() if resolve else ()
+    # Pieces of the output: agreed lines, or the index of a conflict in ``conflicts``.
     pieces: list[list[str] | int] = []
     conflicts: list[Conflict] = []
     answers: list[Resolution | None] = []
     ours_at = 0
-    for chunk in merge_chunks(bi, oi, ti):
+    for chunk in merge_chunks(b, o, t):
         pieces.append(o[ours_at : chunk.ours_start])
         ours_at = chunk.ours_end
         if not chunk.conflict:
@@ -142,8 +119,10 @@ def merge_texts(
 
     text = render(answers)
     clean = all(answers)
-    if clean and has_conflict_markers(text) and not (
-        has_conflict_markers(ours) or has_conflict_markers(theirs)
+    if (
+        clean
+        and has_conflict_markers(text)
+        and not (has_conflict_markers(ours) or has_conflict_markers(theirs))
     ):
         clean = False
     regions = tuple(
@@ -162,11 +141,12 @@ def _check_syntax(
 ) -> None:
     """Turn resolutions back into conflicts when they break a file both sides could parse.
 
-    Each resolution is tried alone in ours (the other regions as ours has them); when all
-    regions are settled, the whole merged file must parse as well.
+    The merged file (unsettled regions as ours has them) must parse whenever ours and
+    theirs both do; if it does not, each resolution is tried alone and the ones that break
+    it are undone. For Python, a resolution must also not drop an import whose name the
+    merged code still reads.
     """
-    if not parses(path, ours) or not parses(path, theirs):
-        return
+    python = language(path) == "python"
 
     def text_with(chosen: Sequence[Resolution | None]) -> str:
         out: list[str] = []
@@ -178,16 +158,52 @@ def _check_syntax(
                 out.extend(piece)
         return "".join(out)
 
-    if all(answers) and parses(path, text_with(answers)):
+    merged = text_with(answers)
+    merged_tree = python_tree(merged) if python else None
+    if (merged_tree is None) if python else not parses(path, merged):
+        # Only now does it matter whether the sides themselves parse (old syntax may not).
+        if not parses(path, ours) or not parses(path, theirs):
+            return
+        for i, answer in enumerate(answers):
+            if answer is None:
+                continue
+            alone: list[Resolution | None] = [None] * len(answers)
+            alone[i] = answer
+            if not parses(path, text_with(alone)):
+                answers[i] = None
+        merged = text_with(answers)
+        if not parses(path, merged):
+            answers[:] = [None] * len(answers)
+            return
+        merged_tree = python_tree(merged) if python else None
+    if merged_tree is None or not any(
+        answer is not None and "import" in "".join([*c.ours, *c.theirs])
+        for c, answer in zip(conflicts, answers, strict=True)
+    ):
+        return  # only a region that touches imports can drop one
+    ours_tree, theirs_tree = python_tree(ours), python_tree(theirs)
+    if ours_tree is None or theirs_tree is None:
         return
+    dangling = dangling_imports(ours_tree, theirs_tree, merged_tree, merged)
+    if dangling:
+        _blame(dangling, conflicts, answers)
+
+
+def _blame(
+    names: set[str], conflicts: Sequence[Conflict], answers: list[Resolution | None]
+) -> None:
+    """Undo the resolutions that dropped ``names`` (all of them if none clearly did)."""
+    pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, sorted(names))) + r")\b")
+    blamed = False
     for i, answer in enumerate(answers):
         if answer is None:
             continue
-        alone: list[Resolution | None] = [None] * len(answers)
-        alone[i] = answer
-        if not parses(path, text_with(alone)):
+        before = pattern.findall("".join([*conflicts[i].ours, *conflicts[i].theirs]))
+        after = pattern.findall("".join(answer.lines))
+        if set(before) - set(after):
             answers[i] = None
-    if all(answers) and not parses(path, text_with(answers)):
+            blamed = True
+    if not blamed:
         answers[:] = [None] * len(answers)
 
 
@@ -208,8 +224,9 @@ def _region(index: int, conflict: Conflict, answer: Resolution | None) -> Region
     )
 
 
-def _refuse(base: bytes, ours: bytes, theirs: bytes, labels: tuple[str, str, str], reason: str
-            ) -> MergeResult:
+def _refuse(
+    base: bytes, ours: bytes, theirs: bytes, labels: tuple[str, str, str], reason: str
+) -> MergeResult:
     """The whole file as one conflict, untried, with the reason."""
     parts = [x.decode("utf-8", "surrogateescape") for x in (ours, base, theirs)]
     block = conflict_block(
@@ -222,7 +239,7 @@ _BOM = b"\xef\xbb\xbf"
 
 
 def _eol_style(data: bytes) -> str | None:
-    """"crlf" or "lf" when every line ends that way, None when mixed or no line ends."""
+    """ "crlf" or "lf" when every line ends that way, None when mixed or no line ends."""
     lf = data.count(b"\n")
     if not lf:
         return None
@@ -245,6 +262,7 @@ def merge_bytes(
     *,
     labels: tuple[str, str, str] = DEFAULT_LABELS,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    resolve: bool = True,
 ) -> MergeResult:
     """Merge file contents as stored: refuse what is not text, then :func:`merge_texts`.
 
@@ -263,8 +281,8 @@ def merge_bytes(
     if len(set(boms)) > 1:
         datas = tuple(x.removeprefix(_BOM) for x in datas)
         add_bom = bool(_pick(*boms))
-    styles = [_eol_style(x) for x in datas]
     to_crlf = False
+    styles = [_eol_style(x) for x in datas] if any(b"\r" in x for x in datas) else []
     known = {s for s in styles if s is not None}
     if len(known) > 1 and all(s is not None for s in styles):
         datas = tuple(x.replace(b"\r\n", b"\n") for x in datas)
@@ -273,7 +291,7 @@ def merge_bytes(
         texts = [x.decode("utf-8") for x in datas]
     except UnicodeDecodeError:
         return _refuse(base, ours, theirs, labels, "not UTF-8 text")
-    result = merge_texts(texts[0], texts[1], texts[2], path, labels=labels)
+    result = merge_texts(texts[0], texts[1], texts[2], path, labels=labels, resolve=resolve)
     if not (add_bom or to_crlf):
         return result
     text = result.text

@@ -9,11 +9,15 @@ MARKER_SIZE = 7
 # What git writes and what people and tools look for: the marker at the start of a line,
 # followed by a space and a label, or by nothing but the line end. A lone "=======" is
 # left out: it is an ordinary heading underline in reStructuredText and Markdown.
+_OTHER_BREAKS = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
 _MARKER_LINE = re.compile(r"^(?:<{7}|\|{7}|>{7})(?: |\r?$)", re.MULTILINE)
 
 
 def split_lines(text: str) -> list[str]:
     """Lines with their ``\\n`` kept; the last one lacks it when the text does not end in one."""
+    if not any(ch in text for ch in _OTHER_BREAKS):
+        # str.splitlines also splits at \r, \f, \x1c.. and \u2028; without those it is ours.
+        return text.splitlines(keepends=True)
     parts = text.split("\n")
     last = parts.pop()
     lines = [part + "\n" for part in parts]

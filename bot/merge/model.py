@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from bot.merge.diff3 import Chunk
 
 
 class Strategy(enum.StrEnum):
     """How a conflict region was settled; the values are stable names used in JSON."""
 
+    SAME_CHANGE = "same_change"
+    VERSION_BUMP = "version_bump"
+    SUBSUMED = "subsumed"
+    SORTED_BLOCK = "sorted_block"
+    ADJACENT_ENTRIES = "adjacent_entries"
     CONFLICT = "conflict"
 
 
@@ -54,3 +62,40 @@ class MergeResult:
     def to_bytes(self) -> bytes:
         """The merged text as UTF-8 (bytes that were not UTF-8 come back as they were)."""
         return self.text.encode("utf-8", "surrogateescape")
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """What a strategy sees: one conflict region, with the three whole files around it."""
+
+    path: str
+    language: str | None
+    base: Sequence[str]
+    ours: Sequence[str]
+    theirs: Sequence[str]
+    chunk: Chunk
+    base_file: Sequence[str]
+    ours_file: Sequence[str]
+    theirs_file: Sequence[str]
+
+    @property
+    def before(self) -> Sequence[str]:
+        """The ours-side lines before the region (agreed text, or settled by the merge)."""
+        return self.ours_file[: self.chunk.ours_start]
+
+    @property
+    def after(self) -> Sequence[str]:
+        """The ours-side lines after the region."""
+        return self.ours_file[self.chunk.ours_end :]
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A strategy's answer for one region: its lines, and why they are right."""
+
+    lines: list[str]
+    strategy: Strategy
+    explanation: str
+
+
+StrategyFn = Callable[[Conflict], Resolution | None]

@@ -1,0 +1,232 @@
+"""Both sides bumped the same version number: the higher version wins."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from bot.merge.diff3 import Chunk
+from bot.merge.model import Conflict, Resolution, Strategy
+from bot.merge.tokens import TokenMerge, merge_tokens, tokenize
+
+# 1.2, 1.2.3, v1.2.3, 2.0.0-beta.1, 1.0rc2, 3.0.2.dev0: dotted numbers, maybe a pre/post tag.
+_VERSION = re.compile(
+    r"v?\d+(?:\.\d+)+(?:[-.]?(?:alpha|beta|rc|a|b|c|dev|pre|post)\.?\d*)*", re.IGNORECASE
+)
+_VERSION_SEARCH = re.compile(r"\d+(?:\.\d+)+")
+_PRE = re.compile(r"alpha|beta|rc|a|b|c|dev|pre", re.IGNORECASE)
+_HEX = re.compile(r"[0-9a-f]{7,64}")
+_MAX_LINES = 200
+_UNDERLINE = re.compile(r"([=\-~^*+#`'\"])\1{2,}")
+
+Key = tuple[tuple[int, ...], int, tuple[int, ...]]
+
+
+def _split(line: str) -> list[str]:
+    return tokenize([line])
+
+
+def version_key(text: str) -> Key:
+    """An order on version strings: numbers first, a pre-release before its release."""
+    text = text.lstrip("vV")
+    match = re.match(r"\d+(?:\.\d+)*", text)
+    if match is None:
+        raise ValueError(text)
+    numbers = [int(x) for x in match.group().split(".")]
+    while len(numbers) > 1 and numbers[-1] == 0:
+        numbers.pop()
+    rest = text[match.end() :]
+    pre = bool(_PRE.search(rest)) and "post" not in rest.lower()
+    return tuple(numbers), 0 if pre else 1, tuple(int(x) for x in re.findall(r"\d+", rest))
+
+
+_IPV4 = re.compile(r"\d+\.\d+\.\d+\.\d+")
+_MANIFEST = re.compile(
+    r"(package\.json|requirements[^/]*\.(txt|in)|\.toml|setup\.(py|cfg)|\.ya?ml|\.cfg|\.ini"
+    r"|constraints[^/]*\.txt|__init__\.py|version[^/]*)$",
+    re.IGNORECASE,
+)
+_PIN_BEFORE = ("~", "^", "=", ">", "<", "@")
+
+
+def _is_version(token: str) -> bool:
+    return _VERSION.fullmatch(token) is not None and _IPV4.fullmatch(token) is None
+
+
+def _versionish(tokens: list[str], index: int, path: str) -> bool:
+    """Whether ``tokens[index]`` (one line's tokens) is a version, not a decimal such as 0.5.
+
+    Numbers with two or more dots are versions. A number with a single dot is one only in a
+    dependency manifest or CI file, on a line that says "version", or right after a pin
+    operator (``~1.2``, ``==1.2``, ``@1.2``, ``v1.2``).
+    """
+    token = tokens[index]
+    if not _is_version(token):
+        return False
+    digits = token.lstrip("vV")
+    if digits.count(".") >= 2 or token[0] in "vV" or not digits.split(".")[-1].isdigit():
+        return True
+    line = "".join(tokens).lower()
+    if "version" in line or _MANIFEST.search(path):
+        return True
+    return index > 0 and tokens[index - 1][-1:] in _PIN_BEFORE
+
+
+def _shape(tokens: list[str], path: str) -> tuple[str, ...]:
+    """A line's tokens with versions and hashes blanked out."""
+    return tuple(
+        "<v>" if _versionish(tokens, i, path) else "<h>" if _HEX.fullmatch(t) else t
+        for i, t in enumerate(tokens)
+    )
+
+
+def _merge_line(base: str, ours: str, theirs: str, path: str) -> tuple[str, str] | None:
+    """The merged line and which side's versions won, or None when it is not only versions.
+
+    The three lines must be equal once versions and hashes are blanked out. Where only one
+    side changed a token, that side's token is taken; where both changed a version, the
+    side with the higher versions wins every token both changed (its pinned hash too).
+    """
+    b, o, t = (_split(x) for x in (base, ours, theirs))
+    if not (len(b) == len(o) == len(t)):
+        return None
+    shape = _shape(b, path)
+    if _shape(o, path) != shape or _shape(t, path) != shape:
+        return None
+    ours_ahead = theirs_ahead = both_changed = False
+    for i, kind in enumerate(shape):
+        if kind == "<v>" and o[i] != b[i] and t[i] != b[i] and o[i] != t[i]:
+            both_changed = True
+            ko, kt = version_key(o[i]), version_key(t[i])
+            ours_ahead |= ko > kt
+            theirs_ahead |= kt > ko
+    winner = ""
+    if both_changed:
+        if ours_ahead == theirs_ahead:
+            return None  # same version spelled twice, or each side ahead somewhere
+        winner = "ours" if ours_ahead else "theirs"
+    out: list[str] = []
+    for i in range(len(b)):
+        if o[i] == t[i] or t[i] == b[i]:
+            out.append(o[i])
+        elif o[i] == b[i]:
+            out.append(t[i])
+        elif winner:
+            out.append(o[i] if winner == "ours" else t[i])
+        else:
+            return None  # both changed a hash with no version to say which is newer
+    return "".join(out), winner
+
+
+def _new_versions(base: Sequence[str], side: Sequence[str]) -> set[str]:
+    """Version-looking strings a side's region has that the base's has not (a quick filter)."""
+    return set(_VERSION_SEARCH.findall("".join(side))) - set(_VERSION_SEARCH.findall("".join(base)))
+
+
+def resolve(c: Conflict) -> Resolution | None:
+    """Take the higher of two version numbers both sides wrote in place of the same one.
+
+    A merge never means to go back to an older release of a dependency, action or the
+    project itself; when both branches bumped the same pin, the newer bump includes the
+    older one. Each place where the sides' token edits collide must lie on one line whose
+    three versions differ only in version numbers (and commit hashes pinned next to
+    them); edits only one side made elsewhere in the region are kept as a merge keeps them.
+    """
+    if not c.base or not c.ours or not c.theirs or len(c.base) > _MAX_LINES:
+        return None
+    if not _new_versions(c.base, c.ours) or not _new_versions(c.base, c.theirs):
+        return None
+    merge = merge_tokens(c.base, c.ours, c.theirs)
+    pick: dict[int, list[str]] = {}
+    winners: set[str] = set()
+    for n, chunk in enumerate(merge.chunks):
+        if not chunk.conflict:
+            if _downgrade(merge, chunk):
+                return None  # a side lowered a version: versions are not only moving forward
+            continue
+        spans = [
+            _whole_line(tokens, start, end)
+            for tokens, start, end in (
+                (merge.base, chunk.base_start, chunk.base_end),
+                (merge.ours, chunk.ours_start, chunk.ours_end),
+                (merge.theirs, chunk.theirs_start, chunk.theirs_end),
+            )
+        ]
+        if any(span is None for span in spans):
+            return None
+        (b0, b1), (o0, o1), (t0, t1) = (span for span in spans if span is not None)
+        merged = _merge_line(
+            "".join(merge.base[b0:b1]),
+            "".join(merge.ours[o0:o1]),
+            "".join(merge.theirs[t0:t1]),
+            c.path,
+        )
+        if merged is None or not merged[1]:
+            return None
+        winners.add(merged[1])
+        side, start, end = (
+            (merge.ours, chunk.ours_start, chunk.ours_end)
+            if merged[1] == "ours"
+            else (merge.theirs, chunk.theirs_start, chunk.theirs_end)
+        )
+        pick[n] = side[start:end]
+    if not winners and not _bumps_on_both_sides(merge, c.path):
+        return None
+    result = merge.render(pick)
+    if any(
+        _UNDERLINE.fullmatch(line.strip()) for line in [*c.ours, *c.theirs] if line not in c.base
+    ):
+        return None  # a heading underline changed: its length follows the title's
+    sides = " and ".join(sorted(winners))
+    return Resolution(
+        lines=result,
+        strategy=Strategy.VERSION_BUMP,
+        explanation=(
+            f"Both sides bumped the same version; kept the higher one ({sides})."
+            if winners
+            else "Each side bumped different versions here; kept every bump."
+        ),
+    )
+
+
+def _bumps_on_both_sides(merge: TokenMerge, path: str) -> bool:
+    """Whether each side raised some versions and nothing else changed in the region."""
+    raised = set()
+    for chunk in merge.chunks:
+        side, start, end = (
+            (merge.theirs, chunk.theirs_start, chunk.theirs_end)
+            if chunk.take_theirs
+            else (merge.ours, chunk.ours_start, chunk.ours_end)
+        )
+        if chunk.conflict or end - start != 1 or chunk.base_end - chunk.base_start != 1:
+            return False
+        if not (_versionish(merge.base, chunk.base_start, path) and _versionish(side, start, path)):
+            return False
+        raised.add("theirs" if chunk.take_theirs else "ours")
+    return raised == {"ours", "theirs"}
+
+
+def _downgrade(merge: TokenMerge, chunk: Chunk) -> bool:
+    """Whether a change only one side made replaces a version by a lower one."""
+    side, start, end = (
+        (merge.theirs, chunk.theirs_start, chunk.theirs_end)
+        if chunk.take_theirs
+        else (merge.ours, chunk.ours_start, chunk.ours_end)
+    )
+    if end - start != 1 or chunk.base_end - chunk.base_start != 1:
+        return False
+    old, new = merge.base[chunk.base_start], side[start]
+    return _is_version(old) and _is_version(new) and version_key(new) < version_key(old)
+
+
+def _whole_line(tokens: list[str], start: int, end: int) -> tuple[int, int] | None:
+    """The token span of the one line holding tokens[start:end], or None if it spans lines."""
+    if start == end or any("\n" in t for t in tokens[start:end]):
+        return None
+    first = start
+    while first > 0 and "\n" not in tokens[first - 1]:
+        first -= 1
+    last = end
+    while last < len(tokens) and "\n" not in tokens[last]:
+        last += 1
+    return first, min(last + 1, len(tokens))
