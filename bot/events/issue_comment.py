@@ -18,7 +18,6 @@ from bot.events.commands import parse_comment
 from bot.github.commands import COMMAND_JOB, CommandRequest
 from bot.github.gate import Commenter
 from bot.github.models_events import IssueCommentEvent
-from bot.github.runner import pr_key
 
 router = routing.Router()
 log = logs.get_logger("gwi.events.issue_comment")
@@ -42,8 +41,8 @@ async def on_comment(event: sansio.Event, unit: UnitOfWork, **_: Any) -> None:
         comment_body=data.comment.body, comment_created_at=data.comment.created_at,
         sender=Commenter(id=data.sender.id, login=data.sender.login, type=data.sender.type),
     )
-    # Keyed with the PR's runs, so a command waits for the run it is about; one job per
-    # comment however often GitHub delivers it.
+    # Not serialised behind the PR's run job: `/gwi abort` must reach a run that is working,
+    # and approvals are serialised by the run's own lock. One job per comment, however often
+    # GitHub delivers it.
     unit.enqueue_job(COMMAND_JOB, request.model_dump(mode="json"),
-                     key=pr_key(request.repository, request.number),
                      idempotency_key=f"comment:{data.comment.id}")
