@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import secrets
 import socket
-from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -26,6 +25,7 @@ from bot.engine.queue import (
     StoreError,
     UnitOfWork,
 )
+from bot.server.intake import Classification, classify, parse_payload
 
 T = TypeVar("T")
 
@@ -65,31 +65,6 @@ def handler_name(callback: Callable[..., Any]) -> str:
     module = getattr(callback, "__module__", None) or "?"
     qualname = getattr(callback, "__qualname__", None) or repr(callback)
     return f"{module}.{qualname}"
-
-
-class _LazyPayload(Mapping[str, Any]):
-    """A delivery body parsed on first look, for routing: most events have no handler."""
-
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-        self._data: dict[str, Any] | None = None
-
-    def parsed(self) -> dict[str, Any]:
-        if self._data is None:
-            data = json.loads(self._body)
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
-            self._data = data
-        return self._data
-
-    def __getitem__(self, key: str) -> Any:
-        return self.parsed()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.parsed())
-
-    def __len__(self) -> int:
-        return len(self.parsed())
 
 
 class Workers:
@@ -199,21 +174,19 @@ class Workers:
                 raise
 
     async def _process_delivery(self, claim: DeliveryRecord, owner: str) -> DeliveryStatus | None:
-        completed: list[tuple[str, UnitOfWork]] = []
-        errors: list[str] = []
-        payload = _LazyPayload(claim.body)
         try:
-            # Routing looks inside the payload only for routes on a payload key, so an
-            # event no handler wants is finished without parsing its body again.
-            callbacks = self._router.fetch(
-                sansio.Event(payload, event=claim.event, delivery_id=claim.delivery_id)
-            )
-            data = payload.parsed() if callbacks else None
-        except ValueError as exc:  # intake only stores JSON objects; a damaged row fails
-            errors.append(f"stored body is not a JSON object: {exc}")
-        else:
+            data = parse_payload(claim.body)
+        except ValueError as exc:
+            # Intake checks only the body's shape; this is where a malformed one is found.
+            # Trying again cannot help.
+            return await self._finish(claim, owner, [], [str(exc)], None, permanent=True)
+        classification = classify(data)
+        with logs.bind(**classification._asdict()):
+            event = sansio.Event(data, event=claim.event, delivery_id=claim.delivery_id)
+            completed: list[tuple[str, UnitOfWork]] = []
+            errors: list[str] = []
+            callbacks = self._router.fetch(event)
             if callbacks:
-                event = sansio.Event(data, event=claim.event, delivery_id=claim.delivery_id)
 
                 async def renew() -> bool:
                     return await self._store.renew_delivery(
@@ -227,8 +200,27 @@ class Workers:
                 except LeaseLost:
                     log.warning("delivery.lease_lost", attempt=claim.attempts)
                     return None
+            return await self._finish(claim, owner, completed, errors, classification)
+
+    async def _finish(
+        self,
+        claim: DeliveryRecord,
+        owner: str,
+        completed: list[tuple[str, UnitOfWork]],
+        errors: list[str],
+        classification: Classification | None,
+        *,
+        permanent: bool = False,
+    ) -> DeliveryStatus | None:
         try:
-            status = await self._store.finish_delivery(claim, owner, completed, errors)
+            status = await self._store.finish_delivery(
+                claim,
+                owner,
+                completed,
+                errors,
+                classification=classification,
+                permanent=permanent,
+            )
         except LeaseLost:
             log.warning("delivery.lease_lost", attempt=claim.attempts)
             return None

@@ -103,13 +103,9 @@ async def handle_webhook(request: web.Request) -> web.Response:
     delivery = read_delivery(request.headers, body, secrets)
     if isinstance(delivery, Refusal):
         return _refuse(request, delivery)
-    with logs.bind(
-        delivery_id=delivery.delivery_id,
-        event=delivery.event,
-        action=delivery.action,
-        installation_id=delivery.installation_id,
-        repository=delivery.repository,
-    ):
+    # Action, installation and repository are read from the payload by the worker, which
+    # logs them; the request path does not parse the body (see read_delivery).
+    with logs.bind(delivery_id=delivery.delivery_id, event=delivery.event):
         try:
             stored = await app[STORE].insert_delivery(delivery)
         except StoreError:
