@@ -20,7 +20,14 @@ from bot.engine.queue import (
     Store,
     UnitOfWork,
 )
-from bot.engine.worker import JobHandler, PermanentJobError, WorkerConfig, Workers, handler_name
+from bot.engine.worker import (
+    IntakePriority,
+    JobHandler,
+    PermanentJobError,
+    WorkerConfig,
+    Workers,
+    handler_name,
+)
 from bot.server.intake import Delivery
 
 FAST = WorkerConfig(
@@ -303,3 +310,23 @@ def test_handler_names_are_stable_and_qualified() -> None:
     assert handler_name(local) == (
         f"{__name__}.test_handler_names_are_stable_and_qualified.<locals>.local"
     )
+
+
+async def test_delivery_workers_step_aside_while_a_request_is_answered() -> None:
+    priority = IntakePriority()
+    started = time.monotonic()
+    await priority.wait(1.0)
+    assert time.monotonic() - started < 0.05  # nothing in flight: no wait
+    with priority.request():
+        started = time.monotonic()
+        await priority.wait(0.1)
+        assert 0.09 <= time.monotonic() - started < 0.5  # bounded: work still moves
+
+        async def finish_soon() -> None:
+            await asyncio.sleep(0.05)
+
+        with priority.request():
+            waiter = asyncio.create_task(priority.wait(5.0))
+            await finish_soon()
+        assert not waiter.done()  # the outer request is still in flight
+    await asyncio.wait_for(waiter, 1.0)  # all answered: the worker goes on at once

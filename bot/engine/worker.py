@@ -8,7 +8,7 @@ import contextlib
 import os
 import secrets
 import socket
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -58,6 +58,9 @@ class WorkerConfig:
     poll_interval: float = 1.0
     # On shutdown, work in progress gets this long to finish before it is handed back.
     shutdown_grace: float = 20.0
+    # While webhook requests are being answered, a delivery worker waits up to this long
+    # before its next claim (see IntakePriority); 0 turns the courtesy off.
+    intake_priority_wait: float = 0.1
 
 
 def handler_name(callback: Callable[..., Any]) -> str:
@@ -65,6 +68,40 @@ def handler_name(callback: Callable[..., Any]) -> str:
     module = getattr(callback, "__module__", None) or "?"
     qualname = getattr(callback, "__qualname__", None) or repr(callback)
     return f"{module}.{qualname}"
+
+
+class IntakePriority:
+    """Lets delivery workers step aside while webhook requests are being answered.
+
+    GitHub waits 10 seconds for an answer and does not redeliver on its own, so during a
+    burst acknowledging comes first: a delivery worker about to claim waits until no
+    request is in flight, but never longer than ``intake_priority_wait``, so work still
+    moves under sustained load. Job workers (long runs, mostly waiting) do not wait.
+    """
+
+    def __init__(self) -> None:
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @contextlib.contextmanager
+    def request(self) -> Iterator[None]:
+        """Count a webhook request as in flight for the duration of the block."""
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
+
+    async def wait(self, limit: float) -> None:
+        """Return once no request is in flight, or after ``limit`` seconds."""
+        if limit > 0 and not self._idle.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(limit):
+                    await self._idle.wait()
 
 
 class Workers:
@@ -84,6 +121,7 @@ class Workers:
         self._config = config
         self._services = dict(services or {})
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.intake = IntakePriority()
         self._deliveries_ready = asyncio.Event()
         self._jobs_ready = asyncio.Event()
         self._stopping = False
@@ -156,6 +194,7 @@ class Workers:
 
     async def run_delivery_once(self, owner: str) -> DeliveryStatus | None:
         """Claim one ready delivery and process it; None when there was none."""
+        await self.intake.wait(self._config.intake_priority_wait)
         claim = await self._store.claim_delivery(owner, self._config.lease_seconds)
         if claim is None:
             return None

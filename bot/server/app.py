@@ -90,6 +90,11 @@ async def handle_webhook(request: web.Request) -> web.Response:
     GitHub waits at most 10 seconds and does not retry by itself, so this makes no API
     call and does no heavy work: once the row is committed the delivery cannot be lost.
     """
+    with request.app[WORKERS].intake.request():
+        return await _take(request)
+
+
+async def _take(request: web.Request) -> web.Response:
     app = request.app
     limit = app[SETTINGS].max_body_bytes
     length = request.content_length
