@@ -1,9 +1,11 @@
 """The durable queue: webhook deliveries and generic jobs in one SQLite file, one writer thread.
 
 Every read and write goes through one thread that owns the only connection. It takes
-whatever operations are waiting, runs each in its own savepoint inside one transaction and
-commits them together (group commit): under load one fsync covers many deliveries, and a
-caller's ``await`` returns only once its operation is on disk (WAL, ``synchronous=FULL``).
+whatever is waiting and commits it in one transaction (group commit): under load one fsync
+covers many deliveries, and a caller's ``await`` returns only once its work is on disk
+(WAL, ``synchronous=FULL``). Deliveries go in with one bulk statement per batch; other
+operations each run in their own savepoint, so one that raises is undone alone. Two helper
+threads keep slow work off that path: one deflates bodies, one checkpoints the WAL.
 
 Deliveries and jobs are claimed with a lease (owner + expiry). Finishing checks that the
 caller still holds the lease and applies the handler's :class:`UnitOfWork` (the jobs it
