@@ -112,7 +112,12 @@ def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     for r in rounds:
         for status, count in r["statuses"].items():
             statuses[status] = statuses.get(status, 0) + count
-    return {**figures, "statuses": statuses, "rounds": [r["accepted_per_s"] for r in rounds]}
+    return {
+        **figures,
+        "statuses": statuses,
+        "rounds": [r["accepted_per_s"] for r in rounds],
+        "rounds_p99_ms": [r["p99_ms"] for r in rounds],
+    }
 
 
 def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
