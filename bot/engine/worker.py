@@ -1,5 +1,4 @@
-"""Workers: asyncio tasks that take persisted deliveries to the event router and jobs to their
-handlers, under leases, with each handler's failure kept from the others."""
+"""Workers: asyncio tasks taking stored deliveries to the event router and jobs to handlers."""
 
 from __future__ import annotations
 
