@@ -297,6 +297,19 @@ _JOB_COLUMNS = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class _Leased:
+    """A leased table: its name, its key column, and the status of a held row."""
+
+    table: str
+    key: str
+    held: str
+
+
+_DELIVERIES = _Leased("deliveries", "seq", DeliveryStatus.PROCESSING.value)
+_JOBS = _Leased("jobs", "id", JobStatus.RUNNING.value)
+
+
 @dataclass(slots=True)
 class _Request:
     """One piece of work for the writer: an operation, or a delivery to insert (the hot path
@@ -614,30 +627,11 @@ class Store:
 
     async def renew_delivery(self, claim: DeliveryRecord, owner: str, lease_seconds: float) -> bool:
         """Extend the lease on a delivery; False when ``owner`` no longer holds it."""
-
-        def op(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute(
-                "UPDATE deliveries SET lease_expires = ? WHERE seq = ?"
-                " AND status = 'processing' AND lease_owner = ?",
-                (self.clock() + lease_seconds, claim.seq, owner),
-            )
-            return cursor.rowcount == 1
-
-        return await self.call(op)
+        return await self._renew(_DELIVERIES, claim.seq, owner, lease_seconds)
 
     async def release_delivery(self, claim: DeliveryRecord, owner: str) -> bool:
         """Give a claimed delivery back untouched (shutting down); the try does not count."""
-
-        def op(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute(
-                "UPDATE deliveries SET status = 'pending', attempts = MAX(attempts - 1, 0),"
-                " lease_owner = NULL, lease_expires = NULL"
-                " WHERE seq = ? AND status = 'processing' AND lease_owner = ?",
-                (claim.seq, owner),
-            )
-            return cursor.rowcount == 1
-
-        return await self.call(op)
+        return await self._release(_DELIVERIES, claim.seq, owner)
 
     async def get_delivery(self, delivery_id: str) -> DeliveryRecord | None:
         def op(conn: sqlite3.Connection) -> DeliveryRecord | None:
@@ -755,30 +749,11 @@ class Store:
 
     async def renew_job(self, job: Job, owner: str, lease_seconds: float) -> bool:
         """Extend the lease on a running job; False when ``owner`` no longer holds it."""
-
-        def op(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute(
-                "UPDATE jobs SET lease_expires = ? WHERE id = ? AND status = 'running'"
-                " AND lease_owner = ?",
-                (self.clock() + lease_seconds, job.id, owner),
-            )
-            return cursor.rowcount == 1
-
-        return await self.call(op)
+        return await self._renew(_JOBS, job.id, owner, lease_seconds)
 
     async def release_job(self, job: Job, owner: str) -> bool:
         """Give a running job back untouched (shutting down); the try does not count."""
-
-        def op(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute(
-                "UPDATE jobs SET status = 'pending', attempts = MAX(attempts - 1, 0),"
-                " lease_owner = NULL, lease_expires = NULL, updated_at = ?"
-                " WHERE id = ? AND status = 'running' AND lease_owner = ?",
-                (self.clock(), job.id, owner),
-            )
-            return cursor.rowcount == 1
-
-        return await self.call(op)
+        return await self._release(_JOBS, job.id, owner)
 
     async def get_job(self, job_id: int) -> Job | None:
         def op(conn: sqlite3.Connection) -> Job | None:
@@ -804,6 +779,31 @@ class Store:
                 f"SELECT {_JOB_COLUMNS} FROM jobs{where} ORDER BY id", params
             ).fetchall()
             return [_job(row) for row in rows]
+
+        return await self.call(op)
+
+    # -- leases, for both kinds ----------------------------------------------------------
+
+    async def _renew(self, kind: _Leased, key: int, owner: str, lease_seconds: float) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                f"UPDATE {kind.table} SET lease_expires = ?"
+                f" WHERE {kind.key} = ? AND status = ? AND lease_owner = ?",
+                (self.clock() + lease_seconds, key, kind.held, owner),
+            )
+            return cursor.rowcount == 1
+
+        return await self.call(op)
+
+    async def _release(self, kind: _Leased, key: int, owner: str) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                f"UPDATE {kind.table} SET status = 'pending', attempts = MAX(attempts - 1, 0),"
+                " lease_owner = NULL, lease_expires = NULL"
+                f" WHERE {kind.key} = ? AND status = ? AND lease_owner = ?",
+                (key, kind.held, owner),
+            )
+            return cursor.rowcount == 1
 
         return await self.call(op)
 
