@@ -197,6 +197,7 @@ async def test_an_unsigned_or_badly_signed_request_is_401_and_stores_nothing(
         (BODY, "X-GitHub-Delivery"),
         (b"[]", None),
         (b"{broken", None),
+        (b"payload=%7B%7D", None),
     ],
 )
 async def test_a_signed_but_malformed_delivery_is_400_and_stores_nothing(
@@ -209,6 +210,19 @@ async def test_a_signed_but_malformed_delivery_is_400_and_stores_nothing(
     status, _ = await post(client, body, headers=headers)
     assert status == 400
     assert db_rows(settings, "SELECT COUNT(*) FROM deliveries") == [(0,)]
+
+
+async def test_a_signed_body_that_only_looks_like_an_object_fails_in_the_worker(
+    make_client: MakeClient, settings: Settings
+) -> None:
+    client = await make_client()
+    assert (await post(client, b"{not json}"))[0] == 202
+    await wait_until(all_finished(settings))
+    [(status, attempts, error)] = db_rows(
+        settings, "SELECT status, attempts, last_error FROM deliveries"
+    )
+    assert (status, attempts) == ("failed", 1)
+    assert error.startswith("body is not a JSON object")
 
 
 async def test_an_oversized_body_is_413_by_its_length_without_reading_it(

@@ -7,7 +7,16 @@ import json
 import pytest
 from multidict import CIMultiDict
 
-from bot.server.intake import Delivery, Refusal, classify, read_delivery
+from bot.server.intake import (
+    NOT_AN_OBJECT,
+    Classification,
+    Delivery,
+    Refusal,
+    classify,
+    looks_like_object,
+    parse_payload,
+    read_delivery,
+)
 from bot.server.signature import SignatureVerdict, verify_signature
 from tests.conftest import WEBHOOK_SECRET, sign, signed_headers
 
@@ -66,7 +75,7 @@ def test_a_signature_over_other_bytes_does_not_match() -> None:
 
 def test_a_good_request_reads_into_a_delivery() -> None:
     result = read_delivery(signed_headers(BODY, "pull_request", "guid-1"), BODY, SECRETS)
-    assert result == Delivery("guid-1", "pull_request", "opened", 42, "octo/repo", BODY)
+    assert result == Delivery("guid-1", "pull_request", BODY)
 
 
 def test_header_names_are_case_insensitive() -> None:
@@ -105,11 +114,45 @@ def test_missing_or_malformed_github_headers_are_400(
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"not json", b"[1, 2]", b'"text"', b"null", b"\xff\xfe{", b"payload=%7B%7D"],
+    [
+        b"",
+        b"{",
+        b"}",
+        b"not json",
+        b"[1, 2]",
+        b'"text"',
+        b"null",
+        b"\xff\xfe{}",
+        b"payload=%7B%7D",
+        b'{"a": 1',
+        b" \t\r\n ",
+        b'{"a": 1}x',
+    ],
 )
-def test_a_signed_body_that_is_not_a_json_object_is_400(body: bytes) -> None:
+def test_a_signed_body_not_shaped_like_a_json_object_is_400(body: bytes) -> None:
     result = read_delivery(signed_headers(body, "issues", "guid-1"), body, SECRETS)
-    assert isinstance(result, Refusal) and result.status == 400
+    assert result == Refusal(400, NOT_AN_OBJECT)
+
+
+@pytest.mark.parametrize(
+    ("body", "shaped"),
+    [
+        (b"{}", True),
+        (b"  {\n}\r\n", True),
+        (b"{not json}", True),  # the worker's parse fails it
+        (b"{}}", True),
+        (b"x{}", False),
+        (b"{} x", False),
+    ],
+)
+def test_the_shape_check_reads_only_the_ends(body: bytes, shaped: bool) -> None:
+    assert looks_like_object(body) is shaped
+
+
+@pytest.mark.parametrize("body", [b"{not json}", b"[]", b"{\xff}", b'{"a": 1}}'])
+def test_the_full_parse_refuses_what_is_not_a_json_object(body: bytes) -> None:
+    with pytest.raises(ValueError, match="body is not a JSON object"):
+        parse_payload(body)
 
 
 @pytest.mark.parametrize(
@@ -125,7 +168,7 @@ def test_a_signed_body_that_is_not_a_json_object_is_400(body: bytes) -> None:
 def test_classification_tolerates_any_payload_shape(
     payload: dict[str, object], expected: tuple[object, ...]
 ) -> None:
-    assert classify(payload) == expected
+    assert classify(payload) == Classification(*expected)
 
 
 def test_every_example_payload_classifies(
@@ -136,4 +179,4 @@ def test_every_example_payload_classifies(
         body = json.dumps(payload).encode()
         result = read_delivery(signed_headers(body, name, "guid"), body, SECRETS)
         assert isinstance(result, Delivery), (name, result)
-        assert result.action == payload.get("action")
+        assert classify(parse_payload(result.body)).action == payload.get("action")

@@ -51,7 +51,7 @@ def store(tmp_path: Path, clock: Clock) -> Iterator[Store]:
 
 
 def delivery(n: int = 1, event: str = "issues") -> Delivery:
-    return Delivery(f"d-{n}", event, "opened", 7, "octo/repo", b'{"action":"opened"}')
+    return Delivery(f"d-{n}", event, b'{"action":"opened"}')
 
 
 def rows(store: Store, sql: str) -> list[tuple[object, ...]]:
@@ -82,7 +82,7 @@ async def test_redeliveries_in_one_batch_store_the_first(store: Store) -> None:
 
 async def test_bodies_are_stored_deflated_and_come_back_exact(store: Store) -> None:
     body = json.dumps({"text": "x" * 10_000, "emoji": "✓"}).encode()
-    await store.insert_delivery(Delivery("big", "issues", None, None, None, body))
+    await store.insert_delivery(Delivery("big", "issues", body))
     [(encoding, size)] = rows(store, "SELECT encoding, LENGTH(body) FROM delivery_bodies")
     assert encoding == "zlib" and size < len(body) // 10
     stored = await store.get_delivery("big")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -19,7 +20,14 @@ from bot.engine.queue import (
     Store,
     UnitOfWork,
 )
-from bot.engine.worker import JobHandler, PermanentJobError, WorkerConfig, Workers, handler_name
+from bot.engine.worker import (
+    IntakePriority,
+    JobHandler,
+    PermanentJobError,
+    WorkerConfig,
+    Workers,
+    handler_name,
+)
 from bot.server.intake import Delivery
 
 FAST = WorkerConfig(
@@ -228,7 +236,7 @@ async def test_a_stuck_event_handler_times_out_and_counts_as_failed(store: Store
         await asyncio.sleep(30)
 
     config = WorkerConfig(delivery_workers=1, handler_timeout=0.05, poll_interval=0.02)
-    await store.insert_delivery(Delivery("d-1", "issues", None, None, None, b"{}"))
+    await store.insert_delivery(Delivery("d-1", "issues", b"{}"))
     workers = await run_workers(store, {}, config, router)
 
     async def failed() -> bool:
@@ -243,43 +251,43 @@ async def test_a_stuck_event_handler_times_out_and_counts_as_failed(store: Store
     assert stored is not None and "TimeoutError" in (stored.last_error or "")
 
 
-async def test_a_damaged_stored_body_fails_the_delivery_instead_of_the_worker(
+async def test_a_body_that_does_not_parse_fails_at_once_instead_of_the_worker(
     store: Store,
 ) -> None:
+    calls: list[str] = []
     router = routing.Router()
 
     @router.register("issues")
     async def handler(event: sansio.Event, unit: UnitOfWork, **_: Any) -> None:
-        raise AssertionError("never called")
+        calls.append(event.delivery_id)
 
-    await store.insert_delivery(Delivery("d-1", "issues", None, None, None, b"not json"))
-    await store.insert_delivery(Delivery("d-2", "issues", None, None, None, b"[1]"))
+    for n, body in enumerate([b"{not json}", b"[1]", b"{\xff}", b'{"ok": true}']):
+        await store.insert_delivery(Delivery(f"d-{n}", "issues", body))
     workers = Workers(store, router, {}, FAST)
-    assert await workers.run_delivery_once("w") is DeliveryStatus.PENDING
-    assert await workers.run_delivery_once("w") is DeliveryStatus.PENDING
-    await asyncio.sleep(0.02)
-    assert await workers.run_delivery_once("w") is DeliveryStatus.FAILED
-    assert await workers.run_delivery_once("w") is DeliveryStatus.FAILED
-    stored = await store.get_delivery("d-2")
-    assert stored is not None and "not a JSON object" in (stored.last_error or "")
+    outcomes = [await workers.run_delivery_once("w") for _ in range(4)]
+    assert outcomes == [DeliveryStatus.FAILED] * 3 + [DeliveryStatus.DONE]
+    assert calls == ["d-3"]
+    for n in range(3):
+        stored = await store.get_delivery(f"d-{n}")
+        assert stored is not None and stored.attempts == 1
+        assert "body is not a JSON object" in (stored.last_error or "")
 
 
-async def test_an_event_no_handler_wants_is_finished_without_parsing(store: Store) -> None:
-    router = routing.Router()
-
-    @router.register("pull_request", action="opened")
-    async def handler(event: sansio.Event, unit: UnitOfWork, **_: Any) -> None:
-        raise AssertionError("never called")
-
-    # Unparseable on purpose: only a parse could fail it.
-    await store.insert_delivery(Delivery("d-1", "issues", None, None, None, b"not json"))
-    workers = Workers(store, router, {}, FAST)
+async def test_the_worker_records_what_the_payload_is_about(store: Store) -> None:
+    body = json.dumps(
+        {"action": "opened", "installation": {"id": 5}, "repository": {"full_name": "o/r"}}
+    ).encode()
+    await store.insert_delivery(Delivery("d-1", "pull_request", body))
+    workers = Workers(store, routing.Router(), {}, FAST)
     assert await workers.run_delivery_once("w") is DeliveryStatus.DONE
+    stored = await store.get_delivery("d-1")
+    assert stored is not None
+    assert (stored.action, stored.installation_id, stored.repository) == ("opened", 5, "o/r")
 
 
 async def test_start_up_takes_up_what_a_crash_left(store: Store) -> None:
     clock_now = time.time()
-    await store.insert_delivery(Delivery("d-1", "issues", None, None, None, b"{}"))
+    await store.insert_delivery(Delivery("d-1", "issues", b"{}"))
     assert await store.claim_delivery("crashed", lease_seconds=0.01) is not None
     await asyncio.sleep(0.02)
     workers = await run_workers(store, {})
@@ -302,3 +310,23 @@ def test_handler_names_are_stable_and_qualified() -> None:
     assert handler_name(local) == (
         f"{__name__}.test_handler_names_are_stable_and_qualified.<locals>.local"
     )
+
+
+async def test_delivery_workers_step_aside_while_a_request_is_answered() -> None:
+    priority = IntakePriority()
+    started = time.monotonic()
+    await priority.wait(1.0)
+    assert time.monotonic() - started < 0.05  # nothing in flight: no wait
+    with priority.request():
+        started = time.monotonic()
+        await priority.wait(0.1)
+        assert 0.09 <= time.monotonic() - started < 0.5  # bounded: work still moves
+
+        async def finish_soon() -> None:
+            await asyncio.sleep(0.05)
+
+        with priority.request():
+            waiter = asyncio.create_task(priority.wait(5.0))
+            await finish_soon()
+        assert not waiter.done()  # the outer request is still in flight
+    await asyncio.wait_for(waiter, 1.0)  # all answered: the worker goes on at once

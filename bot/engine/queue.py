@@ -1,9 +1,11 @@
 """The durable queue: webhook deliveries and generic jobs in one SQLite file, one writer thread.
 
 Every read and write goes through one thread that owns the only connection. It takes
-whatever operations are waiting, runs each in its own savepoint inside one transaction and
-commits them together (group commit): under load one fsync covers many deliveries, and a
-caller's ``await`` returns only once its operation is on disk (WAL, ``synchronous=FULL``).
+whatever is waiting and commits it in one transaction (group commit): under load one fsync
+covers many deliveries, and a caller's ``await`` returns only once its work is on disk
+(WAL, ``synchronous=FULL``). Deliveries go in with one bulk statement per batch; other
+operations each run in their own savepoint, so one that raises is undone alone. Two helper
+threads keep slow work off that path: one deflates bodies, one checkpoints the WAL.
 
 Deliveries and jobs are claimed with a lease (owner + expiry). Finishing checks that the
 caller still holds the lease and applies the handler's :class:`UnitOfWork` (the jobs it
@@ -31,7 +33,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bot import logs
-from bot.server.intake import Delivery
+from bot.server.intake import Classification, Delivery
 
 DB_FILENAME = "queue.sqlite3"
 SCHEMA_VERSION = 1
@@ -42,7 +44,8 @@ BUSY_TIMEOUT_MS = 10_000
 # Bodies are stored deflated: webhook JSON shrinks about ninefold, and fewer bytes to write
 # is what lets one fsync cover many deliveries. zlib releases the GIL while it works.
 BODY_COMPRESSION = 1
-CHECKPOINT_INTERVAL_SECONDS = 0.5
+CHECKPOINT_QUIET_SECONDS = 0.25
+CHECKPOINT_WAL_BYTES = 32 * 1024 * 1024
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # the WAL file is cut back to this after a checkpoint
 
 T = TypeVar("T")
@@ -294,6 +297,19 @@ _JOB_COLUMNS = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class _Leased:
+    """A leased table: its name, its key column, and the status of a held row."""
+
+    table: str
+    key: str
+    held: str
+
+
+_DELIVERIES = _Leased("deliveries", "seq", DeliveryStatus.PROCESSING.value)
+_JOBS = _Leased("jobs", "id", JobStatus.RUNNING.value)
+
+
 @dataclass(slots=True)
 class _Request:
     """One piece of work for the writer: an operation, or a delivery to insert (the hot path
@@ -448,10 +464,13 @@ class Store:
     def _checkpointer(self) -> None:
         """Copy committed pages from the WAL into the database, off the writer's path.
 
-        The writer never checkpoints (``wal_autocheckpoint = 0``): done inside a commit, a
-        checkpoint stalls every delivery waiting on that commit for tens of milliseconds.
-        Here it runs beside the writer (WAL allows it), at most once per interval.
+        The writer never checkpoints (``wal_autocheckpoint = 0``): inside a commit, a
+        checkpoint stalls every delivery waiting on that commit. Here it runs beside the
+        writer (WAL allows it), once the writer has been quiet for a moment, or when the
+        WAL has grown past a bound under sustained load: its fsyncs then do not queue up
+        behind, or in front of, the ones that acknowledge deliveries.
         """
+        wal = Path(f"{self.path}-wal")
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -461,14 +480,17 @@ class Store:
         try:
             while not self._stop_checkpoints.is_set():
                 self._written.wait()
-                self._written.clear()
+                while not self._stop_checkpoints.is_set():
+                    self._written.clear()
+                    self._stop_checkpoints.wait(CHECKPOINT_QUIET_SECONDS)
+                    if not self._written.is_set() or _size(wal) > CHECKPOINT_WAL_BYTES:
+                        break
                 if self._stop_checkpoints.is_set():
                     break
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 except sqlite3.Error:
                     log.exception("queue.checkpoint_failed")
-                self._stop_checkpoints.wait(CHECKPOINT_INTERVAL_SECONDS)
         finally:
             conn.close()
 
@@ -543,14 +565,18 @@ class Store:
         owner: str,
         completed: Sequence[tuple[str, UnitOfWork]],
         errors: Sequence[str],
+        *,
+        classification: Classification | None = None,
+        permanent: bool = False,
     ) -> DeliveryStatus:
         """Record one try of a claimed delivery, atomically with its handlers' effects.
 
         ``completed`` names each handler that succeeded with the unit of work it filled:
         those effects commit now and the handler is not run again on a retry. With
         ``errors``, the delivery is tried again after a back-off, or marked failed with the
-        errors once it has had its attempts. Raises :class:`LeaseLost` (and writes nothing)
-        when ``owner`` no longer holds the delivery.
+        errors once it has had its attempts (at once when ``permanent``). The payload's
+        ``classification`` (action, installation, repository) is recorded on the row.
+        Raises :class:`LeaseLost` (and writes nothing) when ``owner`` no longer holds it.
         """
         policy = self.delivery_retry
 
@@ -569,22 +595,29 @@ class Store:
             attempts = int(row[2])
             if not errors:
                 status, not_before, error = DeliveryStatus.DONE, now, None
-            elif attempts >= policy.max_attempts:
+            elif permanent or attempts >= policy.max_attempts:
                 status, not_before, error = DeliveryStatus.FAILED, now, "; ".join(errors)
             else:
                 status = DeliveryStatus.PENDING
                 not_before = now + policy.delay(attempts)
                 error = "; ".join(errors)
+            action, installation_id, repository = classification or (None, None, None)
             conn.execute(
                 "UPDATE deliveries SET status = ?, not_before = ?, lease_owner = NULL,"
                 " lease_expires = NULL, handlers_done = ?,"
-                " last_error = COALESCE(?, last_error), finished_at = ? WHERE seq = ?",
+                " last_error = COALESCE(?, last_error), finished_at = ?,"
+                " action = COALESCE(?, action),"
+                " installation_id = COALESCE(?, installation_id),"
+                " repository = COALESCE(?, repository) WHERE seq = ?",
                 (
                     status,
                     not_before,
                     json.dumps(sorted(done)),
                     error,
                     now if status in (DeliveryStatus.DONE, DeliveryStatus.FAILED) else None,
+                    action,
+                    installation_id,
+                    repository,
                     claim.seq,
                 ),
             )
@@ -594,30 +627,11 @@ class Store:
 
     async def renew_delivery(self, claim: DeliveryRecord, owner: str, lease_seconds: float) -> bool:
         """Extend the lease on a delivery; False when ``owner`` no longer holds it."""
-
-        def op(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute(
-                "UPDATE deliveries SET lease_expires = ? WHERE seq = ?"
-                " AND status = 'processing' AND lease_owner = ?",
-                (self.clock() + lease_seconds, claim.seq, owner),
-            )
-            return cursor.rowcount == 1
-
-        return await self.call(op)
+        return await self._renew(_DELIVERIES, claim.seq, owner, lease_seconds)
 
     async def release_delivery(self, claim: DeliveryRecord, owner: str) -> bool:
         """Give a claimed delivery back untouched (shutting down); the try does not count."""
-
-        def op(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute(
-                "UPDATE deliveries SET status = 'pending', attempts = MAX(attempts - 1, 0),"
-                " lease_owner = NULL, lease_expires = NULL"
-                " WHERE seq = ? AND status = 'processing' AND lease_owner = ?",
-                (claim.seq, owner),
-            )
-            return cursor.rowcount == 1
-
-        return await self.call(op)
+        return await self._release(_DELIVERIES, claim.seq, owner)
 
     async def get_delivery(self, delivery_id: str) -> DeliveryRecord | None:
         def op(conn: sqlite3.Connection) -> DeliveryRecord | None:
@@ -735,30 +749,11 @@ class Store:
 
     async def renew_job(self, job: Job, owner: str, lease_seconds: float) -> bool:
         """Extend the lease on a running job; False when ``owner`` no longer holds it."""
-
-        def op(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute(
-                "UPDATE jobs SET lease_expires = ? WHERE id = ? AND status = 'running'"
-                " AND lease_owner = ?",
-                (self.clock() + lease_seconds, job.id, owner),
-            )
-            return cursor.rowcount == 1
-
-        return await self.call(op)
+        return await self._renew(_JOBS, job.id, owner, lease_seconds)
 
     async def release_job(self, job: Job, owner: str) -> bool:
         """Give a running job back untouched (shutting down); the try does not count."""
-
-        def op(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute(
-                "UPDATE jobs SET status = 'pending', attempts = MAX(attempts - 1, 0),"
-                " lease_owner = NULL, lease_expires = NULL, updated_at = ?"
-                " WHERE id = ? AND status = 'running' AND lease_owner = ?",
-                (self.clock(), job.id, owner),
-            )
-            return cursor.rowcount == 1
-
-        return await self.call(op)
+        return await self._release(_JOBS, job.id, owner)
 
     async def get_job(self, job_id: int) -> Job | None:
         def op(conn: sqlite3.Connection) -> Job | None:
@@ -784,6 +779,31 @@ class Store:
                 f"SELECT {_JOB_COLUMNS} FROM jobs{where} ORDER BY id", params
             ).fetchall()
             return [_job(row) for row in rows]
+
+        return await self.call(op)
+
+    # -- leases, for both kinds ----------------------------------------------------------
+
+    async def _renew(self, kind: _Leased, key: int, owner: str, lease_seconds: float) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                f"UPDATE {kind.table} SET lease_expires = ?"
+                f" WHERE {kind.key} = ? AND status = ? AND lease_owner = ?",
+                (self.clock() + lease_seconds, key, kind.held, owner),
+            )
+            return cursor.rowcount == 1
+
+        return await self.call(op)
+
+    async def _release(self, kind: _Leased, key: int, owner: str) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                f"UPDATE {kind.table} SET status = 'pending', attempts = MAX(attempts - 1, 0),"
+                " lease_owner = NULL, lease_expires = NULL"
+                f" WHERE {kind.key} = ? AND status = ? AND lease_owner = ?",
+                (key, kind.held, owner),
+            )
+            return cursor.rowcount == 1
 
         return await self.call(op)
 
@@ -864,20 +884,11 @@ def _insert_deliveries(conn: sqlite3.Connection, requests: list[_Request]) -> li
         for request in chunk:
             d = request.delivery
             assert d is not None
-            rows += (
-                d.delivery_id,
-                d.event,
-                d.action,
-                d.installation_id,
-                d.repository,
-                request.received_at,
-                request.received_at,
-            )
+            rows += (d.delivery_id, d.event, request.received_at, request.received_at)
             bodies += (d.delivery_id, request.deflated)
         conn.execute(
-            "INSERT INTO deliveries (delivery_id, event, action, installation_id,"
-            " repository, received_at, status, not_before) VALUES "
-            + ", ".join(["(?, ?, ?, ?, ?, ?, 'pending', ?)"] * len(chunk)),
+            "INSERT INTO deliveries (delivery_id, event, received_at, status, not_before)"
+            " VALUES " + ", ".join(["(?, ?, ?, 'pending', ?)"] * len(chunk)),
             rows,
         )
         conn.execute(
@@ -946,6 +957,13 @@ def _prepare(conn: sqlite3.Connection) -> None:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _fsync_dir(path: Path) -> None:

@@ -1,11 +1,9 @@
-"""Workers: asyncio tasks that take persisted deliveries to the event router and jobs to their
-handlers, under leases, with each handler's failure kept from the others."""
+"""Workers: asyncio tasks taking stored deliveries to the event router and jobs to handlers."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import secrets
 import socket
@@ -26,6 +24,7 @@ from bot.engine.queue import (
     StoreError,
     UnitOfWork,
 )
+from bot.server.intake import Classification, classify, parse_payload
 
 T = TypeVar("T")
 
@@ -58,6 +57,9 @@ class WorkerConfig:
     poll_interval: float = 1.0
     # On shutdown, work in progress gets this long to finish before it is handed back.
     shutdown_grace: float = 20.0
+    # While webhook requests are being answered, a delivery worker waits up to this long
+    # before its next claim (see IntakePriority); 0 turns the courtesy off.
+    intake_priority_wait: float = 0.1
 
 
 def handler_name(callback: Callable[..., Any]) -> str:
@@ -67,29 +69,38 @@ def handler_name(callback: Callable[..., Any]) -> str:
     return f"{module}.{qualname}"
 
 
-class _LazyPayload(Mapping[str, Any]):
-    """A delivery body parsed on first look, for routing: most events have no handler."""
+class IntakePriority:
+    """Lets delivery workers step aside while webhook requests are being answered.
 
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-        self._data: dict[str, Any] | None = None
+    GitHub waits 10 seconds for an answer and does not redeliver on its own, so during a
+    burst acknowledging comes first: a delivery worker about to claim waits until no
+    request is in flight, but never longer than ``intake_priority_wait``, so work still
+    moves under sustained load. Job workers (long runs, mostly waiting) do not wait.
+    """
 
-    def parsed(self) -> dict[str, Any]:
-        if self._data is None:
-            data = json.loads(self._body)
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
-            self._data = data
-        return self._data
+    def __init__(self) -> None:
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
-    def __getitem__(self, key: str) -> Any:
-        return self.parsed()[key]
+    @contextlib.contextmanager
+    def request(self) -> Iterator[None]:
+        """Count a webhook request as in flight for the duration of the block."""
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.parsed())
-
-    def __len__(self) -> int:
-        return len(self.parsed())
+    async def wait(self, limit: float) -> None:
+        """Return once no request is in flight, or after ``limit`` seconds."""
+        if limit > 0 and not self._idle.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(limit):
+                    await self._idle.wait()
 
 
 class Workers:
@@ -109,6 +120,7 @@ class Workers:
         self._config = config
         self._services = dict(services or {})
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.intake = IntakePriority()
         self._deliveries_ready = asyncio.Event()
         self._jobs_ready = asyncio.Event()
         self._stopping = False
@@ -181,6 +193,7 @@ class Workers:
 
     async def run_delivery_once(self, owner: str) -> DeliveryStatus | None:
         """Claim one ready delivery and process it; None when there was none."""
+        await self.intake.wait(self._config.intake_priority_wait)
         claim = await self._store.claim_delivery(owner, self._config.lease_seconds)
         if claim is None:
             return None
@@ -199,21 +212,19 @@ class Workers:
                 raise
 
     async def _process_delivery(self, claim: DeliveryRecord, owner: str) -> DeliveryStatus | None:
-        completed: list[tuple[str, UnitOfWork]] = []
-        errors: list[str] = []
-        payload = _LazyPayload(claim.body)
         try:
-            # Routing looks inside the payload only for routes on a payload key, so an
-            # event no handler wants is finished without parsing its body again.
-            callbacks = self._router.fetch(
-                sansio.Event(payload, event=claim.event, delivery_id=claim.delivery_id)
-            )
-            data = payload.parsed() if callbacks else None
-        except ValueError as exc:  # intake only stores JSON objects; a damaged row fails
-            errors.append(f"stored body is not a JSON object: {exc}")
-        else:
+            data = parse_payload(claim.body)
+        except ValueError as exc:
+            # Intake checks only the body's shape; this is where a malformed one is found.
+            # Trying again cannot help.
+            return await self._finish(claim, owner, [], [str(exc)], None, permanent=True)
+        classification = classify(data)
+        with logs.bind(**classification._asdict()):
+            event = sansio.Event(data, event=claim.event, delivery_id=claim.delivery_id)
+            completed: list[tuple[str, UnitOfWork]] = []
+            errors: list[str] = []
+            callbacks = self._router.fetch(event)
             if callbacks:
-                event = sansio.Event(data, event=claim.event, delivery_id=claim.delivery_id)
 
                 async def renew() -> bool:
                     return await self._store.renew_delivery(
@@ -227,8 +238,27 @@ class Workers:
                 except LeaseLost:
                     log.warning("delivery.lease_lost", attempt=claim.attempts)
                     return None
+            return await self._finish(claim, owner, completed, errors, classification)
+
+    async def _finish(
+        self,
+        claim: DeliveryRecord,
+        owner: str,
+        completed: list[tuple[str, UnitOfWork]],
+        errors: list[str],
+        classification: Classification | None,
+        *,
+        permanent: bool = False,
+    ) -> DeliveryStatus | None:
         try:
-            status = await self._store.finish_delivery(claim, owner, completed, errors)
+            status = await self._store.finish_delivery(
+                claim,
+                owner,
+                completed,
+                errors,
+                classification=classification,
+                permanent=permanent,
+            )
         except LeaseLost:
             log.warning("delivery.lease_lost", attempt=claim.attempts)
             return None

@@ -110,6 +110,11 @@ async def handle_webhook(request: web.Request) -> web.Response:
     GitHub waits at most 10 seconds and does not retry by itself, so this makes no API
     call and does no heavy work: once the row is committed the delivery cannot be lost.
     """
+    with request.app[WORKERS].intake.request():
+        return await _take(request)
+
+
+async def _take(request: web.Request) -> web.Response:
     app = request.app
     limit = app[SETTINGS].max_body_bytes
     length = request.content_length
@@ -123,13 +128,9 @@ async def handle_webhook(request: web.Request) -> web.Response:
     delivery = read_delivery(request.headers, body, secrets)
     if isinstance(delivery, Refusal):
         return _refuse(request, delivery)
-    with logs.bind(
-        delivery_id=delivery.delivery_id,
-        event=delivery.event,
-        action=delivery.action,
-        installation_id=delivery.installation_id,
-        repository=delivery.repository,
-    ):
+    # Action, installation and repository are read from the payload by the worker, which
+    # logs them; the request path does not parse the body (see read_delivery).
+    with logs.bind(delivery_id=delivery.delivery_id, event=delivery.event):
         try:
             stored = await app[STORE].insert_delivery(delivery)
         except StoreError:

@@ -6,7 +6,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot.server.signature import SHA1_HEADER, SIGNATURE_HEADER, SignatureVerdict, verify_signature
 
@@ -21,13 +21,10 @@ _EVENT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}", re.ASCII)
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """A verified webhook delivery, with the fields the queue indexes and logs carry."""
+    """A verified webhook delivery: what the queue stores before the request is answered."""
 
     delivery_id: str
     event: str
-    action: str | None
-    installation_id: int | None
-    repository: str | None
     body: bytes
 
 
@@ -39,15 +36,35 @@ class Refusal:
     reason: str
 
 
+class Classification(NamedTuple):
+    """The fields of a payload that the queue indexes and every log line carries."""
+
+    action: str | None
+    installation_id: int | None
+    repository: str | None
+
+
+NOT_AN_OBJECT = "body is not a JSON object (set the webhook content type to application/json)"
+_WHITESPACE = b" \t\r\n"
+
+
 def read_delivery(
     headers: Mapping[str, str], body: bytes, secrets: Sequence[str]
 ) -> Delivery | Refusal:
     """Check a webhook request in the order that leaks least and stores nothing unsigned.
 
     The signature comes first (401), so an unauthenticated caller learns nothing about
-    what else would have been accepted; then the GitHub headers and the JSON body (400).
-    Headers are looked up by GitHub's spelling of their names, so ``headers`` should be
-    case-insensitive as HTTP headers are (aiohttp's are; tests may use ``CIMultiDict``).
+    what else would have been accepted; then the GitHub headers and the body's shape
+    (400). Headers are looked up by GitHub's spelling of their names, so ``headers``
+    should be case-insensitive as HTTP headers are (aiohttp's are; tests may use
+    ``CIMultiDict``).
+
+    The body is only checked to be shaped like a JSON object (``{`` ... ``}``), in time
+    independent of its size: the full parse is the worker's (:func:`parse_payload`), which
+    needs the parsed payload anyway. Parsing here too would double the cost of every
+    delivery and hold the event loop for a large one (up to 25 MiB); a signed body that
+    looks like an object but does not parse is stored and then failed by the worker, with
+    the parser's error, never dropped.
     """
     verdict = verify_signature(
         body,
@@ -63,16 +80,33 @@ def read_delivery(
     event = headers.get(EVENT_HEADER)
     if event is None or not _EVENT_NAME.fullmatch(event):
         return Refusal(400, f"missing or malformed {EVENT_HEADER} header")
+    if not looks_like_object(body):
+        return Refusal(400, NOT_AN_OBJECT)
+    return Delivery(delivery_id, event, body)
+
+
+def looks_like_object(body: bytes) -> bool:
+    """Whether the first and last bytes but whitespace are ``{`` and ``}``."""
+    start, end = 0, len(body)
+    while start < end and body[start] in _WHITESPACE:
+        start += 1
+    while end > start and body[end - 1] in _WHITESPACE:
+        end -= 1
+    return end - start >= 2 and body[start] == ord("{") and body[end - 1] == ord("}")
+
+
+def parse_payload(body: bytes) -> dict[str, Any]:
+    """The delivery's JSON object; ValueError when the body is not one."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return Refusal(400, "body is not JSON (set the webhook content type to application/json)")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{NOT_AN_OBJECT}: {exc}") from None
     if not isinstance(data, dict):
-        return Refusal(400, "body is not a JSON object")
-    return Delivery(delivery_id, event, *classify(data), body=body)
+        raise ValueError(NOT_AN_OBJECT)  # noqa: TRY004 - one error for every non-object
+    return data
 
 
-def classify(payload: Mapping[str, Any]) -> tuple[str | None, int | None, str | None]:
+def classify(payload: Mapping[str, Any]) -> Classification:
     """The action, installation id and repository full name of a payload, when present.
 
     Payloads are tolerated as they come: a field of an unexpected type counts as absent.
@@ -82,7 +116,7 @@ def classify(payload: Mapping[str, Any]) -> tuple[str | None, int | None, str | 
     installation_id = installation.get("id") if isinstance(installation, dict) else None
     repository = payload.get("repository")
     full_name = repository.get("full_name") if isinstance(repository, dict) else None
-    return (
+    return Classification(
         action if isinstance(action, str) else None,
         installation_id
         if isinstance(installation_id, int) and not isinstance(installation_id, bool)
