@@ -264,6 +264,7 @@ ATTACKS = [
     Attack("deliveries", "in-a-quote", says(lambda v: f"> {approve(v)}\n\nWhy approve this?")),
     Attack("deliveries", "in-a-code-block", says(lambda v: f"Type:\n\n```\n{approve(v)}\n```")),
     Attack("deliveries", "mid-line", says(lambda v: f"I would say {approve(v)} but no")),
+    Attack("deliveries", "in-an-html-comment", says(lambda v: f"LGTM\n<!--\n{approve(v)}\n-->")),
     Attack("deliveries", "two-commands", says(lambda v: f"{approve(v)}\n{approve(v)}\n"),
            "several_commands", reply="one command per comment"),
     Attack("deliveries", "approve-and-run", says(lambda v: f"{approve(v)}\n/gwi run\n"),

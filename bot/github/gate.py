@@ -124,8 +124,11 @@ def _same_login(a: str, b: str) -> bool:
     return a.casefold() == b.casefold()  # GitHub logins ignore case
 
 
-def _is_author(pr: PullRequest, login: str) -> bool:
-    return pr.user is not None and _same_login(pr.user.login, login)
+def _is_author(pr: PullRequest, login: str, account_id: int | None) -> bool:
+    """Whether the approver wrote the pull request (the same account, whatever its login)."""
+    if pr.user is None:
+        return False
+    return pr.user.id == account_id or _same_login(pr.user.login, login)
 
 
 async def _comment_holds(client: RepoClient, comment_id: int, body_sha256: str,
@@ -171,7 +174,8 @@ async def accept_approval(gh: GitHubService, client: RepoClient, request: Approv
         raise ApprovalRefused("the pull request is closed", code="closed")
     if pr.draft:
         raise ApprovalRefused("the pull request is a draft", code="draft")
-    if not config.allow_self_approval and _is_author(pr, request.sender.login):
+    if not config.allow_self_approval and _is_author(pr, request.sender.login,
+                                                      request.sender.id):
         raise ApprovalRefused("this repository does not let authors approve their own pull"
                               " requests", code="self_approval")
     await _comment_holds(client, request.comment_id,
@@ -387,7 +391,7 @@ async def _still_holds(gh: GitHubService, client: RepoClient, pr: PullRequest,
         needed, self_ok = config.approver_role, config.allow_self_approval
     except RepoConfigError:
         needed, self_ok = Role.ADMIN, False  # a broken config at push time: only an admin
-    if not self_ok and _is_author(pr, record.approver.login):
+    if not self_ok and _is_author(pr, record.approver.login, record.approver.id):
         raise ApprovalRefused("this repository does not let authors approve their own pull"
                               " requests", code="self_approval")
     if await _role_of(client, record.approver.login, record.approver.id or 0, needed) is None:
