@@ -191,7 +191,8 @@ async def accept_approval(gh: GitHubService, client: RepoClient, request: Approv
     if moved:
         refusal = ApprovalRefused(f"{moved}: a new run is starting, approve its patch",
                                   code="stale")
-        await _restart_stale(gh, client, unit, request, run.run_id, refusal)
+        if not await _restart_stale(gh, client, unit, request, run.run_id, refusal):
+            raise ApprovalRefused(moved, code="stale")  # the run had ended anyway
         raise refusal
 
     def record() -> ApprovalRecord:
@@ -244,9 +245,10 @@ def _awaiting_since(handle: RunHandle) -> datetime:
 
 
 async def _restart_stale(gh: GitHubService, client: RepoClient, unit: UnitOfWork,
-                         request: ApproveRequest, run_id: str, refusal: ApprovalRefused) -> None:
+                         request: ApproveRequest, run_id: str, refusal: ApprovalRefused) -> bool:
     """The run's head or base moved: record the refusal, end the run as stale, and start one
-    on what is there now (a moved base sends no pull_request event, so nothing else would)."""
+    on what is there now (a moved base sends no pull_request event, so nothing else would).
+    False when the run had already ended (nothing to restart)."""
     def end() -> bool:
         with gh.runs.open(run_id) as handle:
             if handle.finished or handle.ctx.state is RunState.APPLYING:
@@ -259,12 +261,14 @@ async def _restart_stale(gh: GitHubService, client: RepoClient, unit: UnitOfWork
                               reason=f"nothing was pushed: {refusal.reason}"[:3000], actor=person)
             return True
 
-    if await asyncio.to_thread(end):
-        await publish(gh, client, run_id, comment=True)
+    if not await asyncio.to_thread(end):
+        return False
+    await publish(gh, client, run_id, comment=True)
     enqueue_run(unit, RunRequest(repository=request.repository, number=request.number,
                                  installation_id=request.installation_id,
                                  trigger="the pull request moved after the run"),
                 dedupe=f"after-stale:{run_id}")
+    return True
 
 
 async def audit_refusal(gh: GitHubService, run: IndexedRun | None, action: AuditAction,
