@@ -14,7 +14,7 @@ docs/github-capabilities.md walks through every check and the attack each one st
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -205,7 +205,10 @@ async def accept_approval(gh: GitHubService, client: RepoClient, request: Approv
                 raise ApprovalRefused(
                     f"already approved by @{existing.approver.login}", code="already_approved")
             ready = _awaiting_since(handle)
-            if request.comment_created_at < ready.replace(microsecond=0):
+            written = request.comment_created_at
+            if written.tzinfo is None:  # GitHub writes UTC ("...Z"); never compare naive times
+                written = written.replace(tzinfo=UTC)
+            if written < ready.replace(microsecond=0):
                 # GitHub's times have whole seconds: compare within the second it became ready.
                 raise ApprovalRefused(
                     "that comment was written before this patch was ready: approve it in a new"
