@@ -1018,12 +1018,17 @@ class FakeGitHub:
 
     # -- shaping -----------------------------------------------------------------------------
 
+    @staticmethod
+    def user_id(login: str) -> int:
+        """The account id GitHub gives ``login`` (stable, so payloads can carry the same one)."""
+        return int(hashlib.sha1(login.encode()).hexdigest()[:8], 16)
+
     def _user(self, login: str) -> dict[str, Any]:
         user = example("issue-comment")["user"]
         is_bot = login.endswith("[bot]")
         user.update(
             login=login,
-            id=int(hashlib.sha1(login.encode()).hexdigest()[:8], 16),
+            id=self.user_id(login),
             type="Bot" if is_bot else "User",
             html_url=f"https://github.com/{login}",
             url=f"https://api.github.com/users/{login}",

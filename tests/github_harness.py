@@ -128,12 +128,15 @@ class Bot:
 
     def comment_payload(self, number: int, body: str, *, login: str = "maya",
                         user_type: str = "User", action: str = "created",
-                        comment_id: int | None = None) -> dict[str, Any]:
+                        comment_id: int | None = None,
+                        created_at: datetime | None = None) -> dict[str, Any]:
         comment = self.fake.add_comment(self.repo, number, body, user=login)
         if comment_id is not None:
             comment.id = comment_id
-        now = datetime.now(UTC).isoformat()
-        user = {"login": login, "id": 77 + len(login), "type": user_type}
+        if created_at is not None:
+            comment.created_at = comment.updated_at = created_at
+        now = (created_at or datetime.now(UTC)).isoformat()
+        user = {"login": login, "id": self.fake.user_id(login), "type": user_type}
         return {
             "action": action,
             "issue": {"number": number, "state": "open", "user": user,

@@ -51,6 +51,7 @@ class CommandRequest(BaseModel):
     comment_body: str
     comment_created_at: datetime
     sender: Commenter
+    edited: bool = False  # an edit of an earlier comment: never carried out
 
 
 async def reply(gh: GitHubService, client: RepoClient, request: CommandRequest,
@@ -82,6 +83,9 @@ async def handle_command(job: Job, unit: UnitOfWork, *, gh: GitHubService, **_: 
         return
     with logs.bind(repository=request.repository, pr=request.number):
         client = gh.work_client(request.installation_id, request.repository)
+        if request.sender.is_bot or request.edited:
+            await _refuse_unread(gh, client, request)
+            return
         try:  # acknowledge first (Prow's hook does the same), then work
             await client.add_reaction(request.comment_id, "eyes")
         except GitHubError as exc:
@@ -104,6 +108,23 @@ async def handle_command(job: Job, unit: UnitOfWork, *, gh: GitHubService, **_: 
             await reply(gh, client, request, f"gwi cannot act here until this is fixed: {error}")
             return
         await _carry_out(gh, client, request, command, config, unit)
+
+
+async def _refuse_unread(gh: GitHubService, client: RepoClient,
+                         request: CommandRequest) -> None:
+    """An approval in an edit, or by an app or bot: audited, never carried out. Bots get no
+    reply (two bots answering each other would never stop)."""
+    if request.sender.is_bot:
+        refusal = ApprovalRefused("approvals come from people, not from apps or bots", code="bot")
+    else:
+        refusal = ApprovalRefused("an edited comment is never read as an approval; post a new"
+                                  " comment", code="edited")
+    run = await gh.index.latest(request.repository, request.number)
+    await audit_refusal(gh, run, AuditAction.APPROVAL_REFUSED, refusal, request.sender.login,
+                        {"comment_id": request.comment_id})
+    log.info("approval.refused", code=refusal.code, sender=request.sender.login)
+    if not request.sender.is_bot:
+        await reply(gh, client, request, f"not approved: {refusal.reason}.")
 
 
 async def _carry_out(gh: GitHubService, client: RepoClient, request: CommandRequest,

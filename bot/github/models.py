@@ -117,10 +117,12 @@ class CheckRun(ApiModel):
 
 
 class CollaboratorPermission(ApiModel):
-    """``role_name`` is the one to authorise on: ``permission`` folds maintain into write."""
+    """``role_name`` is the one to authorise on: ``permission`` folds maintain into write.
+    ``user`` is the account the answer is about (its id survives a change of login)."""
 
     role_name: str
     permission: str
+    user: User | None = None
 
 
 class Reaction(ApiModel):

@@ -142,6 +142,8 @@ def comment_body(view: RunView) -> str:
              f" `{ctx.base.sha[:12]}`).")]
     if ctx.error:
         lines += ["", f"**Error:** {ctx.error}"]
+    if ctx.state is RunState.ABORTED:  # stale, refused at the push, cancelled: say why
+        lines += ["", f"**Stopped:** {ctx.history[-1].reason}"]
     if view.triage:
         t = view.triage
         lines += ["", (f"**Complexity {t.final}/10** (baseline {t.baseline},"
@@ -170,8 +172,10 @@ def comment_body(view: RunView) -> str:
                   "To push exactly this patch, a person with write access comments:", "",
                   "```", approve_line(view) or "", "```"]
     elif ctx.outcome is Outcome.HANDED_OFF and view.patch_hash:
-        lines += ["", (f"Patch hash: `{view.patch_hash}`. gwi may not push to this branch (a"
-                  " fork that does not allow edits by maintainers). To make the same merge commit"
+        why = ("gwi could not push to the fork after the approval, so nothing was written"
+               if view.approval else
+               "gwi may not push to this branch (a fork that does not allow edits by maintainers)")
+        lines += ["", (f"Patch hash: `{view.patch_hash}`. {why}. To make the same merge commit"
                   " by hand, save the patch below as `gwi.patch`, fetch the base commit, and on"
                   " the pull request's branch run:"), "",
                   "```", f"git merge --no-commit {ctx.base.sha}   # stops with the conflicts",

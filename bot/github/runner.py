@@ -173,11 +173,12 @@ async def _prepare_run(gh: GitHubService, client: RepoClient,
     same_head = [r for r in runs if r.head_sha == pr.head.sha]
     if same_head and not request.forced:
         latest = same_head[-1]
-        state = gh.runs.read_context(latest.run_id).state
-        if state in STOPS:
+        latest_ctx = gh.runs.read_context(latest.run_id)
+        if latest_ctx.state not in STOPS:
+            return latest.run_id  # interrupted by a crash or restart: resume it
+        if latest_ctx.outcome is not Outcome.STALE:  # a stale run's base moved: run again
             log.info("run.skipped", reason="this head has its run", run_id=latest.run_id)
             return None
-        return latest.run_id  # interrupted by a crash or restart: resume it
     await supersede(gh, client, runs, reason=f"superseded: {request.trigger}")
     return await _create_run(gh, client, request, pr, config)
 

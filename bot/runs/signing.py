@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from bot.errors import GwiError
-from bot.runs.atomic import atomic_write
+from bot.runs.atomic import fsync_dir, write_temp
 
 
 @dataclass(frozen=True)
@@ -41,16 +41,24 @@ def verify_signature(public_hex: str, signature_hex: str, message: bytes) -> boo
     return True
 
 
+def _load(path: Path) -> Signer:
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise GwiError(f"the signing key {path} is not a PEM private key: {exc}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise GwiError(f"the signing key {path} is not an Ed25519 key")
+    return Signer(key)
+
+
 def load_or_create_signer(path: Path, *, announce: bool = True) -> Signer:
-    """Load the PEM key at ``path``, creating it (mode 0600) on first use with a clear message."""
+    """Load the PEM key at ``path``, creating it (mode 0600) on first use with a clear message.
+
+    Creation is exclusive: when two threads or processes make the first key at once, one key
+    wins and both use it (else one would sign with a key that no longer exists anywhere).
+    """
     if path.exists():
-        try:
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        except (ValueError, TypeError) as exc:
-            raise GwiError(f"the signing key {path} is not a PEM private key: {exc}") from None
-        if not isinstance(key, Ed25519PrivateKey):
-            raise GwiError(f"the signing key {path} is not an Ed25519 key")
-        return Signer(key)
+        return _load(path)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -60,10 +68,17 @@ def load_or_create_signer(path: Path, *, announce: bool = True) -> Signer:
     path.parent.mkdir(parents=True, exist_ok=True)
     old_umask = os.umask(0o077)
     try:
-        atomic_write(path, pem)
+        tmp = write_temp(path, pem)
     finally:
         os.umask(old_umask)
-    os.chmod(path, 0o600)
+    try:
+        os.chmod(tmp, 0o600)
+        os.link(tmp, path)  # fails if another writer got there first, unlike a rename
+    except FileExistsError:
+        return _load(path)
+    finally:
+        tmp.unlink()
+    fsync_dir(path.parent)
     signer = Signer(key)
     if announce:
         print(
