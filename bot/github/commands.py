@@ -59,7 +59,10 @@ async def reply(gh: GitHubService, client: RepoClient, request: CommandRequest,
                                           limit=gh.reply_limit, window=gh.reply_window):
         log.warning("reply.rate_limited", text=text[:200])
         return
-    await client.create_comment(request.number, f"@{request.sender.login} {text}")
+    # One reply per command comment, found again by its marker: a job that dies after
+    # replying and runs again edits that reply instead of adding a second one.
+    await client.upsert_marked_comment(request.number, f"reply:{request.comment_id}",
+                                       f"@{request.sender.login} {text}")
 
 
 async def _may_act(gh: GitHubService, client: RepoClient, request: CommandRequest,
