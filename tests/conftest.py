@@ -340,14 +340,19 @@ async def make_bot(
     aiohttp_client: Any, fake_github: Any, github_settings: Any, tmp_path: Path
 ) -> Callable[..., Any]:
     """``await make_bot(files, llm=None, **settings)``: the App serving on a test client, a
-    bare remote holding ``files`` on main, and the fake GitHub pointed at it."""
+    bare remote holding ``files`` on main, and the fake GitHub pointed at it.
+
+    ``app_options`` (a dict) go to `create_app` as they are: ``github_options`` (the GitHub
+    client's retry policy and sleep), ``job_retry``, ``reconcile_interval``...
+    """
     from bot.engine.worker import WorkerConfig
     from bot.runs.store import RunStore
     from bot.server.app import create_app
     from bot.settings import load_settings
     from tests.github_harness import Bot, Remote
 
-    async def make(files: dict[str, str], llm: Any = None, **overrides: Any) -> Any:
+    async def make(files: dict[str, str], llm: Any = None,
+                   app_options: dict[str, Any] | None = None, **overrides: Any) -> Any:
         remote = Remote.create(tmp_path / "github", files)
         fake_github.repo(GITHUB_REPO).clone_url = remote.bare.as_uri()
         values: dict[str, Any] = {"GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET,
@@ -356,7 +361,8 @@ async def make_bot(
             values["llm"] = llm
         settings = load_settings(values)
         app = create_app(settings, github=github_settings, worker_config=WorkerConfig(
-            delivery_workers=2, job_workers=2, lease_seconds=30, poll_interval=0.05))
+            delivery_workers=2, job_workers=2, lease_seconds=30, poll_interval=0.05),
+            **(app_options or {}))
         client = await aiohttp_client(app)
         return Bot(client=client, fake=fake_github, remote=remote,
                    runs=RunStore.from_settings(settings))
