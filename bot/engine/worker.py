@@ -205,9 +205,15 @@ class Workers:
         try:
             # Routing looks inside the payload only for routes on a payload key, so an
             # event no handler wants is finished without parsing its body again.
-            callbacks = self._router.fetch(
-                sansio.Event(payload, event=claim.event, delivery_id=claim.delivery_id)
-            )
+            try:
+                callbacks = self._router.fetch(
+                    sansio.Event(payload, event=claim.event, delivery_id=claim.delivery_id)
+                )
+            except TypeError:
+                # A routed-on field that is no string (an action that is a list): no handler
+                # is for such a payload, as the intake already counted it as absent.
+                log.warning("delivery.unroutable", attempt=claim.attempts)
+                callbacks = frozenset()
             data = payload.parsed() if callbacks else None
         except ValueError as exc:  # intake only stores JSON objects; a damaged row fails
             errors.append(f"stored body is not a JSON object: {exc}")
