@@ -116,8 +116,10 @@ async def _carry_out(gh: GitHubService, client: RepoClient, request: CommandRequ
     if kind is CommandKind.HELP:
         await reply(gh, client, request, "\n\n" + HELP)
     elif kind is CommandKind.UNKNOWN:
-        await reply(gh, client, request,
-                    f"unknown command `/gwi {command.word[:40]}`.\n\n" + HELP)
+        # Echoed inside a code span: no control or format characters (NUL, escapes, a
+        # right-to-left override), and no backtick that would end the span early.
+        word = "".join(c for c in command.word[:40] if c.isprintable() and c != "`") or "?"
+        await reply(gh, client, request, f"unknown command `/gwi {word}`.\n\n" + HELP)
     elif kind is CommandKind.MALFORMED:
         if command.word == "approve":
             run = await gh.index.latest(request.repository, request.number)
