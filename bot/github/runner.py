@@ -4,6 +4,7 @@ check-run and the one living comment in step with them."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -25,6 +26,7 @@ from bot.github.repo_config import (
     parse_repo_config,
 )
 from bot.github.service import GitHubService
+from bot.runs.ids import RUN_ID_RE
 from bot.runs.state import TERMINAL, Outcome, RunState
 from bot.runs.store import RunFinished
 from bot.runs.view import RunView
@@ -405,8 +407,20 @@ async def reconcile_runs(gh: GitHubService, *, orphan_age: float) -> int:
     return queued
 
 
+def _recent_run_ids(gh: GitHubService, since: float) -> list[str]:
+    """Ids of the bundles created since ``since`` (run ids begin with their UTC creation
+    time), oldest first, without looking into older ones."""
+    try:
+        names = os.listdir(gh.runs.runs_dir)
+    except FileNotFoundError:
+        return []
+    cutoff = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(since))
+    return sorted(n for n in names if n[:16] >= cutoff and RUN_ID_RE.fullmatch(n)
+                  and gh.runs.exists(n))
+
+
 async def _settle_orphans(gh: GitHubService, orphan_age: float) -> None:
-    ids = await asyncio.to_thread(gh.runs.list_ids)
+    ids = await asyncio.to_thread(_recent_run_ids, gh, time.time() - ORPHAN_HORIZON)
     known = await gh.index.known(ids)
     cutoff = time.time() - orphan_age
     for run_id in [i for i in reversed(ids) if i not in known][:MAX_ORPHANS]:
@@ -438,6 +452,8 @@ def _fail_orphan(gh: GitHubService, run_id: str, reason: str) -> None:
 
 #: Unindexed bundles looked at per scan, newest first (each costs a read of its run.json).
 MAX_ORPHANS = 100
+#: How far back a scan looks for them: earlier scans have seen anything older.
+ORPHAN_HORIZON = 7 * 24 * 3600.0
 RECONCILE_JOB = "pr.reconcile"
 
 JOB_HANDLERS = {RUN_JOB: run_pr, ABORT_JOB: abort_pr, RECONCILE_JOB: reconcile_pr}
