@@ -115,10 +115,12 @@ async def test_unicode_in_branch_and_path_names_goes_through_to_the_push(
     make_bot: Callable[..., Any]
 ) -> None:
     path = "dépendances/ünïcode dir/requirements 🚀.txt"
-    bot = await make_bot({**BASE, path: "requests==2.0.0\n"})
+    weird = "pins/a\ttab, a\nnewline and an \x1b[31mescape.txt"  # git allows all three
+    bot = await make_bot({**BASE, path: "requests==2.0.0\n", weird: "flask==1.0.0\n"})
     branch = "feature/ünïcödé-🚀"
-    bot.remote.commit(branch, {path: "requests==2.1.0\n"}, "ours", new_branch=True)
-    bot.remote.commit("main", {path: "requests==2.2.0\n"}, "theirs")
+    bot.remote.commit(branch, {path: "requests==2.1.0\n", weird: "flask==1.1.0\n"}, "ours",
+                      new_branch=True)
+    bot.remote.commit("main", {path: "requests==2.2.0\n", weird: "flask==1.2.0\n"}, "theirs")
     pull = bot.open_pull(7, branch)
     pull.title = "Ünïcode \x1b[1m title"
     bot.fake.set_collaborator(bot.repo, "maya", "maintain")
@@ -138,6 +140,7 @@ async def test_unicode_in_branch_and_path_names_goes_through_to_the_push(
     assert view.ctx.outcome is Outcome.APPLIED
     tip = bot.remote.sha(f"refs/heads/{branch}")
     assert bot.remote.show(tip, path) == "requests==2.2.0"
+    assert bot.remote.show(tip, weird) == "flask==1.2.0"
     assert verify_bundle(bot.runs.run_dir(view.ctx.run_id),
                          trusted_key=bot.runs.signer.public_key_hex).ok
 
