@@ -62,7 +62,7 @@ def _json(i: int, rng: random.Random) -> tuple[str, str, str, str]:
 
 
 def _authors(i: int, rng: random.Random) -> tuple[str, str, str, str]:
-    names = sorted(rng.sample([f"{w.title()} {c.upper()}." for w in WORDS for c in "abc"], 8))
+    names = sorted(rng.sample([f"{w.title()} {w[::-1].title()}" for w in WORDS], 8))
     k = rng.randrange(2, 6)
     base = names[:k] + names[k + 2:]
     ours = sorted(base + [names[k]])
