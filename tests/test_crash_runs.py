@@ -9,7 +9,8 @@ check-run is completed, no comment is doubled, and each branch was pushed once, 
 its run made from the approved patch.
 
 The points are split between two servers with their own data and repository, which live side
-by side (the machine's cores are used, and the fake GitHub serves both).
+by side (the machine's cores are used, and the fake GitHub serves both); each also dies twice
+at a random moment, from outside, wherever its work happens to be.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import re
 import signal
 import sqlite3
@@ -45,6 +47,7 @@ SECRET = "test-webhook-secret"
 LIFE_TIMEOUT = 60.0
 APPROVE = re.compile(r"/gwi approve (sha256:[0-9a-f]{64})")
 CHAINS = 2
+RANDOM = "random"
 
 
 def pin_file(number: int) -> str:
@@ -221,16 +224,25 @@ class Chain:
 
     # -- the lives ---------------------------------------------------------------------------
     async def live(self, session: aiohttp.ClientSession) -> None:
+        """One life per kill point, then a last one that finishes. A point named ``random``
+        is no hook: the test kills the process group itself, at a random moment."""
+        rng = random.Random(self.repo)
         for life, point in enumerate([*self.points, None]):
             self.open(life + 1)
-            server = Server(self.env(), self.root / f"life-{life:02d}.log", point)
+            armed = point if point in KILL_POINTS else None
+            server = Server(self.env(), self.root / f"life-{life:02d}.log", armed)
             try:
                 await server.started()
                 deadline = time.monotonic() + LIFE_TIMEOUT
+                kill_at = time.monotonic() + rng.uniform(0.1, 1.5)
                 while server.proc.poll() is None:
                     await self.flush(session, server.port)
                     self.approve_what_is_shown()
                     if point is None and self.settled():
+                        break
+                    if point == RANDOM and time.monotonic() > kill_at:
+                        os.killpg(server.proc.pid, signal.SIGKILL)
+                        server.proc.wait()
                         break
                     assert time.monotonic() < deadline, (
                         f"{self.repo} life {life} ({point}) neither died nor settled:\n"
@@ -240,7 +252,8 @@ class Chain:
                 server.stop()
             if point is not None:
                 assert server.proc.returncode == -signal.SIGKILL, server.tail()
-                assert self.kill_log.read_text().splitlines()[-1] == point
+            if armed is not None:
+                assert self.kill_log.read_text().splitlines()[-1] == armed
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         with sqlite3.connect(self.data_dir / DB_FILENAME) as conn:
@@ -269,7 +282,8 @@ class Chain:
     # -- what must hold afterwards -----------------------------------------------------------
     def check(self) -> None:
         fake, repo = self.fake, self.repo
-        assert self.kill_log.read_text().splitlines() == self.points
+        assert self.kill_log.read_text().splitlines() == [
+            p for p in self.points if p in KILL_POINTS]
         assert self.query("SELECT status, COUNT(*) FROM deliveries GROUP BY 1") == [
             ("done", len(self.accepted))]
         # A job whose worker died under it five times is failed (it may be what kills the
@@ -308,13 +322,20 @@ class Chain:
             assert f"lib{number}==1.2.0" in content
 
 
+def _with_random(points: list[str]) -> list[str]:
+    third = len(points) // 3
+    return [*points[:third], RANDOM, *points[third:2 * third], RANDOM, *points[2 * third:]]
+
+
 @pytest.mark.slow
 async def test_sigkill_at_every_point_of_runs_and_pushes_then_restart(
     fake_github: Any, tmp_path: Path
 ) -> None:
     points = list(KILL_POINTS)
     assert len(points) >= 20
-    chains = [Chain(fake_github, tmp_path / f"chain-{n}", f"octo-org/crash-{n}", points[n::CHAINS])
+    # each chain also dies twice at a random moment, wherever its work happens to be
+    chains = [Chain(fake_github, tmp_path / f"chain-{n}", f"octo-org/crash-{n}",
+                    _with_random(points[n::CHAINS]))
               for n in range(CHAINS)]
     async with aiohttp.ClientSession() as session:
         await asyncio.gather(*(chain.live(session) for chain in chains))
