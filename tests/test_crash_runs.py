@@ -16,6 +16,7 @@ at a random moment, from outside, wherever its work happens to be.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import random
@@ -27,6 +28,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -194,7 +196,10 @@ class Chain:
             body = f"/gwi approve {found.group(1)}"
             comment = self.fake.add_comment(self.repo, number, body, user="maya")
             self.approved[number] = found.group(1)
-            user = {"login": "maya", "id": 4242, "type": "User"}
+            # the account id GitHub gives maya, and the time she writes: after the patch
+            user = {"login": "maya", "type": "User",
+                    "id": int(hashlib.sha1(b"maya").hexdigest()[:8], 16)}
+            now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             self.queue(f"approve-{number}", "issue_comment", {
                 "action": "created", "repository": self.repo_json(), "sender": user,
                 "issue": {"number": number, "state": "open", "user": user,
@@ -203,8 +208,7 @@ class Chain:
                 "comment": {"id": comment.id, "body": body, "user": user,
                             "html_url": f"https://github.com/{self.repo}/pull/{number}"
                                         f"#issuecomment-{comment.id}",
-                            "created_at": "2024-06-01T12:00:00Z",
-                            "updated_at": "2024-06-01T12:00:00Z",
+                            "created_at": now, "updated_at": now,
                             "author_association": "MEMBER"},
             })
 
