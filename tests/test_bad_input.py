@@ -33,22 +33,22 @@ async def _nothing_failed(bot: Bot) -> None:
 
 
 @pytest.mark.parametrize(
-    ("body", "status", "reason"),
+    "body",
     [
-        (b'{"action": "opened", "pull_request": {"num', 400, "body is not JSON"),
-        (b"action=opened&number=7", 400, "body is not JSON"),
-        (b"\xff\xfe\x00{", 400, "body is not JSON"),
-        (b'["opened", 7]', 400, "not a JSON object"),
-        (b"", 400, "body is not JSON"),
+        b'{"action": "opened", "pull_request": {"num',  # cut off
+        b"action=opened&number=7",  # a form, not JSON
+        b"\xff\xfe\x00{",  # not UTF-8
+        b'["opened", 7]',  # JSON, not an object
+        b"",
     ],
 )
 async def test_bodies_that_are_not_json_objects_are_refused_and_not_stored(
-    make_bot: Callable[..., Any], body: bytes, status: int, reason: str
+    make_bot: Callable[..., Any], body: bytes
 ) -> None:
     bot = await make_bot(BASE)
     response = await bot.client.post("/webhook", data=body,
                                      headers=signed_headers(body, "pull_request", "bad-1"))
-    assert response.status == status and reason in (await response.json())["error"]
+    assert response.status == 400 and "JSON" in (await response.json())["error"]
     assert await bot.client.app[STORE].get_delivery("bad-1") is None
 
 

@@ -16,7 +16,7 @@ from bot import logs
 from bot.engine.approval import ApprovalRefused
 from bot.engine.queue import Job, UnitOfWork
 from bot.events.commands import Command, CommandKind, Outcome, parse_comment
-from bot.github.client import RepoClient
+from bot.github.client import RepoClient, comment_marker
 from bot.github.errors import GitHubError
 from bot.github.gate import ApproveRequest, Commenter, accept_approval, audit_refusal
 from bot.github.render import HELP
@@ -59,10 +59,11 @@ async def reply(gh: GitHubService, client: RepoClient, request: CommandRequest,
                                           limit=gh.reply_limit, window=gh.reply_window):
         log.warning("reply.rate_limited", text=text[:200])
         return
-    # One reply per command comment, found again by its marker: a job that dies after
-    # replying and runs again edits that reply instead of adding a second one.
-    await client.upsert_marked_comment(request.number, f"reply:{request.comment_id}",
-                                       f"@{request.sender.login} {text}")
+    # One reply per command comment, found again by a hidden marker at its end: a job that
+    # dies after replying and runs again edits that reply instead of adding a second one.
+    marker = f"reply:{request.comment_id}"
+    await client.upsert_marked_comment(
+        request.number, marker, f"@{request.sender.login} {text}\n\n{comment_marker(marker)}")
 
 
 async def _may_act(gh: GitHubService, client: RepoClient, request: CommandRequest,
