@@ -37,7 +37,7 @@ import pytest
 
 from bot.engine.queue import DB_FILENAME
 from bot.runs.state import Outcome, RunState
-from bot.runs.store import RunStore
+from bot.runs.store import RunNotFound, RunStore
 from bot.runs.verify import verify_bundle
 from bot.schemas.audit import AuditAction
 from tests.conftest import GITHUB_INSTALLATION_ID, app_env, signed_headers
@@ -269,7 +269,10 @@ class Chain:
             "SELECT (SELECT COUNT(*) FROM deliveries WHERE status IN ('pending', 'processing'))"
             " + (SELECT COUNT(*) FROM jobs WHERE status IN ('pending', 'running'))")[0][0]:
             return False
-        newest = self.newest_runs()
+        try:
+            newest = self.newest_runs()
+        except RunNotFound:  # a bundle being created this moment: its run.json comes next
+            return False
         return len(newest) == self.prs and all(
             ctx.outcome is Outcome.APPLIED for ctx in newest.values())
 
