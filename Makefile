@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-merge bench-pipeline bench-intake lint clean
+.PHONY: demo test bench bench-merge bench-pipeline bench-pr bench-intake lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,17 @@ lint: $(STAMP)
 # Resolve the 1,399 shared real conflicts and score them (skips when ../shared is absent).
 bench-merge: $(STAMP)
 	$(BIN)/python bench/merge_bench.py
+
+# A whole local run (triage to review) on 200 conflicted files, against plain `git merge`.
+bench-pipeline: $(STAMP)
+	$(BIN)/python bench/pipeline.py
+
+# Whole pull-request runs through `gwi serve` and the fake GitHub: 1, 20, 200 conflicted files.
+bench-pr: $(STAMP)
+	$(BIN)/python bench/pr_run.py
+
+# Every benchmark in turn, each ending with one JSON line of figures (docs/performance.md).
+bench: bench-intake bench-pr bench-pipeline bench-merge
 
 clean:
 	rm -rf $(VENV) .gwi build *.egg-info

@@ -120,6 +120,7 @@ def main() -> int:
         print(
             f"bench-merge: skipped: {scenarios} is not there (needs ../shared beside the checkout)"
         )
+        print(json.dumps({"bench": "merge", "skipped": f"{scenarios} is not there"}))
         return 0
     projects = sorted(p.name for p in scenarios.iterdir() if p.is_dir())
     if args.projects:
@@ -177,6 +178,19 @@ def main() -> int:
         f"file precision {summary['file_precision']:.1%}; "
         f"{summary['markers_in_resolved']} resolved files with markers"
     )
+    # The figures again, as one JSON line like every benchmark's.
+    print(json.dumps({
+        "bench": "merge",
+        "files": files,
+        "files_per_s_cpu": round(files / cpu),
+        "files_per_s_wall": round(files / seconds),
+        "merging_alone_files_per_s": round(files / max(engine, 1e-9)),
+        "region_coverage": round(summary["region_coverage"], 4),
+        "region_precision": round(summary["region_precision"], 4),
+        "file_coverage": round(summary["file_coverage"], 4),
+        "file_precision": round(summary["file_precision"], 4),
+        "markers_in_resolved": summary["markers_in_resolved"],
+    }))
     return 0
 
 

@@ -339,10 +339,12 @@ def webhook_examples() -> list[tuple[str, dict[str, Any]]]:
 async def make_bot(
     aiohttp_client: Any, fake_github: Any, github_settings: Any, tmp_path: Path
 ) -> Callable[..., Any]:
-    """``await make_bot(files, llm=None, job_retry=None, workers=2, **settings)``: the App
-    serving on a test client, a bare remote holding ``files`` on main, and the fake GitHub
-    pointed at it. ``job_retry`` (a `RetryPolicy`) lets a test retry failed jobs without
-    waiting seconds; ``workers`` job workers serve tests that run many pull requests at once."""
+    """``await make_bot(files, llm=None, job_retry=None, workers=2, app_options=None,
+    **settings)``: the App serving on a test client, a bare remote holding ``files`` on main,
+    and the fake GitHub pointed at it. ``job_retry`` (a `RetryPolicy`) lets a test retry
+    failed jobs without waiting seconds; ``workers`` job workers serve tests that run many
+    pull requests at once; ``app_options`` go to `create_app` as they are (``github_options``:
+    the GitHub client's retry policy and sleep; ``reconcile_interval``)."""
     from bot.engine.worker import WorkerConfig
     from bot.runs.store import RunStore
     from bot.server.app import create_app
@@ -350,7 +352,8 @@ async def make_bot(
     from tests.github_harness import Bot, Remote
 
     async def make(files: dict[str, str], llm: Any = None, job_retry: Any = None,
-                   workers: int = 2, **overrides: Any) -> Any:
+                   workers: int = 2, app_options: dict[str, Any] | None = None,
+                   **overrides: Any) -> Any:
         remote = Remote.create(tmp_path / "github", files)
         fake_github.repo(GITHUB_REPO).clone_url = remote.bare.as_uri()
         values: dict[str, Any] = {"GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET,
@@ -361,7 +364,7 @@ async def make_bot(
         retry = {"job_retry": job_retry} if job_retry is not None else {}
         app = create_app(settings, github=github_settings, worker_config=WorkerConfig(
             delivery_workers=2, job_workers=workers, lease_seconds=30, poll_interval=0.05),
-            **retry)
+            **retry, **(app_options or {}))
         client = await aiohttp_client(app)
         return Bot(client=client, fake=fake_github, remote=remote,
                    runs=RunStore.from_settings(settings))

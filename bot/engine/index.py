@@ -1,7 +1,8 @@
 """The index of pull-request runs: which run belongs to which PR and head, and its check-run.
 
 The run bundles are the truth; this table (in the queue database, through its one writer) only
-makes "the current run of PR #7" and "is there a run for this head already?" fast.
+makes "the current run of PR #7" and "is there a run for this head already?" fast, and remembers
+what GitHub was last shown of each run, so a restart can tell what still needs publishing.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ SCHEMA = (
         base_sha TEXT NOT NULL,
         check_run_id INTEGER,
         created_at REAL NOT NULL,
-        finished INTEGER NOT NULL DEFAULT 0
+        finished INTEGER NOT NULL DEFAULT 0,
+        published_state TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS pr_runs_by_pr ON pr_runs (repository, pr, created_at)",
     """CREATE TABLE IF NOT EXISTS pr_replies (
@@ -43,16 +45,19 @@ class IndexedRun:
     base_sha: str
     check_run_id: int | None
     created_at: float
-    finished: bool
+    finished: bool  # GitHub shows the run's final check-run: nothing more to publish
+    published_state: str | None = None  # the stop state last shown in full (check and comment)
 
 
 def _row(row: tuple[Any, ...]) -> IndexedRun:
-    run_id, repository, pr, head, base, check, created, finished = row
+    run_id, repository, pr, head, base, check, created, finished, published = row
     return IndexedRun(run_id, repository, int(pr), head, base,
-                      None if check is None else int(check), float(created), bool(finished))
+                      None if check is None else int(check), float(created), bool(finished),
+                      published)
 
 
-_COLUMNS = "run_id, repository, pr, head_sha, base_sha, check_run_id, created_at, finished"
+_COLUMNS = ("run_id, repository, pr, head_sha, base_sha, check_run_id, created_at, finished,"
+            " published_state")
 
 
 class RunIndex:
@@ -63,6 +68,9 @@ class RunIndex:
         def op(conn: sqlite3.Connection) -> None:
             for statement in SCHEMA:
                 conn.execute(statement)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(pr_runs)")}
+            if "published_state" not in columns:  # a database from before the column
+                conn.execute("ALTER TABLE pr_runs ADD COLUMN published_state TEXT")
 
         await self.store.call(op)
 
@@ -71,7 +79,7 @@ class RunIndex:
         now = time.time()
 
         def op(conn: sqlite3.Connection) -> None:
-            conn.execute(f"INSERT INTO pr_runs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL, ?, 0)",
+            conn.execute(f"INSERT INTO pr_runs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL, ?, 0, NULL)",
                          (run_id, repository.lower(), pr, head_sha, base_sha, now))
 
         await self.store.call(op)
@@ -83,6 +91,34 @@ class RunIndex:
     async def set_finished(self, run_id: str) -> None:
         await self.store.call(lambda conn: conn.execute(
             "UPDATE pr_runs SET finished = 1 WHERE run_id = ?", (run_id,)))
+
+    async def set_published(self, run_id: str, state: str, *, finished: bool) -> None:
+        """Record that GitHub shows the run at ``state`` (a stop), finished or not."""
+        await self.store.call(lambda conn: conn.execute(
+            "UPDATE pr_runs SET published_state = ?, finished = MAX(finished, ?)"
+            " WHERE run_id = ?", (state, int(finished), run_id)))
+
+    async def unfinished(self) -> list[IndexedRun]:
+        """Runs whose final check-run GitHub has not been shown yet, oldest first."""
+        def op(conn: sqlite3.Connection) -> list[IndexedRun]:
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM pr_runs WHERE finished = 0"
+                                " ORDER BY created_at, rowid").fetchall()
+            return [_row(r) for r in rows]
+
+        return await self.store.call(op)
+
+    async def known(self, run_ids: list[str]) -> set[str]:
+        """Which of ``run_ids`` the index has."""
+        def op(conn: sqlite3.Connection) -> set[str]:
+            found: set[str] = set()
+            for start in range(0, len(run_ids), 500):
+                chunk = run_ids[start:start + 500]
+                marks = ", ".join("?" * len(chunk))
+                found.update(row[0] for row in conn.execute(
+                    f"SELECT run_id FROM pr_runs WHERE run_id IN ({marks})", chunk))
+            return found
+
+        return await self.store.call(op)
 
     async def get(self, run_id: str) -> IndexedRun | None:
         def op(conn: sqlite3.Connection) -> IndexedRun | None:

@@ -223,7 +223,13 @@ class Workers:
             event = sansio.Event(data, event=claim.event, delivery_id=claim.delivery_id)
             completed: list[tuple[str, UnitOfWork]] = []
             errors: list[str] = []
-            callbacks = self._router.fetch(event)
+            try:
+                callbacks = self._router.fetch(event)
+            except TypeError:
+                # A routed-on field that is no string (an action that is a list): no handler
+                # is for such a payload.
+                log.warning("delivery.unroutable", attempt=claim.attempts)
+                callbacks = frozenset()
             if callbacks:
 
                 async def renew() -> bool:

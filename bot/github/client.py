@@ -154,11 +154,26 @@ class GitHubApp:
         *,
         status: Literal["success", "failure"] | None = None,
         limit: int = 100,
+        since: datetime | None = None,
     ) -> list[WebhookDelivery]:
-        """Recent deliveries, newest first (GitHub keeps them a few days)."""
+        """Recent deliveries, newest first (GitHub keeps them a few days); with ``since``,
+        only those delivered at or after it (the walk stops at the first older one)."""
         query = urlencode(_drop_none({"per_page": min(limit, 100), "status": status}))
+
+        def older(item: Any) -> bool:
+            if since is None or not isinstance(item, dict):
+                return False
+            try:
+                moment = datetime.fromisoformat(str(item.get("delivered_at")))
+            except ValueError:
+                return False
+            return moment < since
+
         items = await self.transport.collect(
-            f"/app/hook/deliveries?{query}", credentials=self.auth.app_credentials, limit=limit
+            f"/app/hook/deliveries?{query}",
+            credentials=self.auth.app_credentials,
+            limit=limit,
+            until=older,
         )
         return [WebhookDelivery.model_validate(item) for item in items]
 
@@ -200,9 +215,15 @@ class RepoClient:
         """The current token for this repository (for git over HTTPS)."""
         return await self._credentials.token()
 
-    async def _call(self, method: str, path: str, data: Any = b"") -> Any:
+    async def _call(
+        self, method: str, path: str, data: Any = b"", *, replay_safe: bool = True
+    ) -> Any:
         return await self._transport.request(
-            method, self._base + path, data=data, credentials=self._credentials
+            method,
+            self._base + path,
+            data=data,
+            credentials=self._credentials,
+            replay_safe=replay_safe,
         )
 
     async def _collect(self, path: str, *, iterable_key: str = "items") -> list[Any]:
@@ -304,7 +325,10 @@ class RepoClient:
                 "output": output.model_dump(exclude_none=True) if output else None,
             }
         )
-        return CheckRun.model_validate(await self._call("POST", "/check-runs", body))
+        # Not sent twice: a second check-run for one run would stay queued for ever.
+        return CheckRun.model_validate(
+            await self._call("POST", "/check-runs", body, replay_safe=False)
+        )
 
     async def update_check_run(
         self,
@@ -348,7 +372,9 @@ class RepoClient:
         return None if data is None else IssueComment.model_validate(data)
 
     async def create_comment(self, issue_number: int, body: str) -> IssueComment:
-        data = await self._call("POST", f"/issues/{int(issue_number)}/comments", {"body": body})
+        data = await self._call(
+            "POST", f"/issues/{int(issue_number)}/comments", {"body": body}, replay_safe=False
+        )
         return IssueComment.model_validate(data)
 
     async def update_comment(self, comment_id: int, body: str) -> IssueComment:

@@ -16,7 +16,7 @@ from bot import logs
 from bot.engine.approval import ApprovalRefused
 from bot.engine.queue import Job, UnitOfWork
 from bot.events.commands import Command, CommandKind, Outcome, parse_comment
-from bot.github.client import RepoClient
+from bot.github.client import RepoClient, comment_marker
 from bot.github.errors import GitHubError
 from bot.github.gate import ApproveRequest, Commenter, accept_approval, audit_refusal
 from bot.github.render import HELP
@@ -60,7 +60,11 @@ async def reply(gh: GitHubService, client: RepoClient, request: CommandRequest,
                                           limit=gh.reply_limit, window=gh.reply_window):
         log.warning("reply.rate_limited", text=text[:200])
         return
-    await client.create_comment(request.number, f"@{request.sender.login} {text}")
+    # One reply per command comment, found again by a hidden marker at its end: a job that
+    # dies after replying and runs again edits that reply instead of adding a second one.
+    marker = f"reply:{request.comment_id}"
+    await client.upsert_marked_comment(
+        request.number, marker, f"@{request.sender.login} {text}\n\n{comment_marker(marker)}")
 
 
 async def _may_act(gh: GitHubService, client: RepoClient, request: CommandRequest,
@@ -134,8 +138,10 @@ async def _carry_out(gh: GitHubService, client: RepoClient, request: CommandRequ
     if kind is CommandKind.HELP:
         await reply(gh, client, request, "\n\n" + HELP)
     elif kind is CommandKind.UNKNOWN:
-        await reply(gh, client, request,
-                    f"unknown command `/gwi {command.word[:40]}`.\n\n" + HELP)
+        # Echoed inside a code span: no control or format characters (NUL, escapes, a
+        # right-to-left override), and no backtick that would end the span early.
+        word = "".join(c for c in command.word[:40] if c.isprintable() and c != "`") or "?"
+        await reply(gh, client, request, f"unknown command `/gwi {word}`.\n\n" + HELP)
     elif kind is CommandKind.MALFORMED:
         if command.word == "approve":
             run = await gh.index.latest(request.repository, request.number)

@@ -199,9 +199,18 @@ async def accept_approval(gh: GitHubService, client: RepoClient, request: Approv
         with gh.runs.open(run.run_id) as handle:
             digest = check_approvable(handle, request.hash_text)
             existing = handle.read_model("approval.json", ApprovalRecord)
+            person = Actor(type=ActorType.USER, id=request.sender.login)
             if existing is not None:
                 if existing.comment is not None and existing.comment.id == request.comment_id:
-                    return existing  # the same comment delivered again: nothing new
+                    # The same comment again (a redelivery, or a retry after a crash that
+                    # came between writing the record and auditing it).
+                    if not any(e.action is AuditAction.APPROVAL_RECORDED for e in handle.events):
+                        handle.record(AuditAction.APPROVAL_RECORDED, {
+                            "patch": format_patch_hash(digest), "approver": request.sender.login,
+                            "approver_id": request.sender.id, "role": role,
+                            "comment_id": request.comment_id,
+                            "delivery_id": request.delivery_id}, person)
+                    return existing
                 raise ApprovalRefused(
                     f"already approved by @{existing.approver.login}", code="already_approved")
             ready = _awaiting_since(handle)
@@ -213,7 +222,6 @@ async def accept_approval(gh: GitHubService, client: RepoClient, request: Approv
                 raise ApprovalRefused(
                     "that comment was written before this patch was ready: approve it in a new"
                     " comment", code="too_early")
-            person = Actor(type=ActorType.USER, id=request.sender.login)
             approval = sign_approval(gh.runs.signer, {
                 **approval_fields(handle, digest, {
                     "kind": ApproverKind.GITHUB_USER, "login": request.sender.login,

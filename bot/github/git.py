@@ -121,13 +121,21 @@ class RepoCache:
         self._git = git
         self._timeout = timeout
         self._locks: dict[Path, asyncio.Lock] = {}
+        self._held: dict[Path, int] = {}  # git dir -> the descriptor holding its flock
 
     def path(self, repository: str) -> Path:
         return cache_path(self.data_dir, repository)
 
     @contextlib.asynccontextmanager
     async def locked(self, repository: str) -> AsyncIterator[Path]:
-        """Hold the repository's lock; yields its bare repository (created when missing)."""
+        """Hold the repository's lock; yields its bare repository (created when missing).
+
+        Every git command run under the lock inherits the locked descriptor, so the lock
+        lasts as long as the last of them even if this process dies first. Whoever holds it
+        is therefore the only one using the repository, and any git lock file found there
+        was left by a git killed mid-write (a crash of the host): it is removed, since git
+        would otherwise refuse every later fetch of those refs.
+        """
         git_dir = self.path(repository)
         lock = self._locks.setdefault(git_dir, asyncio.Lock())
         async with lock:
@@ -141,11 +149,15 @@ class RepoCache:
                         break
                     except BlockingIOError:
                         await asyncio.sleep(0.05)  # polled, so a cancelled wait holds nothing
+                self._held[git_dir] = fd
                 if not (git_dir / "HEAD").exists():
                     await self._run(["init", "--bare", "--quiet", str(git_dir)], git_dir=None)
+                else:
+                    _remove_stale_git_locks(git_dir)
                 yield git_dir
             finally:
-                os.close(fd)  # closing the descriptor releases the flock
+                self._held.pop(git_dir, None)
+                os.close(fd)  # closing the descriptor releases the flock (once git exits too)
 
     async def fetch(
         self,
@@ -239,12 +251,14 @@ class RepoCache:
         scrubbed of the token in case a remote ever echoes it back."""
         argv = [self._git, *([f"--git-dir={git_dir}"] if git_dir is not None else []), *args]
         env = auth_env(token, url, os.environ)
+        held = self._held.get(git_dir) if git_dir is not None else None
         proc = await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=env,
+            pass_fds=() if held is None else (held,),
         )
         try:
             out_b, err_b = await asyncio.wait_for(proc.communicate(), self._timeout)
@@ -258,6 +272,19 @@ class RepoCache:
             verb = next((a for a in args if not a.startswith("-") and "=" not in a), "")
             raise GitError(f"git {verb} failed ({proc.returncode}): {_last_lines(err)}")
         return out, err, proc.returncode or 0
+
+
+def _remove_stale_git_locks(git_dir: Path) -> None:
+    """Delete the ``*.lock`` files a killed git left in a bare repository (see `locked`)."""
+    stale = [git_dir / name for name in ("packed-refs.lock", "shallow.lock", "HEAD.lock",
+                                         "config.lock", "index.lock")]
+    refs = git_dir / "refs"
+    if refs.is_dir():
+        stale += refs.rglob("*.lock")
+    for path in stale:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            log.warning("removed %s, left by a git that was stopped mid-write", path)
 
 
 def _scrub(text: str, token: Token | None) -> str:

@@ -4,6 +4,8 @@ check-run and the one living comment in step with them."""
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -12,6 +14,7 @@ from bot import logs
 from bot.engine.index import IndexedRun
 from bot.engine.pipeline import STOPS
 from bot.engine.queue import Job, UnitOfWork
+from bot.errors import GwiError
 from bot.github.client import RepoClient
 from bot.github.models import CheckOutput, PullRequest
 from bot.github.render import CHECK_NAME, COMMENT_MARKER, check_view, comment_body
@@ -23,6 +26,7 @@ from bot.github.repo_config import (
     parse_repo_config,
 )
 from bot.github.service import GitHubService
+from bot.runs.ids import RUN_ID_RE
 from bot.runs.state import TERMINAL, Outcome, RunState
 from bot.runs.store import RunFinished
 from bot.runs.view import RunView
@@ -108,8 +112,10 @@ async def publish(gh: GitHubService, client: RepoClient, run_id: str, *,
                                   output=shown.output)
     if comment:
         await publish_comment(client, run.pr, view)
-    if view.ctx.state in TERMINAL:
-        await gh.index.set_finished(run_id)
+    state = view.ctx.state
+    if state in TERMINAL or (comment and state in STOPS):
+        # Recorded only once GitHub has it all: a crash before this line is published again.
+        await gh.index.set_published(run_id, state.value, finished=state in TERMINAL)
 
 
 async def publish_comment(client: RepoClient, number: int, view: RunView) -> None:
@@ -142,7 +148,8 @@ async def run_pr(job: Job, unit: UnitOfWork, *, gh: GitHubService, **_: Any) -> 
                     await drive(gh, client, run_id)
         except Exception as exc:
             if run_id is not None and job.attempts >= job.max_attempts:
-                await _give_up(gh, client, run_id, exc)
+                await _give_up(gh, client, run_id,
+                               f"GitHub or git kept failing: {type(exc).__name__}: {exc}")
             raise
 
 
@@ -152,6 +159,9 @@ async def _prepare_run(gh: GitHubService, client: RepoClient,
     pr = await client.get_pull_request(request.number)
     if pr.state != "open":
         log.info("run.skipped", reason="the pull request is closed")
+        runs = await gh.index.for_pr(request.repository, request.number)
+        await supersede(gh, client, runs, reason="the pull request is closed",
+                        outcome=Outcome.CANCELLED)
         return None
     if request.head_sha is not None and pr.head.sha != request.head_sha and not request.forced:
         log.info("run.skipped", reason="a newer head is queued", seen=request.head_sha)
@@ -177,6 +187,9 @@ async def _prepare_run(gh: GitHubService, client: RepoClient,
         if latest_ctx.state not in STOPS:
             return latest.run_id  # interrupted by a crash or restart: resume it
         if latest_ctx.outcome is not Outcome.STALE:  # a stale run's base moved: run again
+            if latest.published_state != latest_ctx.state.value:
+                # a crash came between the run's stop and its report on GitHub
+                await publish(gh, client, latest.run_id, comment=True)
             log.info("run.skipped", reason="this head has its run", run_id=latest.run_id)
             return None
     await supersede(gh, client, runs, reason=f"superseded: {request.trigger}")
@@ -227,12 +240,12 @@ async def drive(gh: GitHubService, client: RepoClient, run_id: str) -> None:
             return
 
 
-async def _give_up(gh: GitHubService, client: RepoClient, run_id: str, exc: Exception) -> None:
+async def _give_up(gh: GitHubService, client: RepoClient, run_id: str, reason: str) -> None:
     """The last attempt failed too: end the run cleanly so nothing stays in progress."""
     def fail() -> None:
         with gh.runs.open(run_id) as run:
             if not run.finished:
-                run.fail(f"GitHub or git kept failing: {type(exc).__name__}: {exc}"[:3000])
+                run.fail(reason[:3000])
 
     await asyncio.to_thread(fail)
     try:
@@ -262,9 +275,9 @@ async def end_run(gh: GitHubService, run_id: str, outcome: Outcome, reason: str,
 
 
 async def supersede(gh: GitHubService, client: RepoClient, runs: list[IndexedRun], *,
-                    reason: str) -> None:
+                    reason: str, outcome: Outcome = Outcome.SUPERSEDED) -> None:
     for run in runs:
-        if not run.finished and await end_run(gh, run.run_id, Outcome.SUPERSEDED, reason):
+        if not run.finished and await end_run(gh, run.run_id, outcome, reason):
             await publish(gh, client, run.run_id, comment=False)
 
 
@@ -284,4 +297,165 @@ async def abort_pr(job: Job, unit: UnitOfWork, *, gh: GitHubService, **_: Any) -
             await publish(gh, client, run.run_id, comment=True)
 
 
-JOB_HANDLERS = {RUN_JOB: run_pr, ABORT_JOB: abort_pr}
+# -- after a crash: runs nobody is working on --------------------------------------------------------
+#
+# A run's job can die with the process at any point: between a state change and its report to
+# GitHub, after its last try, or (rarely) between creating the bundle and indexing it. The lease
+# on the job brings most of that back; what it cannot (a job out of tries, a report that was
+# never sent) is found by `reconcile_runs`, which runs at start-up and then periodically, and is
+# handed to a `pr.reconcile` job keyed with the pull request's other jobs, so it never races
+# them.
+
+#: A run resumed this many times that is still stuck (each time the process died on it) is
+#: failed instead: it is probably what kills the process.
+MAX_RESUMES = 2
+
+
+class ReconcileRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    repository: str
+    number: int
+    installation_id: int
+    run_id: str
+    state: RunState  # the state the scan saw
+    give_up: bool = False
+
+
+async def reconcile_pr(job: Job, unit: UnitOfWork, *, gh: GitHubService, **_: Any) -> None:
+    """Bring one run that nobody is working on to where it belongs: shown on GitHub if it has
+    stopped, resumed (or failed, when resuming did not help) if it has not."""
+    request = ReconcileRequest.model_validate(job.payload)
+    with logs.bind(repository=request.repository, pr=request.number, run_id=request.run_id):
+        client = gh.work_client(request.installation_id, request.repository)
+        run = await gh.index.get(request.run_id)
+        if run is None:
+            return
+        state = gh.runs.read_context(run.run_id).state
+        if state in STOPS:
+            latest = await gh.index.latest(request.repository, request.number)
+            await publish(gh, client, run.run_id,
+                          comment=latest is not None and latest.run_id == run.run_id)
+            log.info("run.republished", state=state.value)
+            return
+        if request.give_up:
+            log.warning("run.given_up", state=state.value)
+            await _give_up(gh, client, run.run_id, "gwi stopped while working on this run"
+                           " several times (each restart resumed it): giving up on it")
+            return
+        if state is RunState.APPLYING:
+            from bot.github.gate import APPLY_JOB, ApplyRequest
+
+            # The gate re-verifies everything and makes its commit and push at most once.
+            unit.enqueue_job(APPLY_JOB, ApplyRequest(
+                repository=request.repository, number=request.number,
+                installation_id=request.installation_id, run_id=run.run_id).model_dump(),
+                key=pr_key(request.repository, request.number),
+                idempotency_key=f"apply:{run.run_id}:resume:{job.id}")
+            log.info("run.resuming", state=state.value)
+            return
+        log.info("run.resuming", state=state.value)
+        resumed = await _prepare_run(gh, client, RunRequest(
+            repository=request.repository, number=request.number,
+            installation_id=request.installation_id, trigger="resumed after a restart"))
+        if resumed is not None:
+            with logs.bind(run_id=resumed):
+                await drive(gh, client, resumed)
+        if gh.runs.read_context(run.run_id).state not in STOPS:
+            await _give_up(gh, client, run.run_id, "gwi stopped while working on this run,"
+                           " and it could not be resumed (see the log)")
+
+
+async def reconcile_runs(gh: GitHubService, *, orphan_age: float) -> int:
+    """Queue a `pr.reconcile` job for every run that needs one; returns how many were queued.
+
+    A run needs one when its stopped state has not been shown on GitHub, or when it has not
+    stopped and no job of its pull request is pending or running (a live job will get to it).
+    Run bundles the index lacks (the process died between creating and indexing one) older
+    than ``orphan_age`` seconds are adopted when they are their pull request's newest run, and
+    failed otherwise.
+    """
+    store = gh.index.store
+    await _settle_orphans(gh, orphan_age)
+    live = await store.call(lambda conn: {row[0] for row in conn.execute(
+        "SELECT DISTINCT key FROM jobs WHERE status IN ('pending', 'running')"
+        " AND key IS NOT NULL")})
+    queued = 0
+    for run in await gh.index.unfinished():
+        key = pr_key(run.repository, run.pr)
+        if key in live:
+            continue
+        try:
+            ctx = await asyncio.to_thread(gh.runs.read_context, run.run_id)
+        except GwiError as exc:  # a bundle a person moved or broke: say so, leave it
+            log.warning("run.unreadable", run_id=run.run_id, error=str(exc))
+            continue
+        if ctx.state.value == run.published_state or ctx.installation_id is None:
+            continue
+        earlier = [j for j in await store.list_jobs(kind=RECONCILE_JOB, key=key)
+                   if j.payload.get("run_id") == run.run_id
+                   and j.payload.get("state") == ctx.state.value]
+        request = ReconcileRequest(
+            repository=ctx.repository.full_name, number=run.pr,
+            installation_id=ctx.installation_id, run_id=run.run_id, state=ctx.state,
+            give_up=ctx.state not in STOPS and len(earlier) >= MAX_RESUMES)
+        result = await store.enqueue_job(
+            RECONCILE_JOB, request.model_dump(mode="json"), key=key,
+            idempotency_key=f"reconcile:{run.run_id}:{ctx.state.value}:{len(earlier)}")
+        if result.created:
+            queued += 1
+            log.info("run.reconcile_queued", run_id=run.run_id, state=ctx.state.value,
+                     give_up=request.give_up)
+    return queued
+
+
+def _recent_run_ids(gh: GitHubService, since: float) -> list[str]:
+    """Ids of the bundles created since ``since`` (run ids begin with their UTC creation
+    time), oldest first, without looking into older ones."""
+    try:
+        names = os.listdir(gh.runs.runs_dir)
+    except FileNotFoundError:
+        return []
+    cutoff = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(since))
+    return sorted(n for n in names if n[:16] >= cutoff and RUN_ID_RE.fullmatch(n)
+                  and gh.runs.exists(n))
+
+
+async def _settle_orphans(gh: GitHubService, orphan_age: float) -> None:
+    ids = await asyncio.to_thread(_recent_run_ids, gh, time.time() - ORPHAN_HORIZON)
+    known = await gh.index.known(ids)
+    cutoff = time.time() - orphan_age
+    for run_id in [i for i in reversed(ids) if i not in known][:MAX_ORPHANS]:
+        try:
+            ctx = await asyncio.to_thread(gh.runs.read_context, run_id)
+        except GwiError:
+            continue
+        if (ctx.pull_request is None or ctx.installation_id is None or ctx.state in TERMINAL
+                or ctx.created_at.timestamp() > cutoff):
+            continue  # a local run, a finished one, or one another process is still making
+        repository, number = ctx.repository.full_name, ctx.pull_request.number
+        newer = [r for r in await gh.index.for_pr(repository, number)
+                 if r.head_sha == ctx.head.sha or r.created_at >= ctx.created_at.timestamp()]
+        if newer:
+            reason = (f"gwi stopped before recording this run; run {newer[-1].run_id} took its"
+                      " place")
+            await asyncio.to_thread(_fail_orphan, gh, run_id, reason)
+            log.warning("run.orphan_failed", run_id=run_id, replaced_by=newer[-1].run_id)
+            continue
+        await gh.index.add(run_id, repository, number, ctx.head.sha, ctx.base.sha)
+        log.warning("run.orphan_adopted", run_id=run_id)
+
+
+def _fail_orphan(gh: GitHubService, run_id: str, reason: str) -> None:
+    with gh.runs.open(run_id) as run:
+        if not run.finished:
+            run.fail(reason)
+
+
+#: Unindexed bundles looked at per scan, newest first (each costs a read of its run.json).
+MAX_ORPHANS = 100
+#: How far back a scan looks for them: earlier scans have seen anything older.
+ORPHAN_HORIZON = 7 * 24 * 3600.0
+RECONCILE_JOB = "pr.reconcile"
+
+JOB_HANDLERS = {RUN_JOB: run_pr, ABORT_JOB: abort_pr, RECONCILE_JOB: reconcile_pr}

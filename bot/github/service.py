@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from bot.agents.llm import LlmClient
 from bot.engine.index import RunIndex
@@ -41,12 +42,14 @@ class GitHubService:
 
 
 @asynccontextmanager
-async def open_service(settings: Settings, github: GitHubSettings,
-                       queue: Store) -> AsyncIterator[GitHubService]:
-    """The process's GitHub service, with its HTTP session, for as long as the server runs."""
+async def open_service(settings: Settings, github: GitHubSettings, queue: Store,
+                       **app_options: Any) -> AsyncIterator[GitHubService]:
+    """The process's GitHub service, with its HTTP session, for as long as the server runs.
+
+    ``app_options`` go to `GitHubApp` (a retry policy, clocks: tests)."""
     from bot.agents.llm import make_llm
 
-    async with GitHubApp.connect(github) as app:
+    async with GitHubApp.connect(github, **app_options) as app:
         index = RunIndex(queue)
         await index.ensure_schema()
         llm = make_llm(settings.llm)

@@ -200,8 +200,15 @@ class GitHubTransport:
         credentials: Credentials,
         data: Any = b"",
         accept: str = sansio.accept_format(),
+        replay_safe: bool = True,
     ) -> Any:
-        """One call; returns the decoded JSON (None for an empty body)."""
+        """One call; returns the decoded JSON (None for an empty body).
+
+        ``replay_safe=False`` marks a request that must not be sent twice (one that creates a
+        comment or a check-run): when it was sent but no answer came (a timeout, a dropped
+        connection), GitHub may have acted on it, so it fails at once instead of being sent
+        again; the caller's own retry looks before it creates.
+        """
         gh = self.gh
 
         async def attempt(auth: _Auth) -> Any:
@@ -226,7 +233,7 @@ class GitHubTransport:
                 )
             raise ValueError(f"unsupported method {method}")
 
-        return await self._retrying(method, url, url_vars, credentials, attempt)
+        return await self._retrying(method, url, url_vars, credentials, attempt, replay_safe)
 
     async def collect(
         self,
@@ -236,8 +243,10 @@ class GitHubTransport:
         credentials: Credentials,
         iterable_key: str = "items",
         limit: int | None = None,
+        until: Callable[[Any], bool] | None = None,
     ) -> list[Any]:
-        """Every item of a paginated list (following GitHub's Link header), up to ``limit``.
+        """Every item of a paginated list (following GitHub's Link header), up to ``limit``
+        items, or up to the first item for which ``until`` is true (which is left out).
 
         The whole walk is the unit of retry: lists gwi reads are short, and restarting is
         simpler and safer than resuming from a page whose neighbours may have shifted.
@@ -249,6 +258,8 @@ class GitHubTransport:
             items: list[Any] = []
             pages = gh.getiter(url, url_vars, iterable_key=iterable_key, jwt=jwt, oauth_token=token)
             async for item in pages:
+                if until is not None and until(item):
+                    break
                 items.append(item)
                 if limit is not None and len(items) >= limit:
                     break
@@ -263,6 +274,7 @@ class GitHubTransport:
         url_vars: Mapping[str, str | int] | None,
         credentials: Credentials,
         attempt_once: Callable[[_Auth], Awaitable[T]],
+        replay_safe: bool = True,
     ) -> T:
         path = _display_path(url, url_vars)
         started = self._clock()
@@ -296,6 +308,14 @@ class GitHubTransport:
                 status: int | None = int(exc.status_code)
             except (TimeoutError, aiohttp.ClientError) as exc:
                 failure, status = exc, None
+                if not replay_safe and not isinstance(exc, aiohttp.ClientConnectorError):
+                    what = (f"no answer within {self.policy.request_timeout:g} s"
+                            if isinstance(exc, TimeoutError)
+                            else f"connection failed: {exc.__class__.__name__}: {exc}")
+                    raise GitHubError(
+                        f"{what}; not sent again, since GitHub may have acted on it",
+                        method=method, path=path, status=None, attempts=attempt,
+                    ) from None
             decision = decide(
                 failure,
                 attempt=attempt,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from gidgethub import routing
@@ -16,6 +17,9 @@ from bot.events.router import build_router
 from bot.github.settings import GitHubSettings
 from bot.server.intake import DELIVERY_HEADER, EVENT_HEADER, Refusal, read_delivery
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.github.service import GitHubService
 
 SETTINGS = web.AppKey("settings", Settings)
 SECRETS: web.AppKey[tuple[str, ...]] = web.AppKey("secrets")
@@ -52,14 +56,20 @@ def create_app(
     delivery_retry: RetryPolicy = DEFAULT_RETRY,
     job_retry: RetryPolicy = DEFAULT_RETRY,
     run_workers: bool = True,
+    github_options: Mapping[str, Any] | None = None,
+    reconcile_interval: float | None = None,
 ) -> web.Application:
     """The web application. Its start-up opens the queue and starts the workers.
 
     ``router`` defaults to every module in :mod:`bot.events`; ``services`` are passed to
     every handler as keyword arguments. With ``github`` (the App's credentials) the process
-    does gwi's work: the run, command and push jobs, with the GitHub service as ``gh``. ``run_workers=False`` stores deliveries without
-    processing them (tests of the intake alone). Raises :class:`GwiError` when no webhook
-    secret is configured.
+    does gwi's work: the run, command and push jobs, with the GitHub service as ``gh``; and
+    at start-up it asks GitHub to redeliver what it missed while down
+    (:mod:`bot.server.recovery`) and looks for runs a crash left behind, again every
+    ``reconcile_interval`` seconds (five lease lengths by default). ``github_options`` go to
+    the GitHub client (retry policy, clocks: tests). ``run_workers=False`` stores deliveries
+    without processing them (tests of the intake alone). Raises :class:`GwiError` when no
+    webhook secret is configured.
     """
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
@@ -75,10 +85,13 @@ def create_app(
         async with contextlib.AsyncExitStack() as stack:
             handlers = dict(job_handlers if job_handlers is not None else {})
             extra = dict(services or {})
+            gh = None
             if github is not None:
                 from bot.github.service import open_service
 
-                gh = await stack.enter_async_context(open_service(settings, github, store))
+                gh = await stack.enter_async_context(
+                    open_service(settings, github, store, **dict(github_options or {}))
+                )
                 handlers = {**gh_job_handlers(), **handlers}
                 extra = {"gh": gh, "app_id": github.app_id, **extra}
             workers = Workers(
@@ -90,11 +103,20 @@ def create_app(
             )
             app[STORE] = store
             app[WORKERS] = workers
+            tasks: list[asyncio.Task[None]] = []
             try:
                 if run_workers:
                     await workers.start()
+                    if gh is not None:
+                        every = reconcile_interval or 5 * config.lease_seconds
+                        tasks.append(asyncio.create_task(_recover_deliveries(gh, store)))
+                        tasks.append(asyncio.create_task(
+                            _reconcile_forever(gh, workers, every, config.lease_seconds)))
                 yield
             finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
                 await workers.stop()
         await asyncio.to_thread(store.close)
 
@@ -102,6 +124,32 @@ def create_app(
     app.router.add_post("/webhook", handle_webhook)
     app.router.add_get("/healthz", handle_healthz)
     return app
+
+
+async def _recover_deliveries(gh: GitHubService, store: Store) -> None:
+    """Start-up: have GitHub redeliver what it could not deliver while the server was down."""
+    from bot.server.recovery import recover_missed_deliveries
+
+    try:
+        await recover_missed_deliveries(gh.app, store)
+    except Exception:  # never fatal: the server works without it, and says so
+        log.exception("webhooks.recovery_failed")
+
+
+async def _reconcile_forever(
+    gh: GitHubService, workers: Workers, interval: float, lease_seconds: float
+) -> None:
+    """Start-up, then every ``interval``: queue work for runs a crash left behind."""
+    from bot.github.runner import reconcile_runs
+
+    while True:
+        try:
+            # A bundle younger than two leases may belong to a process still indexing it.
+            if await reconcile_runs(gh, orphan_age=2 * lease_seconds):
+                workers.notify_jobs()
+        except Exception:  # the next round tries again
+            log.exception("runs.reconcile_failed")
+        await asyncio.sleep(interval)
 
 
 async def handle_webhook(request: web.Request) -> web.Response:
