@@ -17,6 +17,7 @@ class Strategy(enum.StrEnum):
     SUBSUMED = "subsumed"
     SORTED_BLOCK = "sorted_block"
     ADJACENT_ENTRIES = "adjacent_entries"
+    KEYED_ENTRIES = "keyed_entries"
     CONFLICT = "conflict"
 
 
