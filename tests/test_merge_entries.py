@@ -1,4 +1,4 @@
-"""keyed_entries on small hand-written conflicts: what it settles and what it must refuse."""
+"""keyed_entries and release_sections on small hand-written conflicts, settled and refused."""
 
 from __future__ import annotations
 
@@ -127,4 +127,79 @@ def test_keyed_entries_refuses_lines_that_are_not_all_entries() -> None:
     ours = "a: 3\n# note\n"
     theirs = "a: 1\n# note\nb: 2\nc: 3\n"
     strategy, _ = settle(base, ours, theirs, "config.yml")
+    assert strategy is Strategy.CONFLICT
+
+
+# --- release_sections ----------------------------------------------------------------------
+
+CHANGES = (
+    "Changes\n=======\n\n"
+    "Version 2.0.0\n-------------\n\nReleased 2024-01-01\n\n-   Big.\n\n\n"
+    "Version 1.1.0\n-------------\n\nReleased 2023-06-01\n\n-   Medium.\n\n\n"
+    "Version 1.0.0\n-------------\n\nReleased 2023-01-01\n\n-   First.\n"
+)
+TOP = "Changes\n=======\n\n"
+
+
+def section(version: str, note: str) -> str:
+    return f"Version {version}\n-------------\n\nUnreleased\n\n-   {note}\n\n\n"
+
+
+def test_release_sections_of_both_sides_are_kept_newest_first() -> None:
+    ours = CHANGES.replace(TOP, TOP + section("2.1.0", "Feature."))
+    theirs = CHANGES.replace(TOP, TOP + section("2.0.1", "Fix."))
+    strategy, text = settle(CHANGES, ours, theirs, "CHANGES.rst")
+    assert strategy is Strategy.RELEASE_SECTIONS
+    assert text == CHANGES.replace(
+        TOP, TOP + section("2.1.0", "Feature.") + section("2.0.1", "Fix.")
+    )
+    # The same with the sides swapped: the order comes from the versions, not the sides.
+    _, swapped = settle(CHANGES, theirs, ours, "CHANGES.rst")
+    assert swapped == text
+
+
+def test_markdown_release_headings_are_ordered_too() -> None:
+    base = "# Changelog\n\n## 1.2.0\n\n- b\n\n## 1.1.0\n\n- a\n\n## 1.0.0\n\n- x\n"
+    top = "# Changelog\n\n"
+    ours = base.replace(top, top + "## 1.3.0\n\n- c\n\n")
+    theirs = base.replace(top, top + "## 1.2.1\n\n- d\n\n")
+    strategy, text = settle(base, ours, theirs, "CHANGELOG.md")
+    assert strategy is Strategy.RELEASE_SECTIONS
+    assert text == base.replace(top, top + "## 1.3.0\n\n- c\n\n## 1.2.1\n\n- d\n\n")
+
+
+def test_release_sections_refuse_one_release_written_twice() -> None:
+    ours = CHANGES.replace(TOP, TOP + section("2.1.0.dev", "Feature."))
+    theirs = CHANGES.replace(TOP, TOP + section("2.1.0", "Fix."))
+    strategy, _ = settle(CHANGES, ours, theirs, "CHANGES.rst")
+    assert strategy is Strategy.CONFLICT
+
+
+def test_release_sections_refuse_a_heading_without_a_version() -> None:
+    ours = CHANGES.replace(TOP, TOP + "Unreleased\n----------\n\n-   Feature.\n\n\n")
+    theirs = CHANGES.replace(TOP, TOP + section("2.0.1", "Fix."))
+    strategy, _ = settle(CHANGES, ours, theirs, "CHANGES.rst")
+    assert strategy is Strategy.CONFLICT
+
+
+def test_release_sections_refuse_different_spacing() -> None:
+    ours = CHANGES.replace(TOP, TOP + section("2.1.0", "Feature.").removesuffix("\n"))
+    theirs = CHANGES.replace(TOP, TOP + section("2.0.1", "Fix."))
+    strategy, _ = settle(CHANGES, ours, theirs, "CHANGES.rst")
+    assert strategy is Strategy.CONFLICT
+
+
+def test_release_sections_refuse_a_changelog_kept_oldest_first() -> None:
+    base = "## 1.0.0\n\n- x\n\n## 1.1.0\n\n- a\n\n## 1.2.0\n\n- b\n\n## 9.9.9\n\n- y\n"
+    anchor = "## 9.9.9\n"
+    ours = base.replace(anchor, "## 1.3.0\n\n- c\n\n" + anchor)
+    theirs = base.replace(anchor, "## 1.2.1\n\n- d\n\n" + anchor)
+    strategy, _ = settle(base, ours, theirs, "CHANGELOG.md")
+    assert strategy is Strategy.CONFLICT
+
+
+def test_release_sections_refuse_plain_text_insertions() -> None:
+    ours = CHANGES.replace(TOP, TOP + "Some text about 2.1.0.\n\n")
+    theirs = CHANGES.replace(TOP, TOP + section("2.0.1", "Fix."))
+    strategy, _ = settle(CHANGES, ours, theirs, "CHANGES.rst")
     assert strategy is Strategy.CONFLICT

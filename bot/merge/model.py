@@ -18,6 +18,7 @@ class Strategy(enum.StrEnum):
     SORTED_BLOCK = "sorted_block"
     ADJACENT_ENTRIES = "adjacent_entries"
     KEYED_ENTRIES = "keyed_entries"
+    RELEASE_SECTIONS = "release_sections"
     CONFLICT = "conflict"
 
 

@@ -6,6 +6,7 @@ from bot.merge.model import StrategyFn
 from bot.merge.strategies import (
     adjacent_entries,
     keyed_entries,
+    release_sections,
     same_change,
     sorted_block,
     subsumed,
@@ -21,4 +22,5 @@ STRATEGIES: tuple[StrategyFn, ...] = (
     subsumed.resolve,
     adjacent_entries.resolve,
     keyed_entries.resolve,
+    release_sections.resolve,
 )
