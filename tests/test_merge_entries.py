@@ -77,6 +77,14 @@ def test_keyed_entries_refuses_an_entry_changed_otherwise_on_both_sides() -> Non
     assert strategy is Strategy.CONFLICT
 
 
+def test_keyed_entries_refuses_two_sets_of_pins() -> None:
+    base = '    "a": "1.0.0",\n    "b": "1.0.0",\n    "c": "1.0.0",\n'
+    ours = '    "a": "1.1.0",\n    "b": "1.0.0",\n    "c": "1.0.0",\n'
+    theirs = '    "a": "1.0.0",\n    "b": "1.2.0",\n    "c": "github:me/c",\n'
+    strategy, _ = settle(package(base), package(ours), package(theirs), "package.json")
+    assert strategy is Strategy.CONFLICT
+
+
 def test_keyed_entries_refuses_a_removal_against_a_real_change() -> None:
     ours = BASE_DEPS.replace('    "connect": "2.29.1",\n', "").replace("~1.2.5", "~1.2.6")
     theirs = BASE_DEPS.replace('"connect": "2.29.1"', '"connect": "github:me/connect"')

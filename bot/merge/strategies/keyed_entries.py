@@ -150,9 +150,10 @@ def resolve(c: Conflict) -> Resolution | None:
     entry, named by its key. Where only one side touched an entry, its edit holds; where
     both did, a removal beats a version bump and the higher of two bumps wins, else the
     region stays a conflict. Entries keep the order both sides agree on. It declines when
-    a side moves entries (reordering is a choice), adds a key that the file has elsewhere
-    (a move between lists), lowers a version, or when both add different entries at one
-    place (their order would be a guess).
+    neither side adds or removes an entry (each branch re-set values: two sets of pins,
+    which people take whole), when a side moves entries (reordering is a choice), adds a
+    key that the file has elsewhere (a move between lists), lowers a version, or when both
+    add different entries at one place (their order would be a guess).
     """
     pattern = _pattern(c.path)
     if pattern is None or not c.base or max(len(c.base), len(c.ours), len(c.theirs)) > _MAX_LINES:
@@ -169,6 +170,8 @@ def resolve(c: Conflict) -> Resolution | None:
     if any(len(set(k)) != len(k) for k in keys):
         return None
     values = [{e.key: e.value for e in s} for s in (base, ours, theirs)]
+    if set(keys[0]) == set(keys[1]) == set(keys[2]):
+        return None  # each side only re-set values: two sets of pins, chosen as wholes
     for side in (1, 2):
         kept = [k for k in keys[side] if k in values[0]]
         if kept != [k for k in keys[0] if k in values[side]]:
