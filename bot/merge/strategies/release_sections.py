@@ -42,6 +42,8 @@ def _release(line: str) -> Key | None:
 
 def _sections(lines: Sequence[str], kind: str) -> list[tuple[Key, list[str]]] | None:
     """The lines as whole sections under headings of ``kind`` naming a release, or None."""
+    if _heading(lines, 0) != kind:
+        return None
     starts = [i for i in range(len(lines)) if _heading(lines, i) is not None]
     if not starts or starts[0] != 0 or any(_heading(lines, i) != kind for i in starts):
         return None
@@ -53,6 +55,20 @@ def _sections(lines: Sequence[str], kind: str) -> list[tuple[Key, list[str]]] | 
             return None
         out.append((key, list(lines[start:end])))
     return out
+
+
+def _releases(text: str, kind: str) -> list[Key]:
+    """The releases named by the headings of ``kind`` in a text, in order (one regex scan)."""
+    titles: list[str] = []
+    if kind.startswith("_"):
+        # Find the underlines (rare lines), then take the line above each.
+        for match in re.finditer(rf"\n{re.escape(kind[1])}{{3,}}[ \t]*\r?$", text, re.MULTILINE):
+            start = text.rfind("\n", 0, match.start()) + 1
+            titles.append(text[start : match.start()])
+    else:
+        titles = re.findall(rf"^{kind}[ \t]+(\S[^\n]*)$", text, re.MULTILINE)
+    found = (_release(title) for title in titles if title.strip())
+    return [key for key in found if key is not None]
 
 
 def _trailing_blanks(lines: Sequence[str]) -> int:
@@ -94,11 +110,7 @@ def resolve(c: Conflict) -> Resolution | None:
         return None
     if len({_trailing_blanks(lines) for _, lines in sections}) != 1:
         return None
-    existing = [
-        key
-        for i in range(len(c.ours_file))
-        if _heading(c.ours_file, i) == kind and (key := _release(c.ours_file[i])) is not None
-    ]
+    existing = _releases("".join(c.ours_file), kind)
     if len(existing) < _MIN_RELEASES or any(a <= b for a, b in pairwise(existing)):
         return None  # the file does not show newest-first order
     merged: list[str] = []
