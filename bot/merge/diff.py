@@ -19,7 +19,6 @@ _MAX_EQ_LIMIT = 1024
 _SIMSCAN_WINDOW = 100
 _KEEP_RUN = 4
 _FLIP = bytes([1, 0]) + bytes(254)
-_NOT = (1).__sub__  # True -> 0, False -> 1
 
 
 def _rough_sqrt(n: int) -> int:
@@ -42,6 +41,18 @@ def _common_prefix(a: Sequence[Hashable], b: Sequence[Hashable], limit: int) -> 
     return n
 
 
+def _common_suffix(a: Sequence[Hashable], b: Sequence[Hashable], limit: int) -> int:
+    """Length of the common suffix (at most ``limit``), compared in blocks from the end."""
+    n, m = len(a), len(b)
+    k = 0
+    step = 64
+    while step:
+        while k + step <= limit and a[n - k - step : n - k] == b[m - k - step : m - k]:
+            k += step
+        step //= 4
+    return k
+
+
 def diff(
     a: Sequence[Hashable], b: Sequence[Hashable], a_counts: Counter[Hashable] | None = None
 ) -> list[Hunk]:
@@ -52,7 +63,7 @@ def diff(
     n, m = len(a), len(b)
     top = min(n, m)
     lo = _common_prefix(a, b, top)
-    tail = _common_prefix(a[::-1], b[::-1], top - lo)
+    tail = _common_suffix(a, b, top - lo)
     end_a, end_b = n - tail, m - tail
     changed_a = bytearray(n + 1)
     changed_b = bytearray(m + 1)
@@ -65,32 +76,28 @@ def diff(
 
 def _classify(
     own: Sequence[Hashable], other_counts: Counter[Hashable], lo: int, end: int, size: int
-) -> list[bool]:
-    """For each line in lo..end, whether it takes part in the search (else it is changed)."""
+) -> bytearray:
+    """For each line in lo..end, 1 when it takes part in the search (else it is changed)."""
     limit = min(_rough_sqrt(size), _MAX_EQ_LIMIT)
     counts = list(map(other_counts.get, own[lo:end], repeat(0)))
+    keep = bytearray(map(bool, counts))
     if not counts or max(counts) < limit:
-        return list(map(bool, counts))
-    # 0: no match on the other side, 1: some matches, 2: very many matches.
-    kind = [0 if c == 0 else (2 if c >= limit else 1) for c in counts]
+        return keep
+    # kind: 0 no match on the other side, 1 some matches, 2 very many matches. Only the
+    # very common lines need a closer look, and they are usually few.
+    common = list(compress(range(len(counts)), map(limit.__le__, counts)))
+    kind = bytearray(keep)
+    for j in common:
+        kind[j] = 2
     last = len(kind) - 1
-    return [
-        k == 1
-        or (
-            k == 2
-            and (
-                j == 0
-                or j == last
-                or kind[j - 1] == 1
-                or kind[j + 1] == 1
-                or not _drop_common(kind, j)
-            )
+    for j in common:
+        keep[j] = (
+            j == 0 or j == last or kind[j - 1] == 1 or kind[j + 1] == 1 or not _drop_common(kind, j)
         )
-        for j, k in enumerate(kind)
-    ]
+    return keep
 
 
-def _drop_common(kind: list[int], j: int) -> bool:
+def _drop_common(kind: bytearray, j: int) -> bool:
     """Whether a very common line sits among unmatched lines and should be left out."""
     start = max(0, j - _SIMSCAN_WINDOW)
     stop = min(len(kind) - 1, j + _SIMSCAN_WINDOW)
@@ -136,8 +143,8 @@ def _diff_middle(
     """Mark the changed lines between the common prefix and suffix."""
     keep_a = _classify(a, Counter(b), lo, end_a, len(a))
     keep_b = _classify(b, a_counts if a_counts is not None else Counter(a), lo, end_b, len(b))
-    changed_a[lo:end_a] = bytes(map(_NOT, keep_a))
-    changed_b[lo:end_b] = bytes(map(_NOT, keep_b))
+    changed_a[lo:end_a] = keep_a.translate(_FLIP)
+    changed_b[lo:end_b] = keep_b.translate(_FLIP)
     index_a = list(compress(range(lo, end_a), keep_a))
     index_b = list(compress(range(lo, end_b), keep_b))
     ch_a = bytearray(len(index_a))
@@ -226,10 +233,12 @@ def _split(
             fmax -= 1
         # Diagonal d is stored at index d + z; ``k`` below is that index.
         lo_k, hi_k = (bmin + z, bmax + z) if odd else (1, 0)
+        # Diagonals go down by two, so one step's left neighbour is the next one's right.
+        right = fw[fmax + z + 1]
         for k in range(fmax + z, fmin + z - 1, -2):
             left = fw[k - 1]
-            right = fw[k + 1]
             i1 = left + 1 if left >= right else right
+            right = left
             i2 = i1 - k + z
             while i1 < lim1 and i2 < lim2 and ha[i1] == hb[i2]:
                 i1 += 1
@@ -248,10 +257,11 @@ def _split(
         else:
             bmax -= 1
         lo_k, hi_k = (1, 0) if odd else (fmin + z, fmax + z)
+        right = bw[bmax + z + 1]
         for k in range(bmax + z, bmin + z - 1, -2):
             left = bw[k - 1]
-            right = bw[k + 1]
             i1 = left if left < right else right - 1
+            right = left
             i2 = i1 - k + z
             while i1 > off1 and i2 > off2 and ha[i1 - 1] == hb[i2 - 1]:
                 i1 -= 1

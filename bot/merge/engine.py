@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from itertools import chain, count
 
 from bot.merge.checks import (
     dangling_imports,
@@ -77,7 +78,9 @@ def merge_texts(
     conflicts: list[Conflict] = []
     answers: list[Resolution | None] = []
     ours_at = 0
-    for chunk in merge_chunks(b, o, t):
+    # Lines become small ints once (equal lines, equal ints): every diff compares ints.
+    index = dict(zip(dict.fromkeys(chain(b, o, t)), count())).__getitem__
+    for chunk in merge_chunks(list(map(index, b)), list(map(index, o)), list(map(index, t))):
         pieces.append(o[ours_at : chunk.ours_start])
         ours_at = chunk.ours_end
         if not chunk.conflict:
