@@ -160,7 +160,8 @@ def _diff_middle(
 def _myers(ha: list[Hashable], hb: list[Hashable], ch_a: bytearray, ch_b: bytearray) -> None:
     """Divide-and-conquer Myers search on the middle snake, marking unmatched items."""
     n, m = len(ha), len(hb)
-    zero = m + 1
+    # Diagonal d (from -m - 1 to n + 1) is stored at index d: Python's negative indexes put
+    # the negative diagonals at the end of the list, clear of the positive ones.
     forward = [0] * (n + m + 3)
     backward = [0] * (n + m + 3)
     max_cost = max(_MIN_MAX_COST, _rough_sqrt(n + m + 3))
@@ -174,24 +175,12 @@ def _myers(ha: list[Hashable], hb: list[Hashable], ch_a: bytearray, ch_b: bytear
             lim1 -= 1
             lim2 -= 1
         if off1 == lim1:
-            for i in range(off2, lim2):
-                ch_b[i] = 1
+            ch_b[off2:lim2] = b"\x01" * (lim2 - off2)
         elif off2 == lim2:
-            for i in range(off1, lim1):
-                ch_a[i] = 1
+            ch_a[off1:lim1] = b"\x01" * (lim1 - off1)
         else:
             s1, s2, min_lo, min_hi = _split(
-                ha,
-                off1,
-                lim1,
-                hb,
-                off2,
-                lim2,
-                forward,
-                backward,
-                zero,
-                need_min,
-                max_cost,
+                ha, off1, lim1, hb, off2, lim2, forward, backward, need_min, max_cost
             )
             work.append((s1, lim1, s2, lim2, min_hi))
             work.append((off1, s1, off2, s2, min_lo))
@@ -206,75 +195,97 @@ def _split(
     lim2: int,
     fw: list[int],
     bw: list[int],
-    z: int,
     need_min: bool,
     max_cost: int,
 ) -> tuple[int, int, bool, bool]:
-    """Find where an optimal (or, past the cost limit, a good) edit path crosses the middle."""
+    """Find where an optimal (or, past the cost limit, a good) edit path crosses the middle.
+
+    The paths can only meet in the forward step when the two middles differ by an odd
+    number, only in the backward step otherwise; each step has a loop without the test.
+    """
     dmin, dmax = off1 - lim2, lim1 - off2
     fmid, bmid = off1 - off2, lim1 - lim2
     odd = (fmid - bmid) & 1
     fmin = fmax = fmid
     bmin = bmax = bmid
-    fw[fmid + z] = off1
-    bw[bmid + z] = lim1
+    fw[fmid] = off1
+    bw[bmid] = lim1
     cost = 0
     while True:
         cost += 1
         if fmin > dmin:
             fmin -= 1
-            fw[fmin - 1 + z] = -1
+            fw[fmin - 1] = -1
         else:
             fmin += 1
         if fmax < dmax:
             fmax += 1
-            fw[fmax + 1 + z] = -1
+            fw[fmax + 1] = -1
         else:
             fmax -= 1
-        # Diagonal d is stored at index d + z; ``k`` below is that index.
-        lo_k, hi_k = (bmin + z, bmax + z) if odd else (1, 0)
         # Diagonals go down by two, so one step's left neighbour is the next one's right.
-        right = fw[fmax + z + 1]
-        for k in range(fmax + z, fmin + z - 1, -2):
-            left = fw[k - 1]
-            i1 = left + 1 if left >= right else right
-            right = left
-            i2 = i1 - k + z
-            while i1 < lim1 and i2 < lim2 and ha[i1] == hb[i2]:
-                i1 += 1
-                i2 += 1
-            fw[k] = i1
-            if lo_k <= k <= hi_k and bw[k] <= i1:
-                return i1, i2, True, True
+        right = fw[fmax + 1]
+        if odd:
+            for d in range(fmax, fmin - 1, -2):
+                left = fw[d - 1]
+                i1 = left + 1 if left >= right else right
+                right = left
+                i2 = i1 - d
+                while i1 < lim1 and i2 < lim2 and ha[i1] == hb[i2]:
+                    i1 += 1
+                    i2 += 1
+                fw[d] = i1
+                if bmin <= d <= bmax and bw[d] <= i1:
+                    return i1, i2, True, True
+        else:
+            for d in range(fmax, fmin - 1, -2):
+                left = fw[d - 1]
+                i1 = left + 1 if left >= right else right
+                right = left
+                i2 = i1 - d
+                while i1 < lim1 and i2 < lim2 and ha[i1] == hb[i2]:
+                    i1 += 1
+                    i2 += 1
+                fw[d] = i1
         if bmin > dmin:
             bmin -= 1
-            bw[bmin - 1 + z] = 1 << 62
+            bw[bmin - 1] = 1 << 62
         else:
             bmin += 1
         if bmax < dmax:
             bmax += 1
-            bw[bmax + 1 + z] = 1 << 62
+            bw[bmax + 1] = 1 << 62
         else:
             bmax -= 1
-        lo_k, hi_k = (1, 0) if odd else (fmin + z, fmax + z)
-        right = bw[bmax + z + 1]
-        for k in range(bmax + z, bmin + z - 1, -2):
-            left = bw[k - 1]
-            i1 = left if left < right else right - 1
-            right = left
-            i2 = i1 - k + z
-            while i1 > off1 and i2 > off2 and ha[i1 - 1] == hb[i2 - 1]:
-                i1 -= 1
-                i2 -= 1
-            bw[k] = i1
-            if lo_k <= k <= hi_k and i1 <= fw[k]:
-                return i1, i2, True, True
+        right = bw[bmax + 1]
+        if odd:
+            for d in range(bmax, bmin - 1, -2):
+                left = bw[d - 1]
+                i1 = left if left < right else right - 1
+                right = left
+                i2 = i1 - d
+                while i1 > off1 and i2 > off2 and ha[i1 - 1] == hb[i2 - 1]:
+                    i1 -= 1
+                    i2 -= 1
+                bw[d] = i1
+        else:
+            for d in range(bmax, bmin - 1, -2):
+                left = bw[d - 1]
+                i1 = left if left < right else right - 1
+                right = left
+                i2 = i1 - d
+                while i1 > off1 and i2 > off2 and ha[i1 - 1] == hb[i2 - 1]:
+                    i1 -= 1
+                    i2 -= 1
+                bw[d] = i1
+                if fmin <= d <= fmax and i1 <= fw[d]:
+                    return i1, i2, True, True
         if need_min or cost < max_cost:
             continue
         # Too costly: split at the furthest-reaching point found in either direction.
         fbest, fbest1 = -1, -1
         for d in range(fmax, fmin - 1, -2):
-            i1 = min(fw[d + z], lim1)
+            i1 = min(fw[d], lim1)
             i2 = i1 - d
             if lim2 < i2:
                 i1, i2 = lim2 + d, lim2
@@ -282,7 +293,7 @@ def _split(
                 fbest, fbest1 = i1 + i2, i1
         bbest, bbest1 = 1 << 62, 1 << 62
         for d in range(bmax, bmin - 1, -2):
-            i1 = max(off1, bw[d + z])
+            i1 = max(off1, bw[d])
             i2 = i1 - d
             if i2 < off2:
                 i1, i2 = off2 + d, off2
@@ -312,7 +323,7 @@ def _compact(recs: Sequence[Hashable], changed: bytearray, other: bytearray) -> 
 
     start = changed.find(1)
     while 0 <= start < n:
-        k = start - sum(changed[:start]) if start else 0
+        k = start - changed.count(1, 0, start)
         end = start
         while end < n and changed[end]:
             end += 1
