@@ -82,15 +82,46 @@ def imported_names(tree: ast.Module) -> set[str]:
     return names
 
 
+_IMPORT_LINE = re.compile(
+    r"^[ \t]*(?:from[ \t]+[.\w]+[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)|import[ \t]+([^\n]*))",
+    re.MULTILINE,
+)
+_COMMENT = re.compile(r"#[^\n]*")
+
+
+def imported_names_in(text: str) -> set[str]:
+    """Names that import statements anywhere in a Python text bind, found without parsing.
+
+    A line scan: it also sees imports inside functions (and import-like lines in strings),
+    which only makes the dangling-import check more careful.
+    """
+    names: set[str] = set()
+    for match in _IMPORT_LINE.finditer(text):
+        items, plain = match.group(1), match.group(2)
+        listed = _COMMENT.sub("", (items if plain is None else plain).split(";")[0])
+        for item in listed.strip().strip("()").split(","):
+            words = item.split()
+            if not words:
+                continue
+            name = words[-1] if len(words) == 3 and words[1] == "as" else words[0]
+            if plain is not None and len(words) != 3:
+                name = name.split(".")[0]
+            if name.isidentifier():
+                names.add(name)
+    return names
+
+
 def dangling_imports(
-    ours: ast.Module, theirs: ast.Module, merged: ast.Module, merged_text: str | None = None
+    ours: str, theirs: str, merged: ast.Module, merged_text: str | None = None
 ) -> set[str]:
     """Names a side imported that the merge no longer binds, yet the merged code still reads.
 
     Dropping an import the other side's code still uses breaks the module at run time,
     which no parser notices. Any binding counts (import, def, class, assignment, argument).
+    The sides' imports are read from their texts (see :func:`imported_names_in`), so only
+    the merged module is parsed.
     """
-    dropped = (imported_names(ours) | imported_names(theirs)) - imported_names(merged)
+    dropped = (imported_names_in(ours) | imported_names_in(theirs)) - imported_names(merged)
     if not dropped:
         return set()
     if merged_text is not None:

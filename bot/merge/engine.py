@@ -184,10 +184,7 @@ def _check_syntax(
         for c, answer in zip(conflicts, answers, strict=True)
     ):
         return  # only a region that touches imports can drop one
-    ours_tree, theirs_tree = python_tree(ours), python_tree(theirs)
-    if ours_tree is None or theirs_tree is None:
-        return
-    dangling = dangling_imports(ours_tree, theirs_tree, merged_tree, merged)
+    dangling = dangling_imports(ours, theirs, merged_tree, merged)
     if dangling:
         _blame(dangling, conflicts, answers)
 
