@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import islice
 
 from bot.merge.diff3 import merge_chunks
 from bot.merge.model import Conflict, Resolution, Strategy
@@ -225,7 +226,8 @@ def _render(
         e = source[(k, settled[k] or "")]
         sep = last_sep if i == len(kept) - 1 else ("," if separated else "")
         lines.append(_with_sep(e.line, e.sep, sep))
-    if lines and separated and c.before and not _ends_entry(c.before[-1]):
+    start = c.chunk.ours_start
+    if lines and separated and start and not _ends_entry(c.ours_file[start - 1]):
         return None
     return Resolution(
         lines=lines,
@@ -237,7 +239,7 @@ def _render(
 
 def _closing_sep(c: Conflict) -> str | None:
     """The separator the region's last JSON entry needs: none before a closing bracket."""
-    for line in c.after:
+    for line in islice(c.ours_file, c.chunk.ours_end, None):
         stripped = line.strip()
         if not stripped:
             continue

@@ -93,12 +93,14 @@ def resolve(c: Conflict) -> Resolution | None:
     """
     if c.base or not c.ours or not c.theirs:
         return None
-    after = c.after
-    at = next((i for i, line in enumerate(after) if line.strip()), None)
-    if at is None:
+    # The first line after the region (ours' file, read in place: the rest is not copied).
+    lines, at = c.ours_file, c.chunk.ours_end
+    while at < len(lines) and not lines[at].strip():
+        at += 1
+    if at == len(lines):
         return None
-    kind = _heading(after, at)
-    following = _release(after[at]) if kind is not None else None
+    kind = _heading(lines, at)
+    following = _release(lines[at]) if kind is not None else None
     if kind is None or following is None:
         return None
     ours, theirs = _sections(c.ours, kind), _sections(c.theirs, kind)

@@ -17,6 +17,11 @@ def _may_contain(base: list[str], ours: list[str], theirs: list[str]) -> bool:
     When one side's edit lies inside the other's, its added and removed tokens are
     usually among the other's; when neither holds, skip the three diffs.
     """
+    sb, so, st = set(base), set(ours), set(theirs)
+    # Necessary for the counts below, and cheap: what one side adds, the other has; what
+    # one side removes entirely, the other does not keep.
+    if not ((so - sb <= st and not (sb - so) & st) or (st - sb <= so and not (sb - st) & so)):
+        return False
     b, o, t = Counter(base), Counter(ours), Counter(theirs)
     o_add, o_del, t_add, t_del = o - b, b - o, t - b, b - t
     return (o_add <= t_add and o_del <= t_del) or (t_add <= o_add and t_del <= o_del)
