@@ -211,3 +211,13 @@ def test_release_sections_refuse_plain_text_insertions() -> None:
     theirs = CHANGES.replace(TOP, TOP + section("2.0.1", "Fix."))
     strategy, _ = settle(CHANGES, ours, theirs, "CHANGES.rst")
     assert strategy is Strategy.CONFLICT
+
+
+def test_release_sections_refuse_a_changelog_out_of_order_further_down() -> None:
+    # Newest first at the top, but a later release line is interleaved below: the order
+    # of this file is kept by hand, so the order of two new sections is not proven.
+    base = CHANGES + "\n\nVersion 1.2.0\n-------------\n\nBackport.\n"
+    ours = base.replace(TOP, TOP + section("2.1.0", "Feature."))
+    theirs = base.replace(TOP, TOP + section("2.0.1", "Fix."))
+    strategy, _ = settle(base, ours, theirs, "CHANGES.rst")
+    assert strategy is Strategy.CONFLICT

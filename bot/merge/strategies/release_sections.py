@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from itertools import pairwise
 
 from bot.merge.model import Conflict, Resolution, Strategy
@@ -57,18 +57,18 @@ def _sections(lines: Sequence[str], kind: str) -> list[tuple[Key, list[str]]] | 
     return out
 
 
-def _releases(text: str, kind: str) -> list[Key]:
-    """The releases named by the headings of ``kind`` in a text, in order (one regex scan)."""
-    titles: list[str] = []
+def _releases(text: str, kind: str) -> Iterator[Key]:
+    """The releases named by headings of ``kind`` in a text, in order, found lazily."""
     if kind.startswith("_"):
         # Find the underlines (rare lines), then take the line above each.
-        for match in re.finditer(rf"\n{re.escape(kind[1])}{{3,}}[ \t]*\r?$", text, re.MULTILINE):
-            start = text.rfind("\n", 0, match.start()) + 1
-            titles.append(text[start : match.start()])
+        pattern = rf"\n{re.escape(kind[1])}{{3,}}[ \t]*\r?$"
+        matches = re.finditer(pattern, text, re.MULTILINE)
+        titles = (text[text.rfind("\n", 0, m.start()) + 1 : m.start()] for m in matches)
     else:
-        titles = re.findall(rf"^{kind}[ \t]+(\S[^\n]*)$", text, re.MULTILINE)
+        matches = re.finditer(rf"^{kind}[ \t]+(\S[^\n]*)$", text, re.MULTILINE)
+        titles = (m.group(1) for m in matches)
     found = (_release(title) for title in titles if title.strip())
-    return [key for key in found if key is not None]
+    return (key for key in found if key is not None)
 
 
 def _trailing_blanks(lines: Sequence[str]) -> int:
@@ -112,9 +112,15 @@ def resolve(c: Conflict) -> Resolution | None:
         return None
     if len({_trailing_blanks(lines) for _, lines in sections}) != 1:
         return None
-    existing = _releases("".join(c.ours_file), kind)
-    if len(existing) < _MIN_RELEASES or any(a <= b for a, b in pairwise(existing)):
-        return None  # the file does not show newest-first order
+    # The whole file must show the order (a changelog that mixes two release lines, newest
+    # first only at the top, is ordered by hand): stop at the first release out of order.
+    shown = 0
+    for newer, older in pairwise(_releases("".join(c.ours_file), kind)):
+        if newer <= older:
+            return None
+        shown += 1
+    if shown + 1 < _MIN_RELEASES:
+        return None
     merged: list[str] = []
     for _, lines in sorted(sections, key=lambda section: section[0], reverse=True):
         merged.extend(lines)

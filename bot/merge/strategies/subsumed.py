@@ -9,6 +9,8 @@ from bot.merge.model import Conflict, Resolution, Strategy
 from bot.merge.tokens import distance, tokenize
 
 _MAX_TOKENS = 3000
+# Regions this long have more tokens than the limit in practice; checked before tokenizing.
+_MAX_CHARS = 30_000
 
 
 def _may_contain(base: list[str], ours: list[str], theirs: list[str]) -> bool:
@@ -37,6 +39,8 @@ def resolve(c: Conflict) -> Resolution | None:
     """
     if not c.base:
         return None  # both sides inserted here: containment says nothing about order
+    if max(sum(map(len, lines)) for lines in (c.base, c.ours, c.theirs)) > _MAX_CHARS:
+        return None
     base, ours, theirs = tokenize(c.base), tokenize(c.ours), tokenize(c.theirs)
     if max(len(base), len(ours), len(theirs)) > _MAX_TOKENS:
         return None
