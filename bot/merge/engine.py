@@ -162,6 +162,10 @@ def _check_syntax(
         return "".join(out)
 
     merged = text_with(answers)
+    if merged == ours or merged == theirs:
+        # The merge is one side's file: it parses when that side does, and it holds
+        # nothing of the other side's that could need an import it dropped.
+        return
     merged_tree = python_tree(merged) if python else None
     if (merged_tree is None) if python else not parses(path, merged):
         # Only now does it matter whether the sides themselves parse (old syntax may not).
