@@ -157,6 +157,12 @@ def _diff_middle(
             at = ch.find(1, at + 1)
 
 
+class _Unequal:
+    """Equal to nothing but itself (padding for the snake loops)."""
+
+    __slots__ = ()
+
+
 def _myers(ha: list[Hashable], hb: list[Hashable], ch_a: bytearray, ch_b: bytearray) -> None:
     """Divide-and-conquer Myers search on the middle snake, marking unmatched items."""
     n, m = len(ha), len(hb)
@@ -164,6 +170,12 @@ def _myers(ha: list[Hashable], hb: list[Hashable], ch_a: bytearray, ch_b: bytear
     # the negative diagonals at the end of the list, clear of the positive ones.
     forward = [0] * (n + m + 3)
     backward = [0] * (n + m + 3)
+    # Items equal to nothing pad both sequences, so that a snake compares items first and
+    # checks its bounds only on a match (a step may look a little past the box, and at
+    # index -1: the padding is long enough for both).
+    pad = 2 * (n + m) + 4
+    ha = ha + [_Unequal()] * pad
+    hb = hb + [_Unequal()] * pad
     max_cost = max(_MIN_MAX_COST, _rough_sqrt(n + m + 3))
     work = [(0, n, 0, m, False)]
     while work:
@@ -231,7 +243,7 @@ def _split(
                 i1 = left + 1 if left >= right else right
                 right = left
                 i2 = i1 - d
-                while i1 < lim1 and i2 < lim2 and ha[i1] == hb[i2]:
+                while ha[i1] == hb[i2] and i1 < lim1 and i2 < lim2:
                     i1 += 1
                     i2 += 1
                 fw[d] = i1
@@ -243,7 +255,7 @@ def _split(
                 i1 = left + 1 if left >= right else right
                 right = left
                 i2 = i1 - d
-                while i1 < lim1 and i2 < lim2 and ha[i1] == hb[i2]:
+                while ha[i1] == hb[i2] and i1 < lim1 and i2 < lim2:
                     i1 += 1
                     i2 += 1
                 fw[d] = i1
@@ -264,7 +276,7 @@ def _split(
                 i1 = left if left < right else right - 1
                 right = left
                 i2 = i1 - d
-                while i1 > off1 and i2 > off2 and ha[i1 - 1] == hb[i2 - 1]:
+                while ha[i1 - 1] == hb[i2 - 1] and i1 > off1 and i2 > off2:
                     i1 -= 1
                     i2 -= 1
                 bw[d] = i1
@@ -274,7 +286,7 @@ def _split(
                 i1 = left if left < right else right - 1
                 right = left
                 i2 = i1 - d
-                while i1 > off1 and i2 > off2 and ha[i1 - 1] == hb[i2 - 1]:
+                while ha[i1 - 1] == hb[i2 - 1] and i1 > off1 and i2 > off2:
                     i1 -= 1
                     i2 -= 1
                 bw[d] = i1
