@@ -149,7 +149,7 @@ def _diff_middle(
     index_b = list(compress(range(lo, end_b), keep_b))
     ch_a = bytearray(len(index_a))
     ch_b = bytearray(len(index_b))
-    _myers([a[i] for i in index_a], [b[i] for i in index_b], ch_a, ch_b)
+    _myers(list(compress(a[lo:end_a], keep_a)), list(compress(b[lo:end_b], keep_b)), ch_a, ch_b)
     for ch, index, changed in ((ch_a, index_a, changed_a), (ch_b, index_b, changed_b)):
         at = ch.find(1)
         while at >= 0:
@@ -326,12 +326,18 @@ def _compact(recs: Sequence[Hashable], changed: bytearray, other: bytearray) -> 
     """
     n = len(recs)
     n_other = len(other) - 1
-    kept_other = list(compress(range(n_other), other[:n_other].translate(_FLIP)))
-
-    def other_group(k: int) -> tuple[int, int]:
-        start = kept_other[k - 1] + 1 if k > 0 else 0
-        end = kept_other[k] if k < len(kept_other) else n_other
-        return start, end
+    # The k of every group of the other file that is not empty (a few runs, found by
+    # bytearray.find): whether a group faces a change is all the sliding asks.
+    facing: set[int] = set()
+    ones = 0
+    run = other.find(1, 0, n_other)
+    while run >= 0:
+        run_end = other.find(0, run, n_other)
+        if run_end < 0:
+            run_end = n_other
+        facing.add(run - ones)
+        ones += run_end - run
+        run = other.find(1, run_end, n_other)
 
     start = changed.find(1)
     while 0 <= start < n:
@@ -351,7 +357,7 @@ def _compact(recs: Sequence[Hashable], changed: bytearray, other: bytearray) -> 
                 while start > 0 and changed[start - 1]:
                     start -= 1
             earliest_end = end
-            if _nonempty(other_group(k)):
+            if k in facing:
                 matching_other = end
             while end < n and recs[start] == recs[end]:
                 changed[start] = 0
@@ -361,12 +367,12 @@ def _compact(recs: Sequence[Hashable], changed: bytearray, other: bytearray) -> 
                 k += 1
                 while end < n and changed[end]:
                     end += 1
-                if _nonempty(other_group(k)):
+                if k in facing:
                     matching_other = end
             if size == end - start:
                 break
         if end != earliest_end and matching_other != -1:
-            while not _nonempty(other_group(k)):
+            while k not in facing:
                 start -= 1
                 end -= 1
                 changed[start] = 1
@@ -375,10 +381,6 @@ def _compact(recs: Sequence[Hashable], changed: bytearray, other: bytearray) -> 
                 while start > 0 and changed[start - 1]:
                     start -= 1
         start = changed.find(1, end + 1) if end < n else -1
-
-
-def _nonempty(group: tuple[int, int]) -> bool:
-    return group[1] > group[0]
 
 
 def _hunks(changed_a: bytearray, n: int, changed_b: bytearray, m: int) -> list[Hunk]:
