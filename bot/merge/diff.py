@@ -171,9 +171,10 @@ def _myers(ha: list[Hashable], hb: list[Hashable], ch_a: bytearray, ch_b: bytear
     forward = [0] * (n + m + 3)
     backward = [0] * (n + m + 3)
     # Items equal to nothing pad both sequences, so that a snake compares items first and
-    # checks its bounds only on a match (a step may look a little past the box, and at
-    # index -1: the padding is long enough for both).
-    pad = 2 * (n + m) + 4
+    # checks its bounds only on a match. A step looks past the box by at most one item a
+    # round (and below index 0, which Python reads from the end), and there are at most
+    # n + m + 1 rounds.
+    pad = n + m + 2
     ha = ha + [_Unequal()] * pad
     hb = hb + [_Unequal()] * pad
     max_cost = max(_MIN_MAX_COST, _rough_sqrt(n + m + 3))
