@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import shlex
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -127,20 +129,20 @@ def test_merge_batch_writes_results_and_never_reads_expected(
     (source / "one" / "meta.json").write_text(json.dumps({"path": "x.txt"}))
     write3(source / "two", *CONFLICTING)
     (source / "two" / "expected").write_text("must not be read")
-    read_bytes, read_text = Path.read_bytes, Path.read_text
+    opened: list[str] = []
+    real_open = builtins.open
 
-    def guarded(method):  # type: ignore[no-untyped-def]
-        def read(self: Path, *args: object, **kwargs: object) -> object:
-            assert self.name != "expected", "merge-batch read an expected file"
-            return method(self, *args, **kwargs)
+    def guarded_open(file: object, *args: Any, **kwargs: Any) -> Any:
+        opened.append(str(file))
+        assert Path(str(file)).name != "expected", "merge-batch read an expected file"
+        return real_open(file, *args, **kwargs)  # type: ignore[call-overload]
 
-        return read
-
-    monkeypatch.setattr(Path, "read_bytes", guarded(read_bytes))
-    monkeypatch.setattr(Path, "read_text", guarded(read_text))
+    # Every file merge-batch touches goes through open(): guard it (chmod does not stop root).
+    monkeypatch.setattr(builtins, "open", guarded_open)
     code = main(["merge-batch", str(source), str(out)])
     monkeypatch.undo()
     assert code == 0
+    assert any(name.endswith("base") for name in opened)  # the guard saw the reads
     rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     assert [r["scenario"] for r in rows] == ["one", "two"]
     assert rows[0]["resolved"] is True and rows[0]["strategies"] == []

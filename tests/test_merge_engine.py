@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.merge import Strategy, merge_texts, strategies
-from bot.merge.checks import dangling_imports, python_tree
+from bot.merge.checks import dangling_imports, imported_names_in, python_tree
 from bot.merge.model import Conflict, Resolution
 
 BASE = "def f():\n    return 1\n\n\nX = 1\n"
@@ -67,13 +67,24 @@ def test_unparsable_sides_are_not_held_to_parsing(monkeypatch: pytest.MonkeyPatc
 
 
 def test_dangling_imports_finds_a_dropped_import_still_read() -> None:
-    ours = python_tree("import os\nimport sys\nprint(os, sys)\n")
-    theirs = python_tree("import os\nprint(os)\n")
+    ours = "import os\nimport sys\nprint(os, sys)\n"
+    theirs = "import os\nprint(os)\n"
     merged = python_tree("import os\nprint(os, sys)\n")
     fine = python_tree("import os\nprint(os)\n")
-    assert ours is not None and theirs is not None and merged is not None and fine is not None
+    assert merged is not None and fine is not None
     assert dangling_imports(ours, theirs, merged) == {"sys"}
     assert dangling_imports(ours, theirs, fine) == set()
+
+
+def test_imported_names_are_read_from_import_lines() -> None:
+    text = (
+        "import os.path, json as j\n"
+        "from a.b import (c,  # note\n    d as e,\n)\n"
+        "from . import f; import g\n"
+        "    from h import i\n"
+        "x = 'import'\n"
+    )
+    assert imported_names_in(text) == {"os", "j", "c", "e", "f", "i"}
 
 
 def test_region_fields_report_how_each_region_ended() -> None:

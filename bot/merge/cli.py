@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -133,17 +134,21 @@ def merge_batch(args: argparse.Namespace) -> int:
     """`gwi merge-batch IN OUT`: merge each scenario folder; never reads ``expected``."""
     from bot.merge.engine import merge_bytes
 
-    source, target = Path(args.input), Path(args.output)
-    if not source.is_dir():
+    source, target = str(args.input), str(args.output)
+    if not os.path.isdir(source):
         raise GwiError(f"{source} is not a folder", exit_code=ERROR)
-    target.mkdir(parents=True, exist_ok=True)
+    os.makedirs(target, exist_ok=True)
     failures = 0
-    with open(target / "results.jsonl", "w", encoding="utf-8") as log:
-        for folder in sorted(p for p in source.iterdir() if p.is_dir()):
-            record: dict[str, Any] = {"scenario": folder.name}
+    # Plain os calls and unbuffered whole-file reads: with thousands of small files the
+    # Path objects and buffered streams cost about as much as a fifth of the merging.
+    names = sorted(e.name for e in os.scandir(source) if e.is_dir())
+    with open(os.path.join(target, "results.jsonl"), "w", encoding="utf-8") as log:
+        for name in names:
+            folder = os.path.join(source, name)
+            record: dict[str, Any] = {"scenario": name}
             try:
-                data = [(folder / w).read_bytes() for w in ("base", "ours", "theirs")]
-                path = _scenario_path(folder)
+                data = [_read_whole(os.path.join(folder, w)) for w in ("base", "ours", "theirs")]
+                path = _scenario_path(folder, name)
             except (OSError, ValueError) as exc:
                 failures += 1
                 record.update(resolved=False, strategies=[], seconds=0.0, error=str(exc))
@@ -152,8 +157,11 @@ def merge_batch(args: argparse.Namespace) -> int:
             start = time.perf_counter()
             result = merge_bytes(data[0], data[1], data[2], path)
             seconds = time.perf_counter() - start
-            (target / folder.name).mkdir(exist_ok=True)
-            (target / folder.name / "result").write_bytes(result.to_bytes())
+            out = os.path.join(target, name)
+            if not os.path.isdir(out):
+                os.mkdir(out)
+            with open(os.path.join(out, "result"), "wb", buffering=0) as f:
+                f.write(result.to_bytes())
             record.update(
                 resolved=result.clean,
                 strategies=[r.strategy.value for r in result.regions],
@@ -170,10 +178,16 @@ def merge_batch(args: argparse.Namespace) -> int:
     return CLEAN if not failures else ERROR
 
 
-def _scenario_path(folder: Path) -> str:
+def _read_whole(path: str) -> bytes:
+    with open(path, "rb", buffering=0) as f:
+        return f.readall()
+
+
+def _scenario_path(folder: str, name: str) -> str:
     """The file's repo-relative path from meta.json, or the folder name without one."""
-    meta = folder / "meta.json"
-    if not meta.exists():
-        return folder.name
-    value = json.loads(meta.read_text(encoding="utf-8")).get("path")
-    return value if isinstance(value, str) and value else folder.name
+    try:
+        meta = _read_whole(os.path.join(folder, "meta.json"))
+    except FileNotFoundError:
+        return name
+    value = json.loads(meta.decode("utf-8")).get("path")
+    return value if isinstance(value, str) and value else name

@@ -19,7 +19,6 @@ _MAX_EQ_LIMIT = 1024
 _SIMSCAN_WINDOW = 100
 _KEEP_RUN = 4
 _FLIP = bytes([1, 0]) + bytes(254)
-_NOT = (1).__sub__  # True -> 0, False -> 1
 
 
 def _rough_sqrt(n: int) -> int:
@@ -42,6 +41,18 @@ def _common_prefix(a: Sequence[Hashable], b: Sequence[Hashable], limit: int) -> 
     return n
 
 
+def _common_suffix(a: Sequence[Hashable], b: Sequence[Hashable], limit: int) -> int:
+    """Length of the common suffix (at most ``limit``), compared in blocks from the end."""
+    n, m = len(a), len(b)
+    k = 0
+    step = 64
+    while step:
+        while k + step <= limit and a[n - k - step : n - k] == b[m - k - step : m - k]:
+            k += step
+        step //= 4
+    return k
+
+
 def diff(
     a: Sequence[Hashable], b: Sequence[Hashable], a_counts: Counter[Hashable] | None = None
 ) -> list[Hunk]:
@@ -52,7 +63,7 @@ def diff(
     n, m = len(a), len(b)
     top = min(n, m)
     lo = _common_prefix(a, b, top)
-    tail = _common_prefix(a[::-1], b[::-1], top - lo)
+    tail = _common_suffix(a, b, top - lo)
     end_a, end_b = n - tail, m - tail
     changed_a = bytearray(n + 1)
     changed_b = bytearray(m + 1)
@@ -65,32 +76,28 @@ def diff(
 
 def _classify(
     own: Sequence[Hashable], other_counts: Counter[Hashable], lo: int, end: int, size: int
-) -> list[bool]:
-    """For each line in lo..end, whether it takes part in the search (else it is changed)."""
+) -> bytearray:
+    """For each line in lo..end, 1 when it takes part in the search (else it is changed)."""
     limit = min(_rough_sqrt(size), _MAX_EQ_LIMIT)
     counts = list(map(other_counts.get, own[lo:end], repeat(0)))
+    keep = bytearray(map(bool, counts))
     if not counts or max(counts) < limit:
-        return list(map(bool, counts))
-    # 0: no match on the other side, 1: some matches, 2: very many matches.
-    kind = [0 if c == 0 else (2 if c >= limit else 1) for c in counts]
+        return keep
+    # kind: 0 no match on the other side, 1 some matches, 2 very many matches. Only the
+    # very common lines need a closer look, and they are usually few.
+    common = list(compress(range(len(counts)), map(limit.__le__, counts)))
+    kind = bytearray(keep)
+    for j in common:
+        kind[j] = 2
     last = len(kind) - 1
-    return [
-        k == 1
-        or (
-            k == 2
-            and (
-                j == 0
-                or j == last
-                or kind[j - 1] == 1
-                or kind[j + 1] == 1
-                or not _drop_common(kind, j)
-            )
+    for j in common:
+        keep[j] = (
+            j == 0 or j == last or kind[j - 1] == 1 or kind[j + 1] == 1 or not _drop_common(kind, j)
         )
-        for j, k in enumerate(kind)
-    ]
+    return keep
 
 
-def _drop_common(kind: list[int], j: int) -> bool:
+def _drop_common(kind: bytearray, j: int) -> bool:
     """Whether a very common line sits among unmatched lines and should be left out."""
     start = max(0, j - _SIMSCAN_WINDOW)
     stop = min(len(kind) - 1, j + _SIMSCAN_WINDOW)
@@ -136,13 +143,13 @@ def _diff_middle(
     """Mark the changed lines between the common prefix and suffix."""
     keep_a = _classify(a, Counter(b), lo, end_a, len(a))
     keep_b = _classify(b, a_counts if a_counts is not None else Counter(a), lo, end_b, len(b))
-    changed_a[lo:end_a] = bytes(map(_NOT, keep_a))
-    changed_b[lo:end_b] = bytes(map(_NOT, keep_b))
+    changed_a[lo:end_a] = keep_a.translate(_FLIP)
+    changed_b[lo:end_b] = keep_b.translate(_FLIP)
     index_a = list(compress(range(lo, end_a), keep_a))
     index_b = list(compress(range(lo, end_b), keep_b))
     ch_a = bytearray(len(index_a))
     ch_b = bytearray(len(index_b))
-    _myers([a[i] for i in index_a], [b[i] for i in index_b], ch_a, ch_b)
+    _myers(list(compress(a[lo:end_a], keep_a)), list(compress(b[lo:end_b], keep_b)), ch_a, ch_b)
     for ch, index, changed in ((ch_a, index_a, changed_a), (ch_b, index_b, changed_b)):
         at = ch.find(1)
         while at >= 0:
@@ -150,12 +157,26 @@ def _diff_middle(
             at = ch.find(1, at + 1)
 
 
+class _Unequal:
+    """Equal to nothing but itself (padding for the snake loops)."""
+
+    __slots__ = ()
+
+
 def _myers(ha: list[Hashable], hb: list[Hashable], ch_a: bytearray, ch_b: bytearray) -> None:
     """Divide-and-conquer Myers search on the middle snake, marking unmatched items."""
     n, m = len(ha), len(hb)
-    zero = m + 1
+    # Diagonal d (from -m - 1 to n + 1) is stored at index d: Python's negative indexes put
+    # the negative diagonals at the end of the list, clear of the positive ones.
     forward = [0] * (n + m + 3)
     backward = [0] * (n + m + 3)
+    # Items equal to nothing pad both sequences, so that a snake compares items first and
+    # checks its bounds only on a match. A step looks past the box by at most one item a
+    # round (and below index 0, which Python reads from the end), and there are at most
+    # n + m + 1 rounds.
+    pad = n + m + 2
+    ha = ha + [_Unequal()] * pad
+    hb = hb + [_Unequal()] * pad
     max_cost = max(_MIN_MAX_COST, _rough_sqrt(n + m + 3))
     work = [(0, n, 0, m, False)]
     while work:
@@ -167,24 +188,12 @@ def _myers(ha: list[Hashable], hb: list[Hashable], ch_a: bytearray, ch_b: bytear
             lim1 -= 1
             lim2 -= 1
         if off1 == lim1:
-            for i in range(off2, lim2):
-                ch_b[i] = 1
+            ch_b[off2:lim2] = b"\x01" * (lim2 - off2)
         elif off2 == lim2:
-            for i in range(off1, lim1):
-                ch_a[i] = 1
+            ch_a[off1:lim1] = b"\x01" * (lim1 - off1)
         else:
             s1, s2, min_lo, min_hi = _split(
-                ha,
-                off1,
-                lim1,
-                hb,
-                off2,
-                lim2,
-                forward,
-                backward,
-                zero,
-                need_min,
-                max_cost,
+                ha, off1, lim1, hb, off2, lim2, forward, backward, need_min, max_cost
             )
             work.append((s1, lim1, s2, lim2, min_hi))
             work.append((off1, s1, off2, s2, min_lo))
@@ -199,72 +208,97 @@ def _split(
     lim2: int,
     fw: list[int],
     bw: list[int],
-    z: int,
     need_min: bool,
     max_cost: int,
 ) -> tuple[int, int, bool, bool]:
-    """Find where an optimal (or, past the cost limit, a good) edit path crosses the middle."""
+    """Find where an optimal (or, past the cost limit, a good) edit path crosses the middle.
+
+    The paths can only meet in the forward step when the two middles differ by an odd
+    number, only in the backward step otherwise; each step has a loop without the test.
+    """
     dmin, dmax = off1 - lim2, lim1 - off2
     fmid, bmid = off1 - off2, lim1 - lim2
     odd = (fmid - bmid) & 1
     fmin = fmax = fmid
     bmin = bmax = bmid
-    fw[fmid + z] = off1
-    bw[bmid + z] = lim1
+    fw[fmid] = off1
+    bw[bmid] = lim1
     cost = 0
     while True:
         cost += 1
         if fmin > dmin:
             fmin -= 1
-            fw[fmin - 1 + z] = -1
+            fw[fmin - 1] = -1
         else:
             fmin += 1
         if fmax < dmax:
             fmax += 1
-            fw[fmax + 1 + z] = -1
+            fw[fmax + 1] = -1
         else:
             fmax -= 1
-        # Diagonal d is stored at index d + z; ``k`` below is that index.
-        lo_k, hi_k = (bmin + z, bmax + z) if odd else (1, 0)
-        for k in range(fmax + z, fmin + z - 1, -2):
-            left = fw[k - 1]
-            right = fw[k + 1]
-            i1 = left + 1 if left >= right else right
-            i2 = i1 - k + z
-            while i1 < lim1 and i2 < lim2 and ha[i1] == hb[i2]:
-                i1 += 1
-                i2 += 1
-            fw[k] = i1
-            if lo_k <= k <= hi_k and bw[k] <= i1:
-                return i1, i2, True, True
+        # Diagonals go down by two, so one step's left neighbour is the next one's right.
+        right = fw[fmax + 1]
+        if odd:
+            for d in range(fmax, fmin - 1, -2):
+                left = fw[d - 1]
+                i1 = left + 1 if left >= right else right
+                right = left
+                i2 = i1 - d
+                while ha[i1] == hb[i2] and i1 < lim1 and i2 < lim2:
+                    i1 += 1
+                    i2 += 1
+                fw[d] = i1
+                if bmin <= d <= bmax and bw[d] <= i1:
+                    return i1, i2, True, True
+        else:
+            for d in range(fmax, fmin - 1, -2):
+                left = fw[d - 1]
+                i1 = left + 1 if left >= right else right
+                right = left
+                i2 = i1 - d
+                while ha[i1] == hb[i2] and i1 < lim1 and i2 < lim2:
+                    i1 += 1
+                    i2 += 1
+                fw[d] = i1
         if bmin > dmin:
             bmin -= 1
-            bw[bmin - 1 + z] = 1 << 62
+            bw[bmin - 1] = 1 << 62
         else:
             bmin += 1
         if bmax < dmax:
             bmax += 1
-            bw[bmax + 1 + z] = 1 << 62
+            bw[bmax + 1] = 1 << 62
         else:
             bmax -= 1
-        lo_k, hi_k = (1, 0) if odd else (fmin + z, fmax + z)
-        for k in range(bmax + z, bmin + z - 1, -2):
-            left = bw[k - 1]
-            right = bw[k + 1]
-            i1 = left if left < right else right - 1
-            i2 = i1 - k + z
-            while i1 > off1 and i2 > off2 and ha[i1 - 1] == hb[i2 - 1]:
-                i1 -= 1
-                i2 -= 1
-            bw[k] = i1
-            if lo_k <= k <= hi_k and i1 <= fw[k]:
-                return i1, i2, True, True
+        right = bw[bmax + 1]
+        if odd:
+            for d in range(bmax, bmin - 1, -2):
+                left = bw[d - 1]
+                i1 = left if left < right else right - 1
+                right = left
+                i2 = i1 - d
+                while ha[i1 - 1] == hb[i2 - 1] and i1 > off1 and i2 > off2:
+                    i1 -= 1
+                    i2 -= 1
+                bw[d] = i1
+        else:
+            for d in range(bmax, bmin - 1, -2):
+                left = bw[d - 1]
+                i1 = left if left < right else right - 1
+                right = left
+                i2 = i1 - d
+                while ha[i1 - 1] == hb[i2 - 1] and i1 > off1 and i2 > off2:
+                    i1 -= 1
+                    i2 -= 1
+                bw[d] = i1
+                if fmin <= d <= fmax and i1 <= fw[d]:
+                    return i1, i2, True, True
         if need_min or cost < max_cost:
             continue
         # Too costly: split at the furthest-reaching point found in either direction.
         fbest, fbest1 = -1, -1
         for d in range(fmax, fmin - 1, -2):
-            i1 = min(fw[d + z], lim1)
+            i1 = min(fw[d], lim1)
             i2 = i1 - d
             if lim2 < i2:
                 i1, i2 = lim2 + d, lim2
@@ -272,7 +306,7 @@ def _split(
                 fbest, fbest1 = i1 + i2, i1
         bbest, bbest1 = 1 << 62, 1 << 62
         for d in range(bmax, bmin - 1, -2):
-            i1 = max(off1, bw[d + z])
+            i1 = max(off1, bw[d])
             i2 = i1 - d
             if i2 < off2:
                 i1, i2 = off2 + d, off2
@@ -293,16 +327,22 @@ def _compact(recs: Sequence[Hashable], changed: bytearray, other: bytearray) -> 
     """
     n = len(recs)
     n_other = len(other) - 1
-    kept_other = list(compress(range(n_other), other[:n_other].translate(_FLIP)))
-
-    def other_group(k: int) -> tuple[int, int]:
-        start = kept_other[k - 1] + 1 if k > 0 else 0
-        end = kept_other[k] if k < len(kept_other) else n_other
-        return start, end
+    # The k of every group of the other file that is not empty (a few runs, found by
+    # bytearray.find): whether a group faces a change is all the sliding asks.
+    facing: set[int] = set()
+    ones = 0
+    run = other.find(1, 0, n_other)
+    while run >= 0:
+        run_end = other.find(0, run, n_other)
+        if run_end < 0:
+            run_end = n_other
+        facing.add(run - ones)
+        ones += run_end - run
+        run = other.find(1, run_end, n_other)
 
     start = changed.find(1)
     while 0 <= start < n:
-        k = start - sum(changed[:start]) if start else 0
+        k = start - changed.count(1, 0, start)
         end = start
         while end < n and changed[end]:
             end += 1
@@ -318,7 +358,7 @@ def _compact(recs: Sequence[Hashable], changed: bytearray, other: bytearray) -> 
                 while start > 0 and changed[start - 1]:
                     start -= 1
             earliest_end = end
-            if _nonempty(other_group(k)):
+            if k in facing:
                 matching_other = end
             while end < n and recs[start] == recs[end]:
                 changed[start] = 0
@@ -328,12 +368,12 @@ def _compact(recs: Sequence[Hashable], changed: bytearray, other: bytearray) -> 
                 k += 1
                 while end < n and changed[end]:
                     end += 1
-                if _nonempty(other_group(k)):
+                if k in facing:
                     matching_other = end
             if size == end - start:
                 break
         if end != earliest_end and matching_other != -1:
-            while not _nonempty(other_group(k)):
+            while k not in facing:
                 start -= 1
                 end -= 1
                 changed[start] = 1
@@ -342,10 +382,6 @@ def _compact(recs: Sequence[Hashable], changed: bytearray, other: bytearray) -> 
                 while start > 0 and changed[start - 1]:
                     start -= 1
         start = changed.find(1, end + 1) if end < n else -1
-
-
-def _nonempty(group: tuple[int, int]) -> bool:
-    return group[1] > group[0]
 
 
 def _hunks(changed_a: bytearray, n: int, changed_b: bytearray, m: int) -> list[Hunk]:

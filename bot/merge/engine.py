@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from itertools import chain, count
 
 from bot.merge.checks import (
     dangling_imports,
@@ -77,7 +78,9 @@ def merge_texts(
     conflicts: list[Conflict] = []
     answers: list[Resolution | None] = []
     ours_at = 0
-    for chunk in merge_chunks(b, o, t):
+    # Lines become small ints once (equal lines, equal ints): every diff compares ints.
+    index = dict(zip(dict.fromkeys(chain(b, o, t)), count())).__getitem__
+    for chunk in merge_chunks(list(map(index, b)), list(map(index, o)), list(map(index, t))):
         pieces.append(o[ours_at : chunk.ours_start])
         ours_at = chunk.ours_end
         if not chunk.conflict:
@@ -159,6 +162,10 @@ def _check_syntax(
         return "".join(out)
 
     merged = text_with(answers)
+    if merged == ours or merged == theirs:
+        # The merge is one side's file: it parses when that side does, and it holds
+        # nothing of the other side's that could need an import it dropped.
+        return
     merged_tree = python_tree(merged) if python else None
     if (merged_tree is None) if python else not parses(path, merged):
         # Only now does it matter whether the sides themselves parse (old syntax may not).
@@ -181,10 +188,7 @@ def _check_syntax(
         for c, answer in zip(conflicts, answers, strict=True)
     ):
         return  # only a region that touches imports can drop one
-    ours_tree, theirs_tree = python_tree(ours), python_tree(theirs)
-    if ours_tree is None or theirs_tree is None:
-        return
-    dangling = dangling_imports(ours_tree, theirs_tree, merged_tree, merged)
+    dangling = dangling_imports(ours, theirs, merged_tree, merged)
     if dangling:
         _blame(dangling, conflicts, answers)
 

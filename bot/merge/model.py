@@ -17,6 +17,8 @@ class Strategy(enum.StrEnum):
     SUBSUMED = "subsumed"
     SORTED_BLOCK = "sorted_block"
     ADJACENT_ENTRIES = "adjacent_entries"
+    KEYED_ENTRIES = "keyed_entries"
+    RELEASE_SECTIONS = "release_sections"
     CONFLICT = "conflict"
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from bot.merge.model import StrategyFn
 from bot.merge.strategies import (
     adjacent_entries,
+    keyed_entries,
+    release_sections,
     same_change,
     sorted_block,
     subsumed,
@@ -19,4 +21,6 @@ STRATEGIES: tuple[StrategyFn, ...] = (
     sorted_block.resolve,
     subsumed.resolve,
     adjacent_entries.resolve,
+    keyed_entries.resolve,
+    release_sections.resolve,
 )

@@ -9,6 +9,8 @@ from bot.merge.model import Conflict, Resolution, Strategy
 from bot.merge.tokens import distance, tokenize
 
 _MAX_TOKENS = 3000
+# Regions this long have more tokens than the limit in practice; checked before tokenizing.
+_MAX_CHARS = 30_000
 
 
 def _may_contain(base: list[str], ours: list[str], theirs: list[str]) -> bool:
@@ -17,6 +19,11 @@ def _may_contain(base: list[str], ours: list[str], theirs: list[str]) -> bool:
     When one side's edit lies inside the other's, its added and removed tokens are
     usually among the other's; when neither holds, skip the three diffs.
     """
+    sb, so, st = set(base), set(ours), set(theirs)
+    # Necessary for the counts below, and cheap: what one side adds, the other has; what
+    # one side removes entirely, the other does not keep.
+    if not ((so - sb <= st and not (sb - so) & st) or (st - sb <= so and not (sb - st) & so)):
+        return False
     b, o, t = Counter(base), Counter(ours), Counter(theirs)
     o_add, o_del, t_add, t_del = o - b, b - o, t - b, b - t
     return (o_add <= t_add and o_del <= t_del) or (t_add <= o_add and t_del <= o_del)
@@ -32,6 +39,8 @@ def resolve(c: Conflict) -> Resolution | None:
     """
     if not c.base:
         return None  # both sides inserted here: containment says nothing about order
+    if max(sum(map(len, lines)) for lines in (c.base, c.ours, c.theirs)) > _MAX_CHARS:
+        return None
     base, ours, theirs = tokenize(c.base), tokenize(c.ours), tokenize(c.theirs)
     if max(len(base), len(ours), len(theirs)) > _MAX_TOKENS:
         return None
