@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from bot.engine import queue as queue_module
 from bot.engine.queue import (
     DB_FILENAME,
     DeliveryStatus,
@@ -92,6 +94,35 @@ async def test_bodies_are_stored_deflated_and_come_back_exact(store: Store) -> N
 async def test_the_database_is_durable_wal_with_full_sync(store: Store) -> None:
     assert rows(store, "PRAGMA journal_mode") == [("wal",)]
     assert rows(store, "PRAGMA synchronous") == [(2,)]  # FULL
+
+
+async def test_unbroken_writes_keep_the_log_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checkpointer thread waits for a quiet moment that never comes; the writer
+    checkpoints itself between batches once the log passes its bound, and the log
+    restarts from the beginning instead of growing with every write."""
+    monkeypatch.setattr(queue_module, "CHECKPOINT_QUIET_SECONDS", 3600.0)
+    monkeypatch.setattr(queue_module, "CHECKPOINT_WAL_BYTES", 256 * 1024)
+    monkeypatch.setattr(queue_module, "WAL_SIZE_LIMIT", 64 * 1024)
+    store = Store.open(tmp_path)
+    wal = tmp_path / f"{DB_FILENAME}-wal"
+    largest = 0
+    try:
+        for wave in range(20):
+            bodies = [os.urandom(3000).hex().encode() for _ in range(20)]  # barely deflates
+            await asyncio.gather(*(
+                store.insert_delivery(Delivery(f"w{wave}-{i}", "issues", b'{"x":"%s"}' % body))
+                for i, body in enumerate(bodies)
+            ))
+            largest = max(largest, wal.stat().st_size)
+        assert rows(store, "SELECT COUNT(*) FROM deliveries") == [(400,)]
+    finally:
+        store.close()
+    # 400 deliveries of about 3 kB deflated wrote well over a megabyte of log; one batch
+    # (at most 20 deliveries here) may go past the bound before the writer checkpoints.
+    assert largest < 256 * 1024 + 40 * 4096 * 4
+    assert queue_module.WAL_SIZE_LIMIT < queue_module.CHECKPOINT_WAL_BYTES
 
 
 async def test_what_was_stored_is_there_after_a_reopen(tmp_path: Path) -> None:

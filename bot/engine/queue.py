@@ -45,8 +45,11 @@ BUSY_TIMEOUT_MS = 10_000
 # is what lets one fsync cover many deliveries. zlib releases the GIL while it works.
 BODY_COMPRESSION = 1
 CHECKPOINT_QUIET_SECONDS = 0.25
-CHECKPOINT_WAL_BYTES = 32 * 1024 * 1024
-WAL_SIZE_LIMIT = 64 * 1024 * 1024  # the WAL file is cut back to this after a checkpoint
+# Under unbroken load the writer checkpoints itself once the WAL file is this large. The
+# file is cut back to WAL_SIZE_LIMIT (smaller) when the log restarts, so a file this large
+# really holds this much log.
+CHECKPOINT_WAL_BYTES = 64 * 1024 * 1024
+WAL_SIZE_LIMIT = 16 * 1024 * 1024
 
 T = TypeVar("T")
 Clock = Callable[[], float]
@@ -346,6 +349,7 @@ class Store:
         self.delivery_retry = delivery_retry
         self.job_retry = job_retry
         self._conn = connection
+        self._wal = Path(f"{path}-wal")
         self._inbox: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._to_deflate: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._closed = False
@@ -442,9 +446,30 @@ class Store:
                     break
                 batch.append(item)
             _settle(self._run_batch(batch))
+            if _size(self._wal) > CHECKPOINT_WAL_BYTES:
+                self._checkpoint_now()
         with contextlib.suppress(sqlite3.Error):
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._conn.close()
+
+    def _checkpoint_now(self) -> None:
+        """Checkpoint on the writer's own connection, between two batches.
+
+        The checkpointer thread only runs in quiet moments: a checkpoint beside a busy
+        writer competes with its fsyncs (checkpointing every quarter second under load put
+        the intake benchmark's p99 at 72 to 100 ms, against 18 to 33 ms without), and can
+        never let the log restart, since the writer has always appended more by the time
+        it ends. Under unbroken load the log would grow without bound; this stops it. Between
+        batches no other write is in progress, so the checkpoint copies every frame and the
+        next transaction restarts the log from the beginning.
+        """
+        started = time.perf_counter()
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:
+            log.exception("queue.checkpoint_failed")
+        else:
+            log.debug("queue.checkpointed", ms=round(1000 * (time.perf_counter() - started), 1))
 
     def _deflate(self) -> None:
         """Compress delivery bodies on their way to the writer.
@@ -464,13 +489,12 @@ class Store:
     def _checkpointer(self) -> None:
         """Copy committed pages from the WAL into the database, off the writer's path.
 
-        The writer never checkpoints (``wal_autocheckpoint = 0``): inside a commit, a
-        checkpoint stalls every delivery waiting on that commit. Here it runs beside the
-        writer (WAL allows it), once the writer has been quiet for a moment, or when the
-        WAL has grown past a bound under sustained load: its fsyncs then do not queue up
-        behind, or in front of, the ones that acknowledge deliveries.
+        SQLite's own checkpoints are off (``wal_autocheckpoint = 0``): inside a commit, a
+        checkpoint stalls every delivery waiting on that commit. This one runs once the
+        writer has been quiet for a moment, so its fsyncs do not queue up behind, or in
+        front of, the ones that acknowledge deliveries; under unbroken load the writer
+        bounds the log itself (:meth:`_checkpoint_now`).
         """
-        wal = Path(f"{self.path}-wal")
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -483,7 +507,7 @@ class Store:
                 while not self._stop_checkpoints.is_set():
                     self._written.clear()
                     self._stop_checkpoints.wait(CHECKPOINT_QUIET_SECONDS)
-                    if not self._written.is_set() or _size(wal) > CHECKPOINT_WAL_BYTES:
+                    if not self._written.is_set():
                         break
                 if self._stop_checkpoints.is_set():
                     break
@@ -937,7 +961,7 @@ def _prepare(conn: sqlite3.Connection) -> None:
     # power cut, not just a crash of this process.
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer thread does it
+    conn.execute("PRAGMA wal_autocheckpoint = 0")  # Store does it, off the commit path
     conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version > SCHEMA_VERSION:
