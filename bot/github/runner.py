@@ -26,11 +26,11 @@ from bot.github.repo_config import (
     parse_repo_config,
 )
 from bot.github.service import GitHubService
-from bot.runs.ids import RUN_ID_RE
+from bot.runs.ids import RUN_ID_RE, run_created_at
 from bot.runs.state import TERMINAL, Outcome, RunState
-from bot.runs.store import RunFinished
+from bot.runs.store import RunFinished, RunNotFound
 from bot.runs.view import RunView
-from bot.schemas.run import Actor, ActorType, CapabilityMode, RunOptions
+from bot.schemas.run import Actor, ActorType, CapabilityMode, RunContext, RunOptions
 
 log = logs.get_logger("gwi.runner")
 GITHUB = Actor(type=ActorType.SYSTEM, id="github")
@@ -427,10 +427,11 @@ async def _settle_orphans(gh: GitHubService, orphan_age: float) -> None:
     cutoff = time.time() - orphan_age
     for run_id in [i for i in reversed(ids) if i not in known][:MAX_ORPHANS]:
         try:
-            ctx = await asyncio.to_thread(gh.runs.read_context, run_id)
-        except GwiError:
+            ctx = await asyncio.to_thread(_read_orphan, gh, run_id, cutoff)
+        except GwiError as exc:  # a bundle a person moved or broke: say so, leave it
+            log.warning("run.unreadable", run_id=run_id, error=str(exc))
             continue
-        if (ctx.pull_request is None or ctx.installation_id is None or ctx.state in TERMINAL
+        if (ctx is None or ctx.pull_request is None or ctx.installation_id is None or ctx.state in TERMINAL
                 or ctx.created_at.timestamp() > cutoff):
             continue  # a local run, a finished one, or one another process is still making
         repository, number = ctx.repository.full_name, ctx.pull_request.number
@@ -444,6 +445,19 @@ async def _settle_orphans(gh: GitHubService, orphan_age: float) -> None:
             continue
         await gh.index.add(run_id, repository, number, ctx.head.sha, ctx.base.sha)
         log.warning("run.orphan_adopted", run_id=run_id)
+
+
+def _read_orphan(gh: GitHubService, run_id: str, cutoff: float) -> RunContext | None:
+    """An unindexed bundle's context. One a crash cut short before its run.json was in place
+    is recovered first (its audit log holds the context and the write to finish), once it is
+    older than ``cutoff`` and so no bundle another process is still creating; None before."""
+    try:
+        return gh.runs.read_context(run_id)
+    except RunNotFound:
+        if run_created_at(run_id).timestamp() > cutoff:
+            return None
+    with gh.runs.open(run_id) as run:  # finishes or rebuilds run.json from the log
+        return run.ctx
 
 
 def _fail_orphan(gh: GitHubService, run_id: str, reason: str) -> None:

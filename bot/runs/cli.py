@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from bot.errors import GwiError
 from bot.runs.signing import load_or_create_signer
 from bot.runs.store import RunStore
 from bot.schemas.common import format_patch_hash
@@ -60,7 +61,15 @@ def _summary(store: RunStore, run_id: str) -> dict[str, Any]:
 def cmd_list(args: argparse.Namespace) -> int:
     store = _store()
     for run_id in store.list_ids():
-        row = _summary(store, run_id)
+        try:
+            row = _summary(store, run_id)
+        except GwiError as exc:
+            # One bundle a crash cut short or a person broke does not hide the others.
+            if args.json:
+                print(json.dumps({"run_id": run_id, "error": str(exc)}, sort_keys=True))
+            else:
+                print(f"{run_id}  unreadable: {exc} (`gwi runs verify {run_id}` says more)")
+            continue
         if args.json:
             print(json.dumps(row, sort_keys=True))
         else:

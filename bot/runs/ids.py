@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import re
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime
 
 from bot.errors import GwiError
 
@@ -45,6 +45,11 @@ def new_run_id(now: datetime) -> str:
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
     token = base64.b32encode(secrets.token_bytes(15)).decode("ascii").lower()[:20]
     return f"{stamp}-{token}"
+
+
+def run_created_at(run_id: str) -> datetime:
+    """The UTC second a run was created, as its id records it."""
+    return datetime.strptime(check_run_id(run_id)[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
 
 
 def check_run_id(run_id: str) -> str:
