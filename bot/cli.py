@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
 from collections.abc import Sequence
 
 from bot.errors import GwiError
@@ -43,4 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gwi: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug exits 2 like any error (1 means "conflicts" to git)
+        traceback.print_exc()
+        print(f"gwi: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
     return code

@@ -85,22 +85,6 @@ def make_repo(tmp_path: Path) -> Callable[..., Path]:
     return _make
 
 
-@pytest.fixture
-def conflict_repo(make_repo: Callable[..., Path]) -> Path:
-    """A repository whose branch ``feature`` conflicts with ``main`` in one Python file.
-
-    The conflict is of the kind a careful resolver settles: both sides append a different
-    function at the end of the file.
-    """
-    base = "import os\n\n\ndef a():\n    return 1\n"
-    repo = make_repo({"app.py": base})
-    git(repo, "checkout", "-q", "-b", "feature")
-    commit_files(repo, {"app.py": base + "\n\ndef feature():\n    return 'f'\n"}, "feature work")
-    git(repo, "checkout", "-q", "main")
-    commit_files(repo, {"app.py": base + "\n\ndef mainline():\n    return 'm'\n"}, "main work")
-    return repo
-
-
 def _shared_or_skip(sub: str) -> Path:
     path = SHARED / sub
     if not path.exists():

@@ -80,26 +80,68 @@ def gwi_command() -> str:
     return f"{shlex.quote(sys.executable)} -m bot"
 
 
-def test_merge_driver_merges_two_real_branches(conflict_repo: Path) -> None:
-    repo = conflict_repo
-    (repo / ".gitattributes").write_text("*.py merge=gwi\n")
+def use_driver(repo: Path, pattern: str) -> None:
+    (repo / ".gitattributes").write_text(f"{pattern} merge=gwi\n")
     git(repo, "add", ".gitattributes")
     git(repo, "commit", "-q", "-m", "use the gwi merge driver")
     git(repo, "config", "merge.gwi.name", "gwi conflict resolver")
     git(repo, "config", "merge.gwi.driver", f"{gwi_command()} merge-driver %O %A %B %P")
-    proc = subprocess.run(
-        ["git", "-C", str(repo), "merge", "--no-edit", "feature"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    merged = (repo / "app.py").read_text()
-    assert "<<<<<<<" not in merged or proc.returncode != 0
-    # Whatever the driver decided, git saw it through the driver's exit code.
-    if proc.returncode == 0:
-        assert "def feature" in merged and "def mainline" in merged
-    else:
-        assert "<<<<<<< ours" in merged
+
+
+def branches(repo: Path, path: str, base: bytes, feature: bytes, main_: bytes,
+             name: str = "feature") -> Path:
+    """``name`` and main each change ``path`` from ``base``."""
+    (repo / path).write_bytes(base)
+    git(repo, "add", path)
+    git(repo, "commit", "-q", "-m", "base")
+    git(repo, "checkout", "-q", "-b", name)
+    (repo / path).write_bytes(feature)
+    git(repo, "commit", "-q", "-am", "feature")
+    git(repo, "checkout", "-q", "main")
+    (repo / path).write_bytes(main_)
+    git(repo, "commit", "-q", "-am", "main")
+    return repo
+
+
+def merge(repo: Path, name: str = "feature") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "-C", str(repo), "merge", "--no-edit", name],
+                          capture_output=True, text=True, check=False)
+
+
+def test_merge_driver_settles_a_conflict_git_leaves(make_repo: Callable[..., Path]) -> None:
+    base = b"requests==2.0.0\nflask==1.0.0\n"
+    feature, main_ = base.replace(b"2.0.0", b"2.1.0"), base.replace(b"2.0.0", b"2.2.0")
+    plain = branches(make_repo(), "requirements.txt", base, feature, main_)
+    assert merge(plain).returncode != 0  # git alone: a conflict
+    git(plain, "merge", "--abort")
+    use_driver(plain, "requirements.txt")
+    proc = merge(plain)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (plain / "requirements.txt").read_bytes() == main_  # the higher pin
+    assert git(plain, "log", "-1", "--format=%P").count(" ") == 1  # a merge commit
+    assert "version_bump" in proc.stderr or "version" in proc.stderr
+
+
+def test_merge_driver_hands_a_file_it_refuses_to_gits_own_merge(
+    make_repo: Callable[..., Path]
+) -> None:
+    """Not UTF-8: gwi does not touch it, git's text merge does, as with no driver at all."""
+    base = "caf\u00e9\nline 2\nline 3\nline 4\n".encode("latin-1")
+    feature = base.replace(b"line 2", b"LINE 2")
+    main_ = base.replace(b"line 4", b"LINE 4")
+    repo = branches(make_repo(), "notes.txt", base, feature, main_)
+    use_driver(repo, "*.txt")
+    proc = merge(repo)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (repo / "notes.txt").read_bytes() == base.replace(b"line 2", b"LINE 2").replace(
+        b"line 4", b"LINE 4")
+    assert "not UTF-8" in proc.stderr
+
+    branches(repo, "other.txt", base, base.replace(b"line 2", b"two"),
+             base.replace(b"line 2", b"deux"), name="clash")
+    assert merge(repo, "clash").returncode != 0
+    assert b"<<<<<<< ours\ndeux\n||||||| base\nline 2\n=======\ntwo\n>>>>>>> theirs\n" in (
+        repo / "other.txt").read_bytes()
 
 
 def test_merge_driver_reports_conflicts_to_git(make_repo: Callable[..., Path]) -> None:
@@ -150,3 +192,19 @@ def test_merge_batch_writes_results_and_never_reads_expected(
     assert all(isinstance(r["seconds"], float) for r in rows)
     assert (out / "one" / "result").read_text() == "A\nb\nc\nD\n"
     assert "<<<<<<< ours" in (out / "two" / "result").read_text()
+
+
+def test_a_crash_in_a_command_exits_2_not_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """To git a driver's 1 means "conflicts remain"; a bug must read as an error."""
+    write3(tmp_path, *CONFLICTING)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("bot.merge.engine.merge_bytes", broken)
+    files = [str(tmp_path / n) for n in ("base", "ours", "theirs")]
+    assert main(["merge-driver", *files, "notes.txt"]) == 2
+    assert "gwi: internal error: RuntimeError: a bug" in capsys.readouterr().err
+    assert (tmp_path / "ours").read_text() == CONFLICTING[1]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bot.merge import Strategy, merge_texts
 from bot.merge.strategies.versions import version_key
 
@@ -237,9 +239,17 @@ def test_two_neighbouring_entries_changed_one_by_each_side_keep_both() -> None:
     assert '"name": "y"' in text and '"main": "b.js"' in text
 
 
-def test_adjacent_entries_only_in_data_files() -> None:
-    strategy, _ = settle("a = 1\nb = 2\n", "a = 5\nb = 2\n", "a = 1\nb = 7\n", path="m.py")
+@pytest.mark.parametrize("path", ["m.py", "docs/notes.txt", "CMakeLists.txt", "MANIFEST.in"])
+def test_adjacent_entries_only_in_data_files(path: str) -> None:
+    strategy, _ = settle("a = 1\nb = 2\n", "a = 5\nb = 2\n", "a = 1\nb = 7\n", path=path)
     assert strategy is Strategy.CONFLICT
+
+
+@pytest.mark.parametrize("path", ["requirements.txt", "requirements-dev.in",
+                                  "constraints.txt", "setup.cfg", "x.toml"])
+def test_adjacent_entries_in_pins_and_settings(path: str) -> None:
+    strategy, _ = settle("a = 1\nb = 2\n", "a = 5\nb = 2\n", "a = 1\nb = 7\n", path=path)
+    assert strategy is Strategy.ADJACENT_ENTRIES
 
 
 def test_adjacent_entries_refuses_a_changed_separator() -> None:

@@ -15,6 +15,7 @@ from bot.agents.llm import make_llm
 from bot.engine.approval import ApprovalRefused
 from bot.engine.local import apply_local, approve_local, start_local_run
 from bot.engine.pipeline import Engine
+from bot.errors import GwiError
 from bot.runs.state import Outcome, RunState
 from bot.runs.store import RunStore
 from bot.runs.verify import verify_bundle
@@ -291,6 +292,10 @@ def test_an_apply_cut_short_after_the_commit_resumes_without_a_second_commit(
     with pytest.raises(KeyboardInterrupt):
         apply_local(store, run_id, "maintainer")
     monkeypatch.undo()
+    assert store.read_context(run_id).state is RunState.APPLYING
+    # `gwi run --resume` does not push: it says which command finishes the apply
+    with pytest.raises(GwiError, match=f"is applying: .*`gwi apply {run_id}` finishes it"):
+        Engine(store).advance(run_id)
     assert store.read_context(run_id).state is RunState.APPLYING
     applied = apply_local(store, run_id, "maintainer")
     commits = [e for e in store.read_chain(run_id).events

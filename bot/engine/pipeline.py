@@ -81,6 +81,9 @@ class Engine:
             state = run.ctx.state
             if state in STOPS:
                 return run.ctx
+            if state not in _STAGES:  # applying: only the apply path may finish a push
+                raise GwiError(f"run {run_id} is {state.value}: an approved apply was"
+                               f" interrupted; `gwi apply {run_id}` finishes it")
             stage = _STAGES[state]
             name = stage.__name__.strip("_")
             try:

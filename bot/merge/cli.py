@@ -125,9 +125,26 @@ def merge_driver(args: argparse.Namespace) -> int:
     result = merge_bytes(data[0], data[1], data[2], path, labels=DEFAULT_LABELS)
     _report(result, path)
     if result.refused:
-        return CONFLICTS
+        return _git_merge_file(args.current, args.ancestor, args.other, DEFAULT_LABELS)
     _write(args.current, result.to_bytes())
     return CLEAN if result.clean else CONFLICTS
+
+
+def _git_merge_file(current: str, base: str, other: str, labels: tuple[str, ...]) -> int:
+    """A file gwi refuses (too large, not UTF-8) gets what git's own text merge makes of it,
+    markers included, as if no driver were configured; git leaves a binary file as ours."""
+    import subprocess
+
+    command = ["git", "merge-file", "--diff3"]
+    for label in labels:
+        command += ["-L", label]
+    try:
+        proc = subprocess.run([*command, current, base, other], capture_output=True, check=False)
+    except OSError as exc:
+        raise GwiError(f"cannot run git merge-file: {exc}", exit_code=ERROR) from exc
+    if proc.stderr:
+        sys.stderr.write(proc.stderr.decode("utf-8", "replace"))
+    return CLEAN if proc.returncode == 0 else CONFLICTS
 
 
 def merge_batch(args: argparse.Namespace) -> int:

@@ -6,12 +6,16 @@ from bot.merge.hazards import blank_only_change, related_edits
 from bot.merge.model import Conflict, Resolution, Strategy
 from bot.merge.tokens import line_hunks
 
-_DATA = (".json", ".yml", ".yaml", ".toml", ".ini", ".cfg", ".txt", ".in")
+_DATA = (".json", ".yml", ".yaml", ".toml", ".ini", ".cfg")
+_PIP = (".txt", ".in")
 
 
 def _is_data(path: str) -> bool:
+    """JSON, YAML, TOML, INI, and pip's requirements and constraints files; not any other
+    ``.txt`` (prose, ``CMakeLists.txt``), where neighbouring lines belong together."""
     name = path.lower().rsplit("/", 1)[-1]
-    return name.endswith(_DATA) or name.startswith("requirements")
+    return name.endswith(_DATA) or (
+        name.endswith(_PIP) and name.startswith(("requirements", "constraints")))
 
 
 def _ending(line: str) -> str:
