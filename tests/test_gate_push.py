@@ -285,7 +285,10 @@ async def test_a_crash_around_the_push_pushes_once(make_bot: Callable[..., Any],
     await bot.deliver("issue_comment", bot.comment_payload(PR, approve(view)))
     [view] = bot.views()
     assert view.ctx.state is RunState.DONE and view.ctx.outcome is Outcome.APPLIED
-    assert pushes(bot) == 1 and len(push_tokens(bot)) == 1
+    # one push; a token for each attempt at it, minted right before it and kept by nobody
+    # (when GitHub already shows the commit, the retry records the push without one)
+    attempts = 1 if case == "after-push-github-knows" else 2
+    assert pushes(bot) == 1 and len(push_tokens(bot)) == attempts
     actions = [e.action for e in events(bot, view.ctx.run_id)]
     assert actions.count(AuditAction.COMMIT_CREATED) == 1
     assert actions.count(AuditAction.REF_UPDATED) == 1

@@ -140,6 +140,14 @@ class AppAuth:
             self._tokens[key] = token
             return token
 
+    async def mint_once(
+        self, installation_id: int, repository: str, permissions: Mapping[str, str]
+    ) -> InstallationToken:
+        """A new token for ``repository`` alone, kept nowhere: the caller uses it once and
+        drops it (the push token, minted right before the push it is for)."""
+        _split_repository(repository)
+        return await self._mint(installation_id, repository, normalise_permissions(permissions))
+
     async def _mint(
         self, installation_id: int, repository: str, permissions: Permissions
     ) -> InstallationToken:

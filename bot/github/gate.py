@@ -342,8 +342,9 @@ async def push_approved(job: Job, unit: UnitOfWork, *, gh: GitHubService, **_: A
         if workflows:
             permissions["workflows"] = "write"
         try:
-            token = await gh.app.repo(request.installation_id, request.repository,
-                                      permissions).token()
+            # Minted for this push alone, after every check, and cached nowhere.
+            token = await gh.app.auth.mint_once(request.installation_id, request.repository,
+                                                permissions)
         except GitHubError as exc:
             if exc.status not in (403, 422):
                 raise  # GitHub is failing, not refusing: try again later
