@@ -18,7 +18,7 @@ import pytest
 
 from bot.engine.worker import WorkerConfig
 from bot.runs.state import Outcome
-from bot.server.app import STORE, create_app
+from bot.server.app import STORE, WORKERS, create_app
 from bot.settings import load_settings
 from tests.conftest import WEBHOOK_SECRET, signed_headers
 from tests.github_harness import Bot
@@ -126,3 +126,55 @@ async def test_a_delivery_log_that_cannot_be_read_does_not_stop_the_server(
     assert "GET /app/hook/deliveries" in str(failed.exc_info[1])
     assert "failed after 5 attempts (500)" in str(failed.exc_info[1])
     assert await bot.deliver("ping", {"zen": "still here", "hook_id": 1}) == 200
+
+
+async def test_more_missed_deliveries_than_one_round_asks_for_come_in_later_rounds(
+    make_bot: Callable[..., Any], aiohttp_client: Any, github_settings: Any, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bot.server import app as app_module
+    from bot.server import recovery
+
+    monkeypatch.setattr(recovery, "MAX_REDELIVERIES", 1)
+    monkeypatch.setattr(app_module, "RECOVERY_ROUND_SECONDS", 0.2)
+    bot = await make_bot(BASE)
+    ping = {"zen": "Keep it logically awesome.", "hook_id": 1}
+    assert await bot.deliver("ping", ping, delivery_id="before-outage") == 200
+    await bot.client.close()
+    for n in range(3):
+        bot.fake.add_delivery("ping", guid=f"missed-{n}", status_code=502,
+                              payload={**ping, "zen": f"missed {n}"})
+    served: set[int] = set()
+    bot = await restart(bot, aiohttp_client, github_settings, tmp_path / "data")
+    await settle(bot, served, seconds=1.5)
+    # one per round, oldest first, each asked for once, and all three stored
+    asked = [d.guid for i in bot.fake.redeliveries for d in bot.fake.deliveries if d.id == i]
+    assert asked == ["missed-0", "missed-1", "missed-2"]
+    store = bot.client.app[STORE]
+    for n in range(3):
+        stored = await store.get_delivery(f"missed-{n}")
+        assert stored is not None and stored.status.value == "done"
+
+
+async def test_a_listing_cut_at_its_bound_does_not_move_the_marker(
+    make_bot: Callable[..., Any],
+) -> None:
+    """More deliveries since the last look than gwi lists: the ones it did not see must be
+    looked for again, so the point it looks back to stays where it was."""
+    from bot.server.recovery import recover_missed_deliveries
+
+    bot = await make_bot(BASE)
+    assert await bot.deliver("ping", {"zen": "z", "hook_id": 1}, delivery_id="seen") == 200
+    store = bot.client.app[STORE]
+    before = await store.call(lambda c: c.execute("SELECT MAX(received_at) FROM deliveries")
+                              .fetchone()[0])
+    for n in range(3):
+        bot.fake.add_delivery("ping", guid=f"later-{n}", status_code=200,
+                              delivered_at=bot.fake.clock() + timedelta(seconds=n + 1),
+                              payload={"zen": "z"})
+    gh = bot.client.app[WORKERS]._services["gh"]  # the running server's GitHub service
+    report = await recover_missed_deliveries(gh.app, store, max_listed=2)
+    assert report.truncated and report.listed == 2
+    marker = await store.call(lambda c: c.execute(
+        "SELECT seen_until FROM webhook_marker WHERE id = 1").fetchone())
+    assert marker is None or marker[0] <= before

@@ -126,14 +126,32 @@ def create_app(
     return app
 
 
-async def _recover_deliveries(gh: GitHubService, store: Store) -> None:
-    """Start-up: have GitHub redeliver what it could not deliver while the server was down."""
-    from bot.server.recovery import recover_missed_deliveries
+#: While a recovery round leaves deliveries to ask for, the next comes this much later...
+RECOVERY_ROUND_SECONDS = 60.0
+#: ... up to this many rounds after start-up.
+RECOVERY_ROUNDS = 30
 
-    try:
-        await recover_missed_deliveries(gh.app, store)
-    except Exception:  # never fatal: the server works without it, and says so
-        log.exception("webhooks.recovery_failed")
+
+async def _recover_deliveries(gh: GitHubService, store: Store) -> None:
+    """Start-up: have GitHub redeliver what it could not deliver while the server was down,
+    in bounded rounds a minute apart until none is left (a long outage may leave hundreds)."""
+    from bot.server import recovery
+
+    for round_ in range(1, RECOVERY_ROUNDS + 1):
+        try:
+            report = await recovery.recover_missed_deliveries(
+                gh.app, store, max_redeliveries=recovery.MAX_REDELIVERIES)
+        except Exception:  # never fatal: the server works without it, and says so
+            log.exception("webhooks.recovery_failed")
+            return
+        if not report.left:
+            return
+        if round_ < RECOVERY_ROUNDS:
+            log.info("webhooks.recovery_continues", round=round_, missing=report.missing,
+                     redelivered=report.redelivered, next_in_s=RECOVERY_ROUND_SECONDS)
+            await asyncio.sleep(RECOVERY_ROUND_SECONDS)
+    log.warning("webhooks.recovery_incomplete", rounds=RECOVERY_ROUNDS,
+                reason="deliveries are still missing; the next start-up looks again")
 
 
 async def _reconcile_forever(

@@ -21,7 +21,8 @@ def register(subparsers: Any) -> None:
         description=(
             "Listen on $PORT for GitHub webhooks (POST /webhook) and health checks"
             " (GET /healthz); store each delivery durably and process it in workers."
-            " Settings come from the environment: GITHUB_WEBHOOK_SECRET (required),"
+            " Settings come from the environment: GITHUB_WEBHOOK_SECRET, GITHUB_APP_ID and"
+            " GITHUB_PRIVATE_KEY or GITHUB_PRIVATE_KEY_PATH (required),"
             " GITHUB_WEBHOOK_SECRET_OLD, PORT, GWI_HOST, GWI_DATA_DIR, GWI_WORKERS,"
             " GWI_LOG_LEVEL, GWI_MAX_BODY_BYTES, GWI_LEASE_SECONDS."
         ),

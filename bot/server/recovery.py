@@ -7,7 +7,8 @@ clocks), and asks GitHub to redeliver every delivery whose id it has not stored.
 come in through `POST /webhook` like any delivery, so they are verified, deduplicated and
 stored the usual way.
 
-Bounded (so many pages listed, so many redeliveries asked) and idempotent: a delivery asked
+Bounded (so many pages listed, so many redeliveries asked per round; the server runs rounds a
+minute apart while some are left, see `bot.server.app`) and idempotent: a delivery asked
 for is remembered in the queue database and not asked for again while its redelivery may
 still be on its way, and a second start-up finds the redelivered ones stored. Any failure is
 logged and ends the attempt; it never stops the server from starting.
@@ -59,6 +60,12 @@ class RecoveryReport:
     missing: int
     redelivered: int
     failed: int
+    truncated: bool = False  # the listing stopped at max_listed before reaching ``since``
+
+    @property
+    def left(self) -> bool:
+        """Whether deliveries it saw are still to ask for (the next round picks them up)."""
+        return self.missing > self.redelivered
 
 
 async def recover_missed_deliveries(
@@ -84,6 +91,11 @@ async def recover_missed_deliveries(
         return RecoveryReport(None, 0, 0, 0, 0)
     since = datetime.fromtimestamp(since_ts - margin, UTC)
     listed = await app.list_webhook_deliveries(limit=max_listed, since=since)
+    truncated = len(listed) >= max_listed
+    if truncated:
+        log.warning("webhooks.recovery_truncated", listed=len(listed), since=since.isoformat(),
+                    reason="more deliveries than gwi lists since then: older ones are not"
+                    " looked at in this round")
     latest: dict[str, WebhookDelivery] = {}  # guid -> its newest attempt
     for attempt in listed:
         if attempt.guid not in latest or attempt.delivered_at > latest[attempt.guid].delivered_at:
@@ -93,7 +105,7 @@ async def recover_missed_deliveries(
     stored, pending = await store.call(lambda conn: _known(conn, guids, patience))
     missing = sorted(
         (a for g, a in latest.items() if g not in stored and g not in pending),
-        key=lambda a: a.delivered_at,
+        key=lambda a: (a.delivered_at, a.id),  # GitHub's ids grow with time: ties in order
     )
     redelivered = failed = 0
     for attempt in missing[:max_redeliveries]:  # oldest first: the order GitHub meant
@@ -109,10 +121,10 @@ async def recover_missed_deliveries(
         await store.call(_remember(attempt, moment.timestamp()))
         log.info("webhooks.redelivery_requested", guid=attempt.guid, event=attempt.event,
                  action=attempt.action, delivered_at=attempt.delivered_at.isoformat())
-    if len(missing) <= max_redeliveries and not failed:
+    if len(missing) <= max_redeliveries and not failed and not truncated:
         newest = max((a.delivered_at.timestamp() for a in listed), default=since_ts)
         await store.call(lambda conn: _save_marker(conn, min(newest, moment.timestamp())))
-    report = RecoveryReport(since, len(listed), len(missing), redelivered, failed)
+    report = RecoveryReport(since, len(listed), len(missing), redelivered, failed, truncated)
     log.info("webhooks.recovery_done", since=since.isoformat(), listed=report.listed,
              missing=report.missing, redelivered=report.redelivered, failed=report.failed)
     return report
