@@ -11,6 +11,7 @@ from bot.errors import GwiError
 from bot.runs.signing import load_or_create_signer
 from bot.runs.store import RunStore
 from bot.schemas.common import format_patch_hash
+from bot.schemas.resolve import ResolveResult
 from bot.settings import load_settings
 
 
@@ -83,8 +84,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     store = _store()
     ctx = store.read_context(args.run_id)
     artifacts = store.artifacts(args.run_id)
-    resolve = store.read_bytes(args.run_id, "resolve.json")
-    patch_hash = json.loads(resolve)["patch_sha256"] if resolve else None
+    resolve = store.read_model(args.run_id, "resolve.json", ResolveResult)
+    patch_hash = resolve.patch_sha256 if resolve else None
     if args.json:
         doc = {
             "run": ctx.model_dump(mode="json"),
