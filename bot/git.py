@@ -224,6 +224,12 @@ def read_paths(repo: Path, tree: str, paths: Sequence[str]) -> dict[str, bytes |
     return {path: blobs[found[path]] if path in found else None for path in paths}
 
 
+def changed_paths(repo: Path, old: str, new: str) -> list[str]:
+    """The paths whose content differs between tree-ishes ``old`` and ``new``."""
+    out = run_git(repo, "diff-tree", "-r", "-z", "--name-only", "--no-renames", old, new).stdout
+    return [p.decode("utf-8", "surrogateescape") for p in out.split(b"\x00") if p]
+
+
 def tree_of(repo: Path, commit: str) -> str:
     return git_text(repo, "rev-parse", f"{commit}^{{tree}}")
 

@@ -93,6 +93,31 @@ def test_an_unresolvable_conflict_ends_honestly(store: RunStore,
     assert verify_bundle(store.run_dir(run_id)).ok
 
 
+def test_a_file_git_merges_cleanly_into_broken_syntax_blocks_the_patch(
+    store: RunStore, make_repo: Callable[..., Path]
+) -> None:
+    """Each branch's app.py parses and git merges them without a conflict, but the result
+    does not parse: the review checks every file the patch changes, not only conflicts."""
+    base = "if x:\n    a = 1\n\nb = 2\n"
+    repo = make_repo({"app.py": base, "requirements.txt": "requests==2.0.0\n"})
+    git(repo, "checkout", "-q", "-b", "feature")
+    commit_files(repo, {"app.py": "a = 1\n\nb = 2\n",
+                        "requirements.txt": "requests==2.1.0\n"}, "feature")
+    git(repo, "checkout", "-q", "main")
+    commit_files(repo, {"app.py": "if x:\n    a = 1\n\n    b = 2\n",
+                        "requirements.txt": "requests==2.2.0\n"}, "main")
+    run_id = start_local_run(store, repo, "main", "feature", "me", OFFLINE)
+    ctx = Engine(store).advance(run_id)
+    assert ctx.state is RunState.DONE and ctx.outcome is Outcome.NEEDS_HUMAN
+    resolved = store.read_model(run_id, "resolve.json", ResolveResult)
+    assert resolved is not None and resolved.clean  # the one conflict was settled
+    review = store.read_model(run_id, "review.json", ReviewResult)
+    assert review is not None and review.verdict.value == "blocked"
+    [finding] = [f for f in review.findings if f.severity.value == "blocker"]
+    assert finding.check.value == "syntax" and finding.path == "app.py"
+    assert "without a conflict" in finding.message
+
+
 def test_approval_is_refused_and_audited_while_the_run_is_not_ready(
     store: RunStore, make_repo: Callable[..., Path]
 ) -> None:

@@ -22,6 +22,18 @@ ALL_CHECKS = [Check.UNRESOLVED, Check.CONFLICT_MARKERS, Check.SYNTAX, Check.LOST
 class ReviewLimits:
     max_patch_bytes: int = 5 * 1024 * 1024
     max_patch_files: int = 500
+    # Files git merged without a conflict whose syntax is checked too (those with a parser).
+    max_clean_files: int = 500
+
+
+@dataclass(frozen=True)
+class CleanFile:
+    """A file git merged without a conflict that the patch changes, and its versions."""
+
+    path: str
+    head: bytes | None  # None: not in that version
+    other: bytes | None
+    merged: bytes | None
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,19 @@ def _check_resolved(file: ReviewedFile) -> list[Finding]:
             check=Check.LOST_LINES, severity=Severity.BLOCKER, path=path,
             message=f"{len(lost)} line(s) a side added are missing: {sample}"))
     return findings
+
+
+def _check_clean(file: CleanFile) -> list[Finding]:
+    """Two branches that each parse can still merge, without a conflict, into a file that
+    does not (a comma both sides needed, a block split by the other's lines)."""
+    if file.merged is None or parses(file.path, _decode(file.merged)) is not False:
+        return []
+    sides = [_decode(side) for side in (file.head, file.other) if side is not None]
+    if not all(parses(file.path, side) for side in sides):
+        return []  # it did not parse before the merge either: not the merge's doing
+    return [Finding(check=Check.SYNTAX, severity=Severity.BLOCKER, path=file.path,
+                    message="git merged this file without a conflict, but the result does not"
+                    " parse, though both branches did")]
 
 
 def _added_lines(patch: bytes) -> list[tuple[str, int, str]]:
@@ -122,8 +147,13 @@ def review(
     resolved: ResolveResult,
     files: Sequence[ReviewedFile],
     limits: ReviewLimits | None = None,
+    clean: Sequence[CleanFile] = (),
+    clean_unchecked: int = 0,
 ) -> ReviewResult:
-    """Review exactly the bytes that would be approved: ``patch``, as applied to the head."""
+    """Review exactly the bytes that would be approved: ``patch``, as applied to the head.
+
+    ``files`` are the conflicted files; ``clean`` the files git merged without a conflict
+    that have a parser (``clean_unchecked`` more were over the limit and not parsed)."""
     limits = limits or ReviewLimits()
     findings: list[Finding] = []
     for file in files:
@@ -132,6 +162,12 @@ def review(
                                     path=file.path, message=file.explanation[:3900]))
         else:
             findings += _check_resolved(file)
+    for clean_file in clean:
+        findings += _check_clean(clean_file)
+    if clean_unchecked:
+        findings.append(Finding(check=Check.SYNTAX, severity=Severity.INFO,
+                                message=f"{clean_unchecked} more file(s) git merged without a"
+                                " conflict were not syntax-checked (over the limit)"))
     findings += _check_secrets(patch, {f.path: f for f in files})
     size = len(patch)
     if size > limits.max_patch_bytes:

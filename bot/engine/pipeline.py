@@ -23,10 +23,11 @@ from bot.agents.resolver import (
     left_alone,
     llm_request,
 )
-from bot.agents.reviewer import ReviewedFile, ReviewLimits, review
+from bot.agents.reviewer import CleanFile, ReviewedFile, ReviewLimits, review
 from bot.agents.triage import adjustment_request
 from bot.engine.analysis import MergeAnalysis, analyse
 from bot.errors import GwiError
+from bot.merge.checks import language
 from bot.runs.state import TERMINAL, Outcome, RunState
 from bot.runs.store import RunHandle, RunStore, SchemaRejected
 from bot.schemas.agents import FileProposal
@@ -216,7 +217,8 @@ def _review(engine: Engine, run: RunHandle) -> None:
                      merged=merged[c.path])
         for c in analysis.files
     ]
-    result = review(run.run_id, patch, resolved, files, engine.limits)
+    clean, unchecked = _clean_files(repo, analysis, tree, engine.limits.max_clean_files)
+    result = review(run.run_id, patch, resolved, files, engine.limits, clean, unchecked)
     run.write_artifact("review.json", result, actor=REVIEWER)
     if result.verdict is Verdict.APPROVABLE and run.ctx.capabilities is CapabilityMode.READ_ONLY:
         run.transition(RunState.DONE, actor=REVIEWER, outcome=Outcome.HANDED_OFF,
@@ -235,6 +237,22 @@ def _review(engine: Engine, run: RunHandle) -> None:
         reason=f"{len(blockers)} blocker(s), {unresolved} file(s) left to a person: "
         + "; ".join(f"{f.path or 'patch'}: {f.message}" for f in blockers[:3])[:3000],
     )
+
+
+def _clean_files(repo: Path, analysis: MergeAnalysis, tree: str,
+                 limit: int) -> tuple[list[CleanFile], int]:
+    """The files the patch changes that git merged without a conflict and that have a
+    parser (at most ``limit``, and how many more there were), with their three versions."""
+    conflicted = {c.path for c in analysis.files}
+    head_tree = git.tree_of(repo, analysis.head_sha)
+    paths = [p for p in git.changed_paths(repo, head_tree, tree)
+             if p not in conflicted and language(p) is not None]
+    checked = paths[:limit]
+    heads = git.read_paths(repo, head_tree, checked)
+    others = git.read_paths(repo, git.tree_of(repo, analysis.base_sha), checked)
+    merged = git.read_paths(repo, tree, checked)
+    return ([CleanFile(p, heads[p], others[p], merged[p]) for p in checked],
+            len(paths) - len(checked))
 
 
 def _need(run: RunHandle, name: str, model: type[S]) -> S:
