@@ -22,6 +22,7 @@ CONTEXT_ORDER = (
     "repository",
     "job_id",
     "job_kind",
+    "job_origin",
     "run_id",
 )
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from gidgethub import routing, sansio
 
+from bot import logs
 from bot.engine.queue import (
     DeliveryStatus,
     Job,
@@ -283,6 +284,30 @@ async def test_the_worker_records_what_the_payload_is_about(store: Store) -> Non
     stored = await store.get_delivery("d-1")
     assert stored is not None
     assert (stored.action, stored.installation_id, stored.repository) == ("opened", 5, "o/r")
+
+
+async def test_a_jobs_log_lines_lead_back_to_the_delivery_that_made_it(store: Store) -> None:
+    """The webhook's handler enqueues a job; every line the job logs carries the delivery it
+    came from and the installation it works for."""
+    router = routing.Router()
+
+    @router.register("pull_request", action="opened")
+    async def opened(event: sansio.Event, unit: UnitOfWork, **_: Any) -> None:
+        unit.enqueue_job("pr.run", {"installation_id": 5, "number": 7})
+
+    seen: list[dict[str, object]] = []
+
+    async def run(job: Job, unit: UnitOfWork, **_: Any) -> None:
+        seen.append(dict(logs.current_context()))
+
+    body = json.dumps({"action": "opened", "installation": {"id": 5}}).encode()
+    await store.insert_delivery(Delivery("d-7", "pull_request", body))
+    workers = Workers(store, router, {"pr.run": run}, FAST)
+    assert await workers.run_delivery_once("w") is DeliveryStatus.DONE
+    assert await workers.run_job_once("w") is JobStatus.DONE
+    [context] = seen
+    assert context["job_origin"] == "delivery:d-7" and context["installation_id"] == 5
+    assert context["job_kind"] == "pr.run"
 
 
 async def test_start_up_takes_up_what_a_crash_left(store: Store) -> None:

@@ -318,7 +318,11 @@ class Workers:
         job = await self._store.claim_job(owner, kinds, self._config.lease_seconds)
         if job is None:
             return None
-        with logs.bind(job_id=job.id, job_kind=job.kind, job_key=job.key):
+        # What made the job ("delivery:<id>", ...) and the installation it works for go on
+        # every line it logs, so a run's lines lead back to the webhook that asked for it.
+        installation = job.payload.get("installation_id")
+        with logs.bind(job_id=job.id, job_kind=job.kind, job_key=job.key, job_origin=job.origin,
+                       installation_id=installation if isinstance(installation, int) else None):
             try:
                 return await self._process_job(job, owner)
             except asyncio.CancelledError:
