@@ -21,6 +21,7 @@ from bot.runs.state import Outcome, RunState
 from bot.runs.store import RunStore
 from bot.runs.verify import verify_bundle
 from bot.schemas.audit import AuditAction
+from bot.schemas.approval import ApprovalRecord
 from bot.schemas.resolve import ResolveResult
 from bot.schemas.review import ReviewResult
 from tests.conftest import commit_files, git
@@ -205,3 +206,91 @@ def test_kill_9_at_random_moments_never_tears_a_run(
         assert (str(resumed.outcome), _diff(store, run_id)) == expected
         report = verify_bundle(store.run_dir(run_id))
         assert report.ok, report.problems
+
+
+# -- kill -9 while approving and applying ----------------------------------------------------
+
+#: Where the child dies: (module attribute, before or after the call).
+APPLY_KILL_POINTS = [
+    ("bot.runs.store.RunHandle.write_artifact", "before"),  # approval.json not yet written
+    ("bot.runs.store.RunHandle.write_artifact", "after"),  # written, not yet recorded
+    ("bot.git.commit_tree", "before"),
+    ("bot.git.commit_tree", "after"),  # a commit object exists, not yet in the audit log
+    ("bot.git.update_ref_cas", "before"),
+    ("bot.git.update_ref_cas", "after"),  # the branch moved, not yet recorded
+    ("bot.runs.store.RunHandle.transition", "before"),
+]
+
+
+def _approve_and_apply_in_child(data: str, key: str, run_id: str, digest: str, target: str,
+                                when: str) -> None:
+    import importlib
+
+    from bot.engine.local import apply_local
+
+    module_name, _, attribute = target.rpartition(".")
+    try:
+        owner: object = importlib.import_module(module_name)
+    except ModuleNotFoundError:  # a method: module.Class.method
+        module_name, _, cls = module_name.rpartition(".")
+        owner = getattr(importlib.import_module(module_name), cls)
+    original = getattr(owner, attribute)
+    calls = {"n": 0}
+
+    def dying(*args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if attribute == "transition" and calls["n"] < 2:  # approving's: die at the apply's
+            return original(*args, **kwargs)
+        if when == "before":
+            os.kill(os.getpid(), signal.SIGKILL)
+        result = original(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGKILL)
+        return result
+
+    setattr(owner, attribute, dying)
+    store = RunStore(Path(data), Path(key))
+    approve_local(store, run_id, digest, "maintainer")
+    apply_local(store, run_id, "maintainer")
+
+
+def test_kill_9_while_approving_and_applying_moves_the_branch_once(
+    store: RunStore, make_repo: Callable[..., Path]
+) -> None:
+    """Killed at each point of approve and apply, then finished by running the same commands
+    again: the branch ends on exactly one merge commit of the approved patch, the audit log
+    records one ref update, and the bundle verifies."""
+    from bot.engine.local import apply_local
+    from bot.runs.view import RunView
+
+    ctx = multiprocessing.get_context("fork")
+    for target, when in APPLY_KILL_POINTS:
+        repo = make_repo({"requirements.txt": "requests==2.0.0\n"},
+                         name=f"r-{APPLY_KILL_POINTS.index((target, when))}")
+        git(repo, "checkout", "-q", "-b", "feature")
+        commit_files(repo, {"requirements.txt": "requests==2.1.0\n"}, "feature")
+        git(repo, "checkout", "-q", "main")
+        commit_files(repo, {"requirements.txt": "requests==2.2.0\n"}, "main")
+        head = git(repo, "rev-parse", "feature").strip()
+        run_id = start_local_run(store, repo, "main", "feature", "me", OFFLINE)
+        assert Engine(store).advance(run_id).state is RunState.AWAITING_APPROVAL
+        digest = RunView.load(store, run_id).patch_hash
+        assert digest is not None
+        child = ctx.Process(target=_approve_and_apply_in_child,
+                            args=(str(store.data_dir), str(store.signing_key), run_id, digest,
+                                  target, when))
+        child.start()
+        child.join()
+        assert child.exitcode == -signal.SIGKILL, (target, when)
+        # the person runs the commands again: approve if the approval did not stick, apply
+        if store.read_model(run_id, "approval.json", ApprovalRecord) is None:
+            approve_local(store, run_id, digest, "maintainer")
+        applied = apply_local(store, run_id, "maintainer")
+        assert applied.outcome is Outcome.APPLIED, (target, when, applied.reason)
+        tip = git(repo, "rev-parse", "feature").strip()
+        assert git(repo, "rev-parse", f"{tip}^1").strip() == head, (target, when)
+        assert git(repo, "show", f"{tip}:requirements.txt") == "requests==2.2.0\n"
+        moves = [line for line in git(repo, "reflog", "feature").splitlines() if "gwi:" in line]
+        assert len(moves) == 1, (target, when, moves)  # the branch moved once, by gwi
+        trail = store.read_chain(run_id).events
+        assert sum(e.action is AuditAction.REF_UPDATED for e in trail) == 1, (target, when)
+        assert verify_bundle(store.run_dir(run_id)).ok, (target, when)
