@@ -20,8 +20,8 @@ from bot.errors import GwiError
 from bot.runs.state import Outcome, RunState
 from bot.runs.store import RunStore
 from bot.runs.verify import verify_bundle
-from bot.schemas.audit import AuditAction
 from bot.schemas.approval import ApprovalRecord
+from bot.schemas.audit import AuditAction
 from bot.schemas.resolve import ResolveResult
 from bot.schemas.review import ReviewResult
 from tests.conftest import commit_files, git
