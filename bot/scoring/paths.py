@@ -39,12 +39,15 @@ PATH_RULES: tuple[PathRule, ...] = (
         FileKind.SECRETS,
         "key and credential material: `.env` files (not `.env.example`/`.sample`/`.template`), "
         "`*.pem`, `*.key`, `*.p12`, `*.pfx`, `*.jks`, `*.keystore`, `id_rsa*`, `id_ed25519*`, "
-        "`.netrc`, `.pypirc`, `.npmrc`, `credentials*`, `secrets.*`, `*.htpasswd`",
+        "`.netrc`, `.pypirc`, `.npmrc`, `credentials` and `credentials.*` data files (JSON, "
+        "YAML, TOML, INI, XML, CSV, text; not code such as `credentials.py`), `secrets.*`, "
+        "`*.htpasswd`",
         _rx(
             _SEG + r"(?:\.env(?:\.(?!example$|sample$|template$|dist$)[^/]+)?"
             r"|[^/]*\.(?:pem|key|p12|pfx|jks|keystore|htpasswd)"
             r"|id_(?:rsa|dsa|ecdsa|ed25519)[^/]*|\.netrc|\.pypirc|\.npmrc"
-            r"|credentials[^/]*|secrets?\.(?:ya?ml|json|toml|ini|txt|env))$"
+            r"|credentials(?:\.(?:json|ya?ml|toml|ini|cfg|conf|xml|csv|txt|env))?"
+            r"|secrets?\.(?:ya?ml|json|toml|ini|txt|env))$"
         ),
     ),
     PathRule(
