@@ -9,10 +9,14 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import SecretStr
 
-from bot.github.errors import GitError, PushRejected
+from bot.github.errors import GitError, PushRejected, UnapprovedPush
 from bot.github.git import RepoCache, _push_with_lease, auth_env, cache_path
+from bot.runs.signing import Signer
+from bot.schemas.approval import ApprovalRecord
+from tests import builders as b
 from tests.conftest import commit_files, git
 
 TOKEN = "ghs_" + "S3cr3tT0k3n" * 3
@@ -141,68 +145,66 @@ async def test_fetch_refuses_dangerous_urls_and_refspecs(tmp_path: Path) -> None
         await cache.fetch("a/b", "https://github.com/a/b.git", {"x": "refs/heads/x"}, token=None)
 
 
+def _approval(signer: Signer, head: str, base: str) -> ApprovalRecord:
+    return ApprovalRecord.model_validate(b.approval(signer, head_sha=head, base_sha=base))
+
+
 async def test_push_with_lease_moves_the_branch_only_from_the_expected_commit(
     make_repo: Callable[..., Path], tmp_path: Path
 ) -> None:
     _work, bare, url = _remote(make_repo, tmp_path)
     cache = RepoCache(tmp_path / "data")
     pulled = await cache.fetch_pull("octo-org/widgets", url, number=1, base_ref="main", token=TOKEN)
-    # A commit made in the cache on top of the PR head, as the approval gate would push.
-    tree = git(pulled.git_dir, "rev-parse", f"{pulled.head_sha}^{{tree}}").strip()
-    commit = git(pulled.git_dir, "commit-tree", tree, "-p", pulled.head_sha, "-m", "gwi").strip()
+    head, base = pulled.head_sha, pulled.base_sha
+    # The merge commit the approval gate would push: the head, then the base, as parents.
+    tree = git(pulled.git_dir, "rev-parse", f"{head}^{{tree}}").strip()
+    commit = git(pulled.git_dir, "commit-tree", tree, "-p", head, "-p", base, "-m", "gwi").strip()
+    signer = Signer(Ed25519PrivateKey.generate())
+    push = {"commit": commit, "branch": "topic", "token": TOKEN,
+            "approval": _approval(signer, head, base), "trusted_key": signer.public_key_hex}
 
-    stale = pulled.base_sha  # not where topic points: the lease must refuse
+    git(bare, "update-ref", "refs/heads/topic", base)  # someone pushed first: the lease refuses
     with pytest.raises(PushRejected, match="refused"):
-        await _push_with_lease(
-            cache,
-            "octo-org/widgets",
-            url,
-            commit=commit,
-            branch="topic",
-            expected_sha=stale,
-            token=TOKEN,
-        )
-    assert git(bare, "rev-parse", "topic").strip() == pulled.head_sha
+        await _push_with_lease(cache, "octo-org/widgets", url, expected_sha=head, **push)
+    assert git(bare, "rev-parse", "topic").strip() == base
 
-    await _push_with_lease(
-        cache,
-        "octo-org/widgets",
-        url,
-        commit=commit,
-        branch="topic",
-        expected_sha=pulled.head_sha,
-        token=TOKEN,
-    )
+    git(bare, "update-ref", "refs/heads/topic", head)
+    await _push_with_lease(cache, "octo-org/widgets", url, expected_sha=head, **push)
     assert git(bare, "rev-parse", "topic").strip() == commit
-
-    await _push_with_lease(
-        cache,
-        "octo-org/widgets",
-        url,
-        commit=commit,
-        branch="gwi/new",
-        expected_sha=None,
-        token=TOKEN,
-    )
-    assert git(bare, "rev-parse", "gwi/new").strip() == commit
-    other = git(pulled.git_dir, "commit-tree", tree, "-p", commit, "-m", "gwi again").strip()
-    with pytest.raises(PushRejected):  # "must not exist yet" no longer holds
-        await _push_with_lease(
-            cache,
-            "octo-org/widgets",
-            url,
-            commit=other,
-            branch="gwi/new",
-            expected_sha=None,
-            token=TOKEN,
-        )
-    assert git(bare, "rev-parse", "gwi/new").strip() == commit
+    await _push_with_lease(cache, "octo-org/widgets", url, expected_sha=head, **push)  # no-op
+    assert git(bare, "rev-parse", "topic").strip() == commit
     assert _files_containing(tmp_path / "data", [TOKEN.encode(), BASIC.encode()]) == []
+
+
+async def test_the_push_primitive_refuses_what_its_approval_does_not_cover(
+    make_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    _work, bare, url = _remote(make_repo, tmp_path)
+    cache = RepoCache(tmp_path / "data")
+    pulled = await cache.fetch_pull("octo-org/widgets", url, number=1, base_ref="main", token=TOKEN)
+    head, base = pulled.head_sha, pulled.base_sha
+    tree = git(pulled.git_dir, "rev-parse", f"{head}^{{tree}}").strip()
+    merge = git(pulled.git_dir, "commit-tree", tree, "-p", head, "-p", base, "-m", "gwi").strip()
+    other = git(pulled.git_dir, "commit-tree", tree, "-p", head, "-m", "not a merge").strip()
+    signer, stranger = Signer(Ed25519PrivateKey.generate()), Signer(Ed25519PrivateKey.generate())
+    cases = [
+        ({"commit": other, "approval": _approval(signer, head, base)}, "not the merge"),
+        ({"commit": merge, "approval": _approval(stranger, head, base)}, "not signed"),
+        ({"commit": merge, "approval": _approval(signer, base, head)}, "another head"),
+    ]
+    for options, message in cases:
+        with pytest.raises(UnapprovedPush, match=message):
+            await _push_with_lease(cache, "octo-org/widgets", url, branch="topic",
+                                   expected_sha=head, token=TOKEN,
+                                   trusted_key=signer.public_key_hex, **options)
+    assert git(bare, "rev-parse", "topic").strip() == head
 
 
 async def test_push_with_lease_validates_its_inputs(tmp_path: Path) -> None:
     cache = RepoCache(tmp_path)
     sha = "a" * 40
+    signer = Signer(Ed25519PrivateKey.generate())
+    approval = _approval(signer, sha, "b" * 40)
     for kwargs in (
         {"commit": "HEAD"},
         {"branch": "-f"},
@@ -211,4 +213,7 @@ async def test_push_with_lease_validates_its_inputs(tmp_path: Path) -> None:
     ):
         args = {"commit": sha, "branch": "x", "expected_sha": sha, **kwargs}
         with pytest.raises(ValueError):
-            await _push_with_lease(cache, "a/b", "https://github.com/a/b.git", token=None, **args)
+            await _push_with_lease(cache, "a/b", "https://github.com/a/b.git", token=None,
+                                   approval=approval, trusted_key=signer.public_key_hex, **args)
+
+

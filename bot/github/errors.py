@@ -37,3 +37,7 @@ class GitError(GwiError):
 
 class PushRejected(GitError):
     """The remote refused a push, typically because the branch moved (lease lost)."""
+
+
+class UnapprovedPush(GitError):
+    """The push primitive was handed a commit its approval record does not cover."""

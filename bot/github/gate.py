@@ -359,7 +359,8 @@ async def push_approved(job: Job, unit: UnitOfWork, *, gh: GitHubService, **_: A
             return
         try:
             await _push_with_lease(gh.cache, request.repository, push_url, commit=commit,
-                                   branch=branch, expected_sha=ctx.head.sha, token=token)
+                                   branch=branch, expected_sha=ctx.head.sha, token=token,
+                                   approval=record, trusted_key=gh.runs.signer.public_key_hex)
         except PushRejected as exc:
             await _end(gh, client, request.run_id, Outcome.STALE,
                        f"{branch} moved before the push; nothing was written ({exc})", "stale")

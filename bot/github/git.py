@@ -17,7 +17,9 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 
 from bot.github.auth import InstallationToken
-from bot.github.errors import GitError, PushRejected
+from bot.github.errors import GitError, PushRejected, UnapprovedPush
+from bot.runs.signing import verify_signature
+from bot.schemas.approval import ApprovalRecord
 
 log = logging.getLogger(__name__)
 
@@ -308,29 +310,43 @@ async def _push_with_lease(
     *,
     commit: str,
     branch: str,
-    expected_sha: str | None,
+    expected_sha: str,
     token: Token | None,
+    approval: ApprovalRecord,
+    trusted_key: str,
 ) -> None:
     """Push ``commit`` to ``branch`` only if the branch still points at ``expected_sha``.
 
-    ONLY THE APPROVAL GATE MAY CALL THIS, after verifying an approval record bound to this
-    very commit and expected head; nothing else in gwi pushes. ``expected_sha`` None means
-    the branch must not exist yet. Pushing a commit the branch already points at is a
-    no-op that succeeds (git checks no lease when nothing moves). The lease
-    (``--force-with-lease=<ref>:<sha>``) makes the
-    check and the update one atomic step on the remote, so a push that raced ours is never
-    overwritten: the push is refused and :class:`PushRejected` raised instead.
+    ONLY THE APPROVAL GATE MAY CALL THIS; nothing else in gwi pushes. It takes the approval
+    record and checks it once more itself: signed by ``trusted_key`` (gwi's own key), for
+    the head the lease expects, and for this commit, whose parents must be that head and
+    the approved base (the merge the approval is for). Anything else raises
+    :class:`UnapprovedPush` before git runs. Pushing a commit the branch already points at
+    is a no-op that succeeds (git checks no lease when nothing moves). The lease
+    (``--force-with-lease=<ref>:<sha>``) makes the check and the update one atomic step on
+    the remote, so a push that raced ours is never overwritten: the push is refused and
+    :class:`PushRejected` raised instead.
     """
     _check_url(clone_url)
-    if not _SHA.fullmatch(commit) or (
-        expected_sha is not None and not _SHA.fullmatch(expected_sha)
-    ):
+    if not _SHA.fullmatch(commit) or not _SHA.fullmatch(expected_sha):
         raise ValueError("commit and expected_sha must be full lower-case commit ids")
     if not branch or branch.startswith(("-", "refs/")) or ".." in branch:
         raise ValueError(f"not a branch name: {branch!r}")
+    sig = approval.signature
+    if sig.public_key != trusted_key or not verify_signature(
+        sig.public_key, sig.value, approval.signed_bytes()
+    ):
+        raise UnapprovedPush("refusing to push: the approval record is not signed by gwi's key")
+    if approval.head_sha != expected_sha:
+        raise UnapprovedPush("refusing to push: the approval is for another head")
     target = f"refs/heads/{branch}"
-    lease = f"--force-with-lease={target}:{expected_sha or ''}"
+    lease = f"--force-with-lease={target}:{expected_sha}"
     async with cache.locked(repository) as git_dir:
+        parents, _, _ = await cache._run(["rev-list", "--parents", "-n", "1", commit], git_dir,
+                                         check=False)
+        if parents.split()[1:] != [approval.head_sha, approval.base_sha]:
+            raise UnapprovedPush(f"refusing to push: {commit[:12]} is not the merge of the"
+                                 " approved head and base")
         out, err, code = await cache._run(
             ["push", "--porcelain", lease, "--", clone_url, f"{commit}:{target}"],
             git_dir,
