@@ -38,6 +38,13 @@ def test_a_bad_answer_turns_back_into_a_conflict(
     assert "<<<<<<< ours\n    return 2\n||||||| base\n    return 1\n=======\n" in result.text
 
 
+def test_a_region_a_check_turned_back_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(strategies, "STRATEGIES", (answer_with(["    return (\n"]),))
+    [region] = merge_texts(BASE, OURS, THEIRS, "m.py").regions
+    assert region.explanation == (
+        "subsumed would settle it, but the file would not parse with that; left for a person.")
+
+
 def test_an_answer_that_loses_an_uncontested_added_line_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

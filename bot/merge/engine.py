@@ -102,8 +102,9 @@ def merge_texts(
         conflicts.append(conflict)
         answers.append(_settle(conflict, strategies) if strategies else None)
     pieces.append(o[ours_at:])
+    undone: dict[int, str] = {}  # region -> why a check turned its resolution back
     if any(answers) and lang is not None:
-        _check_syntax(path, ours, theirs, pieces, conflicts, answers)
+        _check_syntax(path, ours, theirs, pieces, conflicts, answers, undone)
 
     def render(which: Sequence[Resolution | None]) -> str:
         out: list[str] = []
@@ -129,7 +130,8 @@ def merge_texts(
     ):
         clean = False
     regions = tuple(
-        _region(i, c, a) for i, (c, a) in enumerate(zip(conflicts, answers, strict=True))
+        _region(i, c, a, undone.get(i))
+        for i, (c, a) in enumerate(zip(conflicts, answers, strict=True))
     )
     return MergeResult(text=text, clean=clean, regions=regions)
 
@@ -141,14 +143,22 @@ def _check_syntax(
     pieces: Sequence[list[str] | int],
     conflicts: Sequence[Conflict],
     answers: list[Resolution | None],
+    undone: dict[int, str],
 ) -> None:
     """Turn resolutions back into conflicts when they break a file both sides could parse.
 
     The merged file (unsettled regions as ours has them) must parse whenever ours and
     theirs both do; if it does not, each resolution is tried alone and the ones that break
     it are undone. For Python, a resolution must also not drop an import whose name the
-    merged code still reads.
+    merged code still reads. ``undone`` gets, for each resolution turned back, the reason.
     """
+
+    def undo(i: int, why: str) -> None:
+        answer = answers[i]
+        if answer is not None:
+            undone[i] = f"{answer.strategy.value} would settle it, but {why}; left for a person."
+            answers[i] = None
+
     python = language(path) == "python"
 
     def text_with(chosen: Sequence[Resolution | None]) -> str:
@@ -177,10 +187,11 @@ def _check_syntax(
             alone: list[Resolution | None] = [None] * len(answers)
             alone[i] = answer
             if not parses(path, text_with(alone)):
-                answers[i] = None
+                undo(i, "the file would not parse with that")
         merged = text_with(answers)
         if not parses(path, merged):
-            answers[:] = [None] * len(answers)
+            for i in range(len(answers)):
+                undo(i, "the file would not parse with all of them together")
             return
         merged_tree = python_tree(merged) if python else None
     if merged_tree is None or not any(
@@ -190,28 +201,31 @@ def _check_syntax(
         return  # only a region that touches imports can drop one
     dangling = dangling_imports(ours, theirs, merged_tree, merged)
     if dangling:
-        _blame(dangling, conflicts, answers)
+        why = f"that drops the import of {', '.join(sorted(dangling))}, still in use"
+        for i in _blame(dangling, conflicts, answers):
+            undo(i, why)
 
 
 def _blame(
     names: set[str], conflicts: Sequence[Conflict], answers: list[Resolution | None]
-) -> None:
-    """Undo the resolutions that dropped ``names`` (all of them if none clearly did)."""
+) -> list[int]:
+    """The resolutions that dropped ``names`` (all of them if none clearly did)."""
     pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, sorted(names))) + r")\b")
-    blamed = False
-    for i, answer in enumerate(answers):
-        if answer is None:
-            continue
+    settled = [i for i, answer in enumerate(answers) if answer is not None]
+    blamed = []
+    for i in settled:
+        answer = answers[i]
+        assert answer is not None
         before = pattern.findall("".join([*conflicts[i].ours, *conflicts[i].theirs]))
         after = pattern.findall("".join(answer.lines))
         if set(before) - set(after):
-            answers[i] = None
-            blamed = True
-    if not blamed:
-        answers[:] = [None] * len(answers)
+            blamed.append(i)
+    return blamed or settled
 
 
-def _region(index: int, conflict: Conflict, answer: Resolution | None) -> Region:
+def _region(index: int, conflict: Conflict, answer: Resolution | None,
+            undone: str | None = None) -> Region:
+    """The region's outcome; ``undone`` says why a check turned its resolution back."""
     c = conflict.chunk
     return Region(
         index=index,
@@ -223,7 +237,7 @@ def _region(index: int, conflict: Conflict, answer: Resolution | None) -> Region
         theirs_end=c.theirs_end,
         resolved=answer is not None,
         strategy=answer.strategy if answer is not None else Strategy.CONFLICT,
-        explanation=answer.explanation if answer is not None else UNRESOLVED,
+        explanation=answer.explanation if answer is not None else (undone or UNRESOLVED),
         lines=len(conflict.base) + len(conflict.ours) + len(conflict.theirs),
     )
 
