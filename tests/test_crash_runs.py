@@ -249,8 +249,8 @@ class Chain:
                         server.proc.wait()
                         break
                     assert time.monotonic() < deadline, (
-                        f"{self.repo} life {life} ({point}) neither died nor settled:\n"
-                        + server.tail())
+                        f"{self.repo} life {life} ({point}) neither died nor settled"
+                        f" ({self.unsettled()}):\n" + server.tail())
                     await asyncio.sleep(0.05)
             finally:
                 server.stop()
@@ -265,16 +265,28 @@ class Chain:
 
     def settled(self) -> bool:
         """The queue is drained and each pull request's newest run has pushed."""
-        if not (self.data_dir / DB_FILENAME).exists() or self.query(
-            "SELECT (SELECT COUNT(*) FROM deliveries WHERE status IN ('pending', 'processing'))"
-            " + (SELECT COUNT(*) FROM jobs WHERE status IN ('pending', 'running'))")[0][0]:
-            return False
+        return self.unsettled() is None
+
+    def unsettled(self) -> str | None:
+        """What keeps the chain from being settled (said when a life times out), or None."""
+        if not (self.data_dir / DB_FILENAME).exists():
+            return "no queue database yet"
+        busy = self.query(
+            "SELECT kind, status, COUNT(*) FROM jobs WHERE status IN ('pending', 'running')"
+            " GROUP BY 1, 2")
+        deliveries = self.query(
+            "SELECT COUNT(*) FROM deliveries WHERE status IN ('pending', 'processing')")[0][0]
+        if busy or deliveries:
+            return f"queue not drained: {deliveries} deliveries, jobs {busy}"
         try:
             newest = self.newest_runs()
-        except RunNotFound:  # a bundle being created this moment: its run.json comes next
-            return False
-        return len(newest) == self.prs and all(
-            ctx.outcome is Outcome.APPLIED for ctx in newest.values())
+        except RunNotFound as exc:  # a bundle being created this moment: run.json comes next
+            return f"a bundle without run.json: {exc}"
+        if len(newest) != self.prs:
+            return f"runs for {sorted(newest)} of {self.prs} pull requests"
+        waiting = {n: (c.state.value, str(c.outcome)) for n, c in newest.items()
+                   if c.outcome is not Outcome.APPLIED}
+        return f"newest runs not applied: {waiting}" if waiting else None
 
     def newest_runs(self) -> dict[int, Any]:
         newest: dict[int, Any] = {}
