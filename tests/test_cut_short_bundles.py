@@ -1,5 +1,7 @@
-"""A bundle whose creation a crash cut short: its audit log recorded run.json, but the rename
-that puts run.json in place never happened. Reading commands list it as unreadable without
+"""Bundles a crash cut short where nobody would open them again. One whose creation was cut:
+its audit log recorded run.json, but the rename that puts run.json in place never happened.
+One that had just ended: run.json says done, the signature never came (both seen in the
+SIGKILL test). Reading commands list it as unreadable without
 hiding the others, and the server's reconciliation recovers it once it is old enough not to
 be one another process is still creating (seen in the SIGKILL test, where such a bundle had
 stayed invisible to every later scan)."""
@@ -15,7 +17,7 @@ from typing import Any
 import pytest
 
 from bot.cli import main
-from bot.github.runner import _read_orphan
+from bot.github.runner import _read_orphan, _recovered_state
 from bot.runs.ids import run_created_at
 from bot.runs.state import RunState
 from bot.runs.store import RunNotFound, RunStore
@@ -93,3 +95,23 @@ def test_runs_list_shows_the_broken_bundle_beside_the_others(
 def test_run_ids_tell_their_creation_second() -> None:
     assert run_created_at("20261125T114914Z-hwd7enhiytv7bli37hnx").isoformat() == (
         "2026-11-25T11:49:14+00:00")
+
+
+def test_a_run_that_ended_without_its_signature_is_signed_when_reconciled(
+    store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = store.create(b.context_fields())
+
+    def crash(*args: object) -> None:
+        raise KeyboardInterrupt("power cut")
+
+    with monkeypatch.context() as m:
+        m.setattr("bot.runs.store.RunHandle._sign", crash)
+        with pytest.raises(KeyboardInterrupt), store.open(run_id) as run:
+            run.fail("something went wrong")
+    assert store.read_context(run_id).state is RunState.FAILED
+    report = verify_bundle(store.run_dir(run_id), trusted_key=store.signer.public_key_hex)
+    assert not report.ok and "not signed" in report.problems[0]
+    gh: Any = SimpleNamespace(runs=store)
+    assert _recovered_state(gh, run_id) is RunState.FAILED
+    assert verify_bundle(store.run_dir(run_id), trusted_key=store.signer.public_key_hex).ok

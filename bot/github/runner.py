@@ -331,7 +331,7 @@ async def reconcile_pr(job: Job, unit: UnitOfWork, *, gh: GitHubService, **_: An
         run = await gh.index.get(request.run_id)
         if run is None:
             return
-        state = gh.runs.read_context(run.run_id).state
+        state = await asyncio.to_thread(_recovered_state, gh, run.run_id)
         if state in STOPS:
             latest = await gh.index.latest(request.repository, request.number)
             await publish(gh, client, run.run_id,
@@ -445,6 +445,13 @@ async def _settle_orphans(gh: GitHubService, orphan_age: float) -> None:
             continue
         await gh.index.add(run_id, repository, number, ctx.head.sha, ctx.base.sha)
         log.warning("run.orphan_adopted", run_id=run_id)
+
+
+def _recovered_state(gh: GitHubService, run_id: str) -> RunState:
+    """The run's state once opening it has finished what a crash interrupted (a write, the
+    seal, or the signature of a run that had just ended: nobody else opens a finished run)."""
+    with gh.runs.open(run_id) as run:
+        return run.ctx.state
 
 
 def _read_orphan(gh: GitHubService, run_id: str, cutoff: float) -> RunContext | None:
