@@ -149,16 +149,23 @@ def _approval(signer: Signer, head: str, base: str) -> ApprovalRecord:
     return ApprovalRecord.model_validate(b.approval(signer, head_sha=head, base_sha=base))
 
 
-async def test_push_with_lease_moves_the_branch_only_from_the_expected_commit(
-    make_repo: Callable[..., Path], tmp_path: Path
-) -> None:
+async def _fetched(make_repo: Callable[..., Path], tmp_path: Path) -> tuple[
+        Path, str, RepoCache, str, str, str, str]:
+    """The remote, its URL, a cache that fetched PR 1, its head and base, the tree of the
+    head, and the merge commit the approval gate would push (head, then base, as parents)."""
     _work, bare, url = _remote(make_repo, tmp_path)
     cache = RepoCache(tmp_path / "data")
     pulled = await cache.fetch_pull("octo-org/widgets", url, number=1, base_ref="main", token=TOKEN)
     head, base = pulled.head_sha, pulled.base_sha
-    # The merge commit the approval gate would push: the head, then the base, as parents.
     tree = git(pulled.git_dir, "rev-parse", f"{head}^{{tree}}").strip()
-    commit = git(pulled.git_dir, "commit-tree", tree, "-p", head, "-p", base, "-m", "gwi").strip()
+    merge = git(pulled.git_dir, "commit-tree", tree, "-p", head, "-p", base, "-m", "gwi").strip()
+    return bare, url, cache, head, base, tree, merge
+
+
+async def test_push_with_lease_moves_the_branch_only_from_the_expected_commit(
+    make_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    bare, url, cache, head, base, _tree, commit = await _fetched(make_repo, tmp_path)
     signer = Signer(Ed25519PrivateKey.generate())
     push = {"commit": commit, "branch": "topic", "token": TOKEN,
             "approval": _approval(signer, head, base), "trusted_key": signer.public_key_hex}
@@ -179,13 +186,9 @@ async def test_push_with_lease_moves_the_branch_only_from_the_expected_commit(
 async def test_the_push_primitive_refuses_what_its_approval_does_not_cover(
     make_repo: Callable[..., Path], tmp_path: Path
 ) -> None:
-    _work, bare, url = _remote(make_repo, tmp_path)
-    cache = RepoCache(tmp_path / "data")
-    pulled = await cache.fetch_pull("octo-org/widgets", url, number=1, base_ref="main", token=TOKEN)
-    head, base = pulled.head_sha, pulled.base_sha
-    tree = git(pulled.git_dir, "rev-parse", f"{head}^{{tree}}").strip()
-    merge = git(pulled.git_dir, "commit-tree", tree, "-p", head, "-p", base, "-m", "gwi").strip()
-    other = git(pulled.git_dir, "commit-tree", tree, "-p", head, "-m", "not a merge").strip()
+    bare, url, cache, head, base, tree, merge = await _fetched(make_repo, tmp_path)
+    git_dir = cache_path(tmp_path / "data", "octo-org/widgets")
+    other = git(git_dir, "commit-tree", tree, "-p", head, "-m", "not a merge").strip()
     signer, stranger = Signer(Ed25519PrivateKey.generate()), Signer(Ed25519PrivateKey.generate())
     cases = [
         ({"commit": other, "approval": _approval(signer, head, base)}, "not the merge"),
