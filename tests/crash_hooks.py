@@ -54,7 +54,7 @@ def _temp_of(name: str) -> Callable[[tuple[Any, ...], dict[str, Any], Any], bool
     return lambda args, kwargs, result: str(args[2]).endswith("/" + name)
 
 
-STORE = "bot.runs.store:RunHandle"
+STORE = "bot.runs.handle:RunHandle"
 CLIENT = "bot.github.client:RepoClient"
 
 #: Every point, named for where the server is when it dies: preparing the run, each stage of
@@ -72,7 +72,7 @@ KILL_POINTS: dict[str, KillPoint] = {
     "plan_written": KillPoint(STORE, "transition", "before", _transition_to("planned")),
     "planned": KillPoint(STORE, "transition", "after", _transition_to("planned")),
     "resolving": KillPoint(STORE, "transition", "after", _transition_to("resolving")),
-    "patch_half_written": KillPoint("bot.runs.store", "commit_temp", "before",
+    "patch_half_written": KillPoint("bot.runs.handle", "commit_temp", "before",
                                     _temp_of("patch.diff")),
     "resolved": KillPoint(STORE, "transition", "before", _transition_to("review")),
     "review_written": KillPoint(STORE, "transition", "before",

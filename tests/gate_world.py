@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.runs.state import RunState
 from bot.runs.view import RunView
 from bot.schemas.audit import AuditAction
+from bot.schemas.state import RunState
 from tests.github_harness import Bot, Remote, run_git
 
 BASE = {"requirements.txt": "flask==2.0.0\nrequests==2.0.0\n", "README.md": "hello\n"}

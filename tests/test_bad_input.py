@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from bot.runs.state import Outcome, RunState
 from bot.runs.verify import verify_bundle
+from bot.schemas.state import Outcome, RunState
 from bot.server.app import STORE
 from tests.conftest import signed_headers
 from tests.github_harness import Bot, run_git

@@ -36,10 +36,11 @@ import aiohttp
 import pytest
 
 from bot.engine.queue import DB_FILENAME
-from bot.runs.state import Outcome, RunState
-from bot.runs.store import RunNotFound, RunStore
+from bot.runs.bundle import RunNotFound
+from bot.runs.store import RunStore
 from bot.runs.verify import verify_bundle
 from bot.schemas.audit import AuditAction
+from bot.schemas.state import Outcome, RunState
 from tests.conftest import GITHUB_INSTALLATION_ID, app_env, signed_headers
 from tests.crash_hooks import KILL_POINTS
 from tests.github_harness import Remote, run_git

@@ -18,10 +18,11 @@ import pytest
 
 from bot.cli import main
 from bot.github.runner import _read_orphan, _recovered_state
+from bot.runs.bundle import RunNotFound
 from bot.runs.ids import run_created_at
-from bot.runs.state import RunState
-from bot.runs.store import RunNotFound, RunStore
+from bot.runs.store import RunStore
 from bot.runs.verify import verify_bundle
+from bot.schemas.state import RunState
 from tests import builders as b
 
 
@@ -38,7 +39,7 @@ def cut_short(store: RunStore, monkeypatch: pytest.MonkeyPatch) -> str:
         raise KeyboardInterrupt("power cut")
 
     with monkeypatch.context() as m:
-        m.setattr("bot.runs.store.commit_temp", crash)
+        m.setattr("bot.runs.handle.commit_temp", crash)
         with pytest.raises(KeyboardInterrupt):
             store.create(b.context_fields())
     [run_id] = set(store.list_ids()) - before

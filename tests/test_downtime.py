@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from bot.engine.worker import WorkerConfig
-from bot.runs.state import Outcome
+from bot.schemas.state import Outcome
 from bot.server.app import STORE, WORKERS, create_app
 from bot.settings import load_settings
 from tests.conftest import WEBHOOK_SECRET, signed_headers

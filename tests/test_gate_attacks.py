@@ -15,10 +15,10 @@ import pytest
 
 from bot.github import gate
 from bot.runs.audit import build_line
-from bot.runs.state import Outcome, RunState
 from bot.runs.view import RunView
 from bot.schemas.audit import AuditAction
 from bot.schemas.common import sha256_hex
+from bot.schemas.state import Outcome, RunState
 from tests.conftest import signed_headers
 from tests.gate_world import (
     BASE,

@@ -24,11 +24,11 @@ from bot.github.gate import APPLY_JOB, ApplyRequest
 from bot.github.runner import pr_key
 from bot.runs.audit import build_line
 from bot.runs.signing import Signer
-from bot.runs.state import Outcome, RunState
 from bot.runs.view import RunView
 from bot.schemas.approval import ApproverKind
 from bot.schemas.audit import AuditAction
 from bot.schemas.common import sha256_hex, utcnow
+from bot.schemas.state import Outcome, RunState
 from bot.server.app import STORE, WORKERS
 from tests.conftest import GITHUB_INSTALLATION_ID, GITHUB_REPO, PROJECT_ROOT
 from tests.gate_world import (
@@ -89,7 +89,7 @@ GATED_NAMES = {
     "_push_with_lease": {"bot/github/git.py", "bot/github/gate.py"},
     "_update_ref": {"bot/github/client.py"},
     "PUSH_PERMISSIONS": {"bot/github/capabilities.py", "bot/github/gate.py"},
-    "update_ref_cas": {"bot/git.py", "bot/engine/local.py"},  # local runs, never GitHub
+    "update_ref_cas": {"bot/repo/plumbing.py", "bot/engine/local.py"},  # local runs, never GitHub
     "mint_once": {"bot/github/auth.py", "bot/github/gate.py"},  # an uncached token
 }
 

@@ -18,10 +18,10 @@ from bot.engine.queue import RetryPolicy
 from bot.github import gate
 from bot.github.gate import _push_url
 from bot.github.models import PullRequest
-from bot.runs.state import Outcome, RunState
 from bot.runs.view import RunView
 from bot.schemas.audit import AuditAction
 from bot.schemas.run import CapabilityMode
+from bot.schemas.state import Outcome, RunState
 from bot.server.app import STORE
 from tests.conftest import GIT_ENV
 from tests.gate_world import (

@@ -7,8 +7,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from bot.runs.state import Outcome, RunState
 from bot.runs.verify import verify_bundle
+from bot.schemas.state import Outcome, RunState
 from tests.fake_llm import json_text
 
 BASE = {"settings.py": "import os\n\nLIMIT = 10\nNAME = 'app'\n", "README.md": "hello\n"}

@@ -15,8 +15,8 @@ from typing import Any
 
 from bot.engine.queue import RetryPolicy as JobRetry
 from bot.github.transport import RetryPolicy
-from bot.runs.state import Outcome, RunState
 from bot.runs.verify import verify_bundle
+from bot.schemas.state import Outcome, RunState
 from bot.server.app import STORE
 
 BASE = {"requirements.txt": "requests==2.0.0\nflask==1.0.0\n", "README.md": "hello\n"}

@@ -26,10 +26,11 @@ from bot.agents.llm import (
 from bot.agents.llm_anthropic import build_request as anthropic_request
 from bot.agents.llm_openai import build_request as openai_request
 from bot.agents.llm_openai import reply_from_completion
-from bot.runs.state import RunState
-from bot.runs.store import RunStore, SchemaRejected
+from bot.runs.bundle import SchemaRejected
+from bot.runs.store import RunStore
 from bot.schemas.audit import AuditAction
 from bot.schemas.run import Actor, ActorType, Provider
+from bot.schemas.state import RunState
 from bot.schemas.triage import AdjustmentReason, LlmAdjustment
 from bot.settings import JsonMode, LlmSettings
 from tests import builders as b

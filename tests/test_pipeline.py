@@ -17,13 +17,13 @@ from bot.engine.approval import ApprovalRefused
 from bot.engine.local import approve_local, start_local_run
 from bot.engine.pipeline import Engine
 from bot.errors import GwiError
-from bot.runs.state import Outcome, RunState
 from bot.runs.store import RunStore
 from bot.runs.verify import verify_bundle
 from bot.schemas.approval import ApprovalRecord
 from bot.schemas.audit import AuditAction
 from bot.schemas.resolve import ResolveResult
 from bot.schemas.review import ReviewResult
+from bot.schemas.state import Outcome, RunState
 from tests.conftest import commit_files, git
 
 OFFLINE = {"provider": "offline"}
@@ -214,10 +214,10 @@ def test_kill_9_at_random_moments_never_tears_a_run(
 APPLY_KILL_POINTS = [
     ("bot.runs.store.RunHandle.write_artifact", "before"),  # approval.json not yet written
     ("bot.runs.store.RunHandle.write_artifact", "after"),  # written, not yet recorded
-    ("bot.git.commit_tree", "before"),
-    ("bot.git.commit_tree", "after"),  # a commit object exists, not yet in the audit log
-    ("bot.git.update_ref_cas", "before"),
-    ("bot.git.update_ref_cas", "after"),  # the branch moved, not yet recorded
+    ("bot.repo.plumbing.commit_tree", "before"),
+    ("bot.repo.plumbing.commit_tree", "after"),  # a commit object exists, not yet in the audit log
+    ("bot.repo.plumbing.update_ref_cas", "before"),
+    ("bot.repo.plumbing.update_ref_cas", "after"),  # the branch moved, not yet recorded
     ("bot.runs.store.RunHandle.transition", "before"),
 ]
 

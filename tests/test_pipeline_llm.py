@@ -16,12 +16,12 @@ from bot.engine.approval import ApprovalRefused
 from bot.engine.local import apply_local, approve_local, start_local_run
 from bot.engine.pipeline import Engine
 from bot.errors import GwiError
-from bot.runs.state import Outcome, RunState
 from bot.runs.store import RunStore
 from bot.runs.verify import verify_bundle
 from bot.runs.view import RunView
 from bot.schemas.audit import AuditAction
 from bot.schemas.common import sha256_hex
+from bot.schemas.state import Outcome, RunState
 from tests.conftest import commit_files, git
 from tests.fake_llm import Delay, Status, Text, json_text
 
@@ -288,7 +288,7 @@ def test_an_apply_cut_short_after_the_commit_resumes_without_a_second_commit(
     def crash(*args: object, **kwargs: object) -> bool:
         raise KeyboardInterrupt("power cut")
 
-    monkeypatch.setattr("bot.git.update_ref_cas", crash)
+    monkeypatch.setattr("bot.repo.plumbing.update_ref_cas", crash)
     with pytest.raises(KeyboardInterrupt):
         apply_local(store, run_id, "maintainer")
     monkeypatch.undo()

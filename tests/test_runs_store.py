@@ -14,14 +14,15 @@ from pathlib import Path
 import pytest
 
 from bot.errors import GwiError
+from bot.runs.bundle import RunDamaged, RunFinished, SchemaRejected
 from bot.runs.ids import UnsafeName, check_artifact_name, check_run_id
-from bot.runs.state import InvalidTransition, Outcome, RunState
-from bot.runs.store import RunDamaged, RunFinished, RunStore, SchemaRejected
+from bot.runs.store import RunStore
 from bot.runs.verify import verify_bundle
 from bot.schemas.audit import AuditAction
 from bot.schemas.common import sha256_hex
 from bot.schemas.review import ReviewResult
 from bot.schemas.run import Actor, ActorType
+from bot.schemas.state import InvalidTransition, Outcome, RunState
 from tests import builders as b
 
 AGENT = Actor(type=ActorType.AGENT, id="reviewer")
@@ -172,7 +173,7 @@ def test_a_crash_between_audit_event_and_rename_is_completed(
     def crash(*args: object) -> None:
         raise KeyboardInterrupt("power cut")
 
-    monkeypatch.setattr("bot.runs.store.commit_temp", crash)
+    monkeypatch.setattr("bot.runs.handle.commit_temp", crash)
     with pytest.raises(KeyboardInterrupt), store.open(run_id) as run:
         run.write_artifact("plan.md", "new plan\n")
     monkeypatch.undo()

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from bot.runs.state import Outcome, RunState
 from bot.runs.store import RunStore
 from bot.runs.verify import verify_bundle
 from bot.schemas.review import ReviewResult
+from bot.schemas.state import Outcome, RunState
 from tests import builders as b
 
 

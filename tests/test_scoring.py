@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.schemas import routing
 from bot.schemas.triage import (
     ChangeFeatures,
     ChangeStatus,
@@ -19,11 +20,10 @@ from bot.schemas.triage import (
     LlmAdjustment,
     MergeFeatures,
 )
-from bot.scoring import routing
 from bot.scoring.features import summarise
 from bot.scoring.paths import PATH_RULES, classify
 from bot.scoring.rubric import RULES, score
-from bot.scoring.triage import triage_result
+from bot.scoring.scorer import triage_result
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "complexity-rubric.md"
 NO_MERGE = MergeFeatures(conflicted_files=0, conflict_regions=0, conflict_lines=0,

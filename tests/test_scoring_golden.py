@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from bot.cli import main
-from bot.engine.analysis import analyse
-from bot.scoring.triage import extract_features, triage_result
+from bot.repo.analysis import analyse
+from bot.scoring.scorer import extract_features, triage_result
 from tests.conftest import FIXTURES, commit_files, git
 
 GOLDEN_DIR = FIXTURES / "scoring"

@@ -23,7 +23,7 @@ from typing import Any
 
 from bot.engine.queue import DB_FILENAME
 from bot.logs import configure_logging
-from bot.runs.state import Outcome, RunState
+from bot.schemas.state import Outcome, RunState
 from tests.conftest import WEBHOOK_SECRET, app_key_pem
 from tests.fake_llm import FAKE_LLM_KEY, Status, json_text
 

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from bot.runs.state import (
+from bot.schemas.state import (
     TERMINAL,
     TRANSITIONS,
     InvalidTransition,

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from bot.runs.state import Outcome
+from bot.schemas.state import Outcome
 from bot.server.app import STORE
 
 PRS = 20

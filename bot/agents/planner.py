@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bot.engine.analysis import ConflictKind, FileConflict, MergeAnalysis
+from bot.repo.analysis import ConflictKind, FileConflict, MergeAnalysis
 from bot.schemas.plan import FilePlan, PlannedAction, PlanResult, Risk
+from bot.schemas.routing import Route
 from bot.schemas.triage import ChangeFeatures, FileKind, TriageResult
 from bot.scoring.paths import classify
-from bot.scoring.routing import Route
 
 LARGE_CONFLICT_LINES = 200
 

@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bot import git
-from bot.engine.analysis import LABELS, ConflictKind, FileConflict, MergeAnalysis
 from bot.merge.checks import has_conflict_markers, lost_added_lines, parses
 from bot.merge.lines import split_lines
+from bot.repo import plumbing as git
+from bot.repo.analysis import LABELS, ConflictKind, FileConflict, MergeAnalysis
 from bot.schemas.agents import FileProposal
 from bot.schemas.common import sha256_hex
 from bot.schemas.resolve import FileResolution, FileStatus, ResolveResult, ResolverKind

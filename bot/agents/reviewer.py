@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.agents.secrets import find_secrets
-from bot.engine.analysis import Sides
 from bot.merge.checks import has_conflict_markers, lost_added_lines, parses
+from bot.repo.analysis import Sides
 from bot.schemas.resolve import FileStatus, ResolveResult
 from bot.schemas.review import Check, Finding, ReviewResult, Severity, Verdict
 from bot.schemas.triage import FileKind

@@ -13,11 +13,11 @@ from pathlib import Path
 from bot.engine.local import apply_local, approve_local, start_local_run
 from bot.engine.pipeline import Engine
 from bot.errors import GwiError
-from bot.runs.state import RunState
 from bot.runs.store import RunStore
 from bot.runs.verify import verify_bundle
 from bot.runs.view import RunView
 from bot.schemas.run import AgentConfig, Provider
+from bot.schemas.state import RunState
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 DEMO_IDENTITY = {

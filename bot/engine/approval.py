@@ -8,13 +8,13 @@ from datetime import datetime
 from typing import Any
 
 from bot.errors import GwiError
+from bot.runs.handle import RunHandle
 from bot.runs.signing import Signer, verify_signature
-from bot.runs.state import RunState
-from bot.runs.store import RunHandle
 from bot.schemas.approval import APPROVAL_SCOPE, ApprovalRecord, signed_bytes_of
 from bot.schemas.common import format_patch_hash, parse_patch_hash, sha256_hex
 from bot.schemas.resolve import ResolveResult
 from bot.schemas.review import ReviewResult, Verdict
+from bot.schemas.state import RunState
 
 
 class ApprovalRefused(GwiError):

@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot import git
 from bot.engine.approval import (
     ApprovalRefused,
     approval_fields,
@@ -21,12 +20,14 @@ from bot.engine.approval import (
     verify_approval,
 )
 from bot.engine.pipeline import workspace
-from bot.runs.state import Outcome, RunState
-from bot.runs.store import RunHandle, RunStore
+from bot.repo import plumbing as git
+from bot.runs.handle import RunHandle
+from bot.runs.store import RunStore
 from bot.schemas.approval import ApprovalRecord, ApproverKind
 from bot.schemas.audit import AuditAction
 from bot.schemas.common import format_patch_hash, utcnow
 from bot.schemas.run import Actor, ActorType, AgentConfig
+from bot.schemas.state import Outcome, RunState
 
 # A commit needs an author; when the user has none configured, gwi signs as itself.
 FALLBACK_IDENTITY = {

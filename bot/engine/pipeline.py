@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from bot import git
 from bot.agents.planner import IGNORED, make_plan
 from bot.agents.resolver import (
     apply_proposal,
@@ -25,11 +24,13 @@ from bot.agents.resolver import (
 )
 from bot.agents.reviewer import CleanFile, ReviewedFile, ReviewLimits, review
 from bot.agents.triage import adjustment_request
-from bot.engine.analysis import MergeAnalysis, analyse
 from bot.errors import GwiError
 from bot.merge.checks import language
-from bot.runs.state import TERMINAL, Outcome, RunState
-from bot.runs.store import RunHandle, RunStore, SchemaRejected
+from bot.repo import plumbing as git
+from bot.repo.analysis import MergeAnalysis, analyse
+from bot.runs.bundle import SchemaRejected
+from bot.runs.handle import RunHandle
+from bot.runs.store import RunStore
 from bot.schemas.agents import FileProposal
 from bot.schemas.audit import AuditAction
 from bot.schemas.base import Schema
@@ -38,9 +39,10 @@ from bot.schemas.plan import PlannedAction, PlanResult
 from bot.schemas.resolve import FileStatus, ResolveResult
 from bot.schemas.review import Severity, Verdict
 from bot.schemas.run import Actor, ActorType, CapabilityMode, RunContext
+from bot.schemas.state import TERMINAL, Outcome, RunState
 from bot.schemas.triage import LlmAdjustment, TriageResult
 from bot.scoring.rubric import score
-from bot.scoring.triage import extract_features, triage_result
+from bot.scoring.scorer import extract_features, triage_result
 
 if TYPE_CHECKING:
     from bot.agents.llm import LlmClient

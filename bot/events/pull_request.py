@@ -11,7 +11,7 @@ from bot import logs
 from bot.engine.queue import UnitOfWork
 from bot.github.models_events import PullRequestEvent
 from bot.github.runner import ABORT_JOB, AbortRequest, RunRequest, enqueue_run
-from bot.runs.state import Outcome
+from bot.schemas.state import Outcome
 
 router = routing.Router()
 log = logs.get_logger("gwi.events.pull_request")

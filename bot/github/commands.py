@@ -29,9 +29,9 @@ from bot.github.runner import (
     load_config,
 )
 from bot.github.service import GitHubService
-from bot.runs.state import Outcome as RunOutcome
 from bot.runs.view import RunView
 from bot.schemas.audit import AuditAction
+from bot.schemas.state import Outcome as RunOutcome
 
 log = logs.get_logger("gwi.commands")
 COMMAND_JOB = "pr.command"

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from bot import git, logs
+from bot import logs
 from bot.engine.approval import (
     ApprovalRefused,
     approval_fields,
@@ -40,12 +40,14 @@ from bot.github.render import COMMENT_MARKER
 from bot.github.repo_config import RepoConfig, RepoConfigError, Role, role_meets, role_of
 from bot.github.runner import RunRequest, enqueue_run, load_config, pr_key, publish
 from bot.github.service import GitHubService
-from bot.runs.state import Outcome, RunState
-from bot.runs.store import RunDamaged, RunHandle
+from bot.repo import plumbing as git
+from bot.runs.bundle import RunDamaged
+from bot.runs.handle import RunHandle
 from bot.schemas.approval import ApprovalRecord, ApproverKind
 from bot.schemas.audit import AuditAction
 from bot.schemas.common import format_patch_hash, sha256_hex, utcnow
 from bot.schemas.run import Actor, ActorType, CapabilityMode
+from bot.schemas.state import Outcome, RunState
 
 log = logs.get_logger("gwi.gate")
 APPLY_JOB = "pr.apply"

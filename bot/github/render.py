@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.github.models import CheckConclusion, CheckOutput, CheckStatus
-from bot.runs.state import Outcome, RunState
 from bot.runs.view import RunView
 from bot.schemas.review import Severity
+from bot.schemas.state import Outcome, RunState
 
 CHECK_NAME = "gwi"
 #: The hidden marker that finds gwi's one living comment on a pull request.

@@ -26,11 +26,11 @@ from bot.github.repo_config import (
     parse_repo_config,
 )
 from bot.github.service import GitHubService
-from bot.runs.ids import RUN_ID_RE, run_created_at
-from bot.runs.state import TERMINAL, Outcome, RunState
-from bot.runs.store import RunFinished, RunNotFound
+from bot.runs.bundle import RunFinished, RunNotFound
+from bot.runs.ids import run_created_at
 from bot.runs.view import RunView
-from bot.schemas.run import Actor, ActorType, CapabilityMode, RunContext, RunOptions
+from bot.schemas.run import RUN_ID_RE, Actor, ActorType, CapabilityMode, RunContext, RunOptions
+from bot.schemas.state import TERMINAL, Outcome, RunState
 
 log = logs.get_logger("gwi.runner")
 GITHUB = Actor(type=ActorType.SYSTEM, id="github")

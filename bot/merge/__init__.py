@@ -18,7 +18,7 @@ __all__ = [
     "merge_texts",
 ]
 
-# The command line imports bot.merge.cli (and so this package) on every `gwi` start, and git
+# The command line imports bot.cli.merge_commands (and so this package) on every `gwi` start, and git
 # starts `gwi merge-driver` once per conflicted file: the engine loads on first use only.
 _HOMES = {
     "DEFAULT_LABELS": "bot.merge.engine",

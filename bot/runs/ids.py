@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import base64
-import re
 import secrets
 from datetime import UTC, datetime
 
 from bot.errors import GwiError
-
-# A sortable UTC stamp (so `ls` lists runs in order) and 100 random bits (so ids cannot be
-# guessed). Only [0-9a-zT Z-] ever reaches the file system.
-RUN_ID_RE = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[a-z2-7]{20}$")
+from bot.schemas.run import RUN_ID_RE
 
 JSON_ARTIFACTS: tuple[str, ...] = (
     "run.json",

@@ -17,16 +17,16 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from bot.runs.audit import ChainError, parse_chain
+from bot.runs.bundle import audit_signature_message, last_recorded_hashes
 from bot.runs.ids import ARTIFACT_NAMES, AUDIT_LOG, check_run_id
 from bot.runs.signing import verify_signature
-from bot.runs.state import TERMINAL, RunState
-from bot.runs.store import audit_signature_message, last_recorded_hashes
 from bot.schemas import ARTIFACT_SCHEMAS
 from bot.schemas.approval import ApprovalRecord
 from bot.schemas.audit import AuditAction, AuditEvent
 from bot.schemas.base import Schema
 from bot.schemas.common import sha256_hex
 from bot.schemas.run import RunContext
+from bot.schemas.state import TERMINAL, RunState
 
 
 @dataclass

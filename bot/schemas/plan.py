@@ -10,8 +10,8 @@ from pydantic import Field, model_validator
 
 from bot.schemas.base import Schema
 from bot.schemas.common import Count, RepoPath, Text
+from bot.schemas.routing import Route
 from bot.schemas.run import RunId
-from bot.scoring.routing import Route
 
 
 class PlannedAction(enum.StrEnum):

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import enum
+import re
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from bot.runs.ids import RUN_ID_RE
-from bot.runs.state import TRANSITIONS, Outcome, RunState, check_outcome
 from bot.schemas.base import Schema
 from bot.schemas.common import Count, GitSha, Name, Text, UtcDatetime
+from bot.schemas.state import TRANSITIONS, Outcome, RunState, check_outcome
 
+# A sortable UTC stamp (so `ls` lists runs in order) and 100 random bits (so ids cannot be
+# guessed). Only [0-9a-zT Z-] ever reaches the file system.
+RUN_ID_RE = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[a-z2-7]{20}$")
 RunId = Annotated[str, StringConstraints(pattern=RUN_ID_RE.pattern)]
 RUN_SCHEMA_VERSION = 1
 

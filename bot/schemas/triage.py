@@ -11,8 +11,8 @@ from pydantic import Field, model_validator
 
 from bot.schemas.base import Schema
 from bot.schemas.common import Count, Name, RepoPath, Text
+from bot.schemas.routing import Route, route_for
 from bot.schemas.run import RunId
-from bot.scoring.routing import Route, route_for
 
 
 class FileKind(enum.StrEnum):

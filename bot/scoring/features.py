@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from bot import git
+from bot.repo import plumbing as git
 from bot.schemas.triage import ChangeFeatures, ChangeStatus, FileChange, FileKind, MergeFeatures
 from bot.scoring.paths import classify
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.schemas.routing import route_for
 from bot.schemas.triage import ChangeFeatures, LlmAdjustment, TriageResult, clamp_score
 from bot.scoring.features import file_changes, summarise
-from bot.scoring.routing import route_for
 from bot.scoring.rubric import score
 
 if TYPE_CHECKING:
-    from bot.engine.analysis import MergeAnalysis
+    from bot.repo.analysis import MergeAnalysis
 
 
 def extract_features(repo: Path, analysis: MergeAnalysis) -> ChangeFeatures:

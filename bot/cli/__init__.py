@@ -14,11 +14,11 @@ from bot.errors import GwiError
 # ``func`` (taking the parsed namespace, returning an exit code) on each. Modules keep
 # heavy imports inside their command functions: git calls `gwi merge-driver` once per file.
 COMMAND_MODULES: tuple[str, ...] = (
-    "bot.runs.cli",
-    "bot.scoring.cli",
-    "bot.merge.cli",
-    "bot.engine.cli",
-    "bot.server.cli",
+    "bot.cli.runs_commands",
+    "bot.cli.triage_commands",
+    "bot.cli.merge_commands",
+    "bot.cli.local_commands",
+    "bot.cli.serve_commands",
 )
 
 

@@ -11,8 +11,8 @@ import enum
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot import git
 from bot.merge import MergeResult, merge_bytes
+from bot.repo import plumbing as git
 from bot.schemas.triage import MergeFeatures
 
 REGULAR_MODES = frozenset({"100644", "100755"})

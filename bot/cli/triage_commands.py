@@ -18,9 +18,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_triage(args: argparse.Namespace) -> int:
-    from bot import git
-    from bot.engine.analysis import analyse
-    from bot.scoring.triage import extract_features, triage_result
+    from bot.repo import plumbing as git
+    from bot.repo.analysis import analyse
+    from bot.scoring.scorer import extract_features, triage_result
 
     repo = git.check_repository(args.repo)
     head = git.resolve_commit(repo, args.head)
