@@ -1,4 +1,5 @@
-"""The one error type the command line turns into a clear message instead of a traceback."""
+"""The error types every layer shares: the one the command line turns into a clear message, and
+the failure of a git command (local or against GitHub)."""
 
 
 class GwiError(Exception):
@@ -11,3 +12,7 @@ class GwiError(Exception):
     def __init__(self, message: str, *, exit_code: int = 2) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class GitError(GwiError):
+    """A git command failed; the message carries git's own explanation."""

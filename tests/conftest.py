@@ -6,29 +6,19 @@ import functools
 import hashlib
 import hmac
 import json
-import os
-import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support import GIT_ENV, commit_files, git
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED = PROJECT_ROOT.parent / "shared"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 # Tests never read the developer's git configuration, and commits are reproducible.
-GIT_ENV = {
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_AUTHOR_NAME": "Test Author",
-    "GIT_AUTHOR_EMAIL": "author@example.com",
-    "GIT_COMMITTER_NAME": "Test Committer",
-    "GIT_COMMITTER_EMAIL": "committer@example.com",
-    "GIT_AUTHOR_DATE": "2024-01-01T00:00:00+00:00",
-    "GIT_COMMITTER_DATE": "2024-01-01T00:00:00+00:00",
-}
 
 
 @pytest.fixture(autouse=True)
@@ -43,32 +33,12 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Temp
         monkeypatch.delenv(key, raising=False)
 
 
-def git(repo: Path, *args: str, input: bytes | None = None) -> str:
-    """Run git in ``repo`` and return its stdout; a failure raises with git's stderr."""
-    proc = subprocess.run(
-        ["git", "-C", str(repo), *args],
-        input=input,
-        capture_output=True,
-        env={**os.environ, **GIT_ENV},
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr.decode(errors='replace')}")
-    return proc.stdout.decode()
+@pytest.fixture
+def store(tmp_path: Path) -> Any:
+    """A run store in the test's own folder, with its own signing key."""
+    from bot.runs.store import RunStore
 
-
-def commit_files(repo: Path, files: dict[str, str | bytes | None], message: str) -> str:
-    """Write (or, for None, delete) files in the work tree, commit them, return the new SHA."""
-    for rel, content in files.items():
-        target = repo / rel
-        if content is None:
-            git(repo, "rm", "-q", "--", rel)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(content.encode() if isinstance(content, str) else content)
-        git(repo, "add", "--", rel)
-    git(repo, "commit", "-q", "--allow-empty", "-m", message)
-    return git(repo, "rev-parse", "HEAD").strip()
+    return RunStore(tmp_path / "data", tmp_path / "key.pem")
 
 
 @pytest.fixture
@@ -157,12 +127,11 @@ async def fake_github(aiohttp_server: Any, github_app_key: str) -> AsyncIterator
 
 @pytest.fixture
 def github_settings(fake_github: Any, github_app_key: str) -> Any:
-    from bot.github.settings import GitHubSettings
+    from bot.settings import GitHubSettings
 
     return GitHubSettings(
         app_id=GITHUB_APP_ID,
         private_key=github_app_key,
-        webhook_secret="test-webhook-secret",
         api_url=fake_github.base_url,
     )
 
@@ -181,13 +150,13 @@ async def github_app(github_settings: Any, github_sleeps: list[float]) -> AsyncI
     import aiohttp
 
     from bot.github.client import GitHubApp
-    from bot.github.transport import RetryPolicy
+    from bot.github.transport import HttpRetry
 
     async def sleep(seconds: float) -> None:
         github_sleeps.append(seconds)
         await asyncio.sleep(0)
 
-    policy = RetryPolicy(
+    policy = HttpRetry(
         max_attempts=4,
         base_delay=0.5,
         max_delay=4.0,
@@ -325,11 +294,11 @@ async def make_bot(
 ) -> Callable[..., Any]:
     """``await make_bot(files, llm=None, job_retry=None, workers=2, app_options=None,
     **settings)``: the App serving on a test client, a bare remote holding ``files`` on main,
-    and the fake GitHub pointed at it. ``job_retry`` (a `RetryPolicy`) lets a test retry
+    and the fake GitHub pointed at it. ``job_retry`` (a `HttpRetry`) lets a test retry
     failed jobs without waiting seconds; ``workers`` job workers serve tests that run many
     pull requests at once; ``app_options`` go to `create_app` as they are (``github_options``:
     the GitHub client's retry policy and sleep; ``reconcile_interval``)."""
-    from bot.engine.worker import WorkerConfig
+    from bot.queue.workers import WorkerConfig
     from bot.runs.store import RunStore
     from bot.server.app import create_app
     from bot.settings import load_settings
@@ -346,7 +315,8 @@ async def make_bot(
             values["llm"] = llm
         settings = load_settings(values)
         retry = {"job_retry": job_retry} if job_retry is not None else {}
-        app = create_app(settings, github=github_settings, worker_config=WorkerConfig(
+        settings = settings.model_copy(update={"github": github_settings})
+        app = create_app(settings, worker_config=WorkerConfig(
             delivery_workers=2, job_workers=workers, lease_seconds=30, poll_interval=0.05),
             **retry, **(app_options or {}))
         client = await aiohttp_client(app)

@@ -62,10 +62,11 @@ CLIENT = "bot.github.client:RepoClient"
 #: report to GitHub, the approval, and each step of the push.
 KILL_POINTS: dict[str, KillPoint] = {
     # git itself dies holding its ref locks: see `_arm_git_hook`
-    "fetching": KillPoint("bot.github.git:RepoCache", "_run", "before", lambda a, k, r: False),
-    "fetched": KillPoint("bot.github.git:RepoCache", "fetch_pull", "after"),
+    "fetching": KillPoint("bot.github.repo_cache:RepoCache", "run_git", "before",
+                          lambda a, k, r: False),
+    "fetched": KillPoint("bot.github.repo_cache:RepoCache", "fetch_pull", "after"),
     "bundle_created": KillPoint("bot.runs.store:RunStore", "create", "after"),
-    "indexed": KillPoint("bot.engine.index:RunIndex", "add", "after"),
+    "indexed": KillPoint("bot.queue.pr_index:SqliteRunIndex", "add", "after"),
     "check_run_created": KillPoint(CLIENT, "create_check_run", "after"),
     "triage_written": KillPoint(STORE, "transition", "before", _transition_to("triaged")),
     "triaged": KillPoint(STORE, "transition", "after", _transition_to("triaged")),
@@ -87,9 +88,9 @@ KILL_POINTS: dict[str, KillPoint] = {
     "approval_recorded": KillPoint(STORE, "write_artifact", "after", _artifact("approval.json")),
     "approval_reply_posted": KillPoint(CLIENT, "create_comment", "after", _body_has("Approved")),
     "applying": KillPoint(STORE, "transition", "after", _transition_to("applying")),
-    "commit_made": KillPoint("bot.github.gate", "_make_commit", "after"),
-    "before_push": KillPoint("bot.github.gate", "_push_with_lease", "before"),
-    "pushed": KillPoint("bot.github.gate", "_push_with_lease", "after"),
+    "commit_made": KillPoint("bot.github.handle_push", "_make_commit", "after"),
+    "before_push": KillPoint("bot.github.handle_push", "_push_with_lease", "before"),
+    "pushed": KillPoint("bot.github.handle_push", "_push_with_lease", "after"),
     "done_recorded": KillPoint(STORE, "transition", "after", _transition_to("done")),
     "check_success": KillPoint(CLIENT, "update_check_run", "after", _conclusion("success")),
 }
@@ -160,9 +161,9 @@ fi
 def _arm_git_hook() -> None:
     from pathlib import Path
 
-    from bot.github.git import RepoCache
+    from bot.github.repo_cache import RepoCache
 
-    original = RepoCache._run
+    original = RepoCache.run_git
 
     async def run(self: Any, args: Any, git_dir: Any, **kwargs: Any) -> Any:
         if git_dir is not None and "fetch" in args:
@@ -172,7 +173,7 @@ def _arm_git_hook() -> None:
             hook.chmod(0o755)
         return await original(self, args, git_dir, **kwargs)
 
-    RepoCache._run = run  # type: ignore[method-assign]
+    RepoCache.run_git = run  # type: ignore[method-assign]
 
 
 def _disarm_git_hooks() -> None:

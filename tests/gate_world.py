@@ -13,7 +13,8 @@ from typing import Any
 from bot.runs.view import RunView
 from bot.schemas.audit import AuditAction
 from bot.schemas.state import RunState
-from tests.github_harness import Bot, Remote, run_git
+from tests.github_harness import Bot, Remote
+from tests.support import git
 
 BASE = {"requirements.txt": "flask==2.0.0\nrequests==2.0.0\n", "README.md": "hello\n"}
 PR = 7
@@ -48,7 +49,7 @@ def make_conflict(remote: Remote) -> None:
                   "feature: requests 2.1", new_branch=True)
     remote.commit("main", {"requirements.txt": "flask==2.0.0\nrequests==2.2.0\n"},
                   "main: requests 2.2")
-    run_git(remote.bare, "config", "core.logAllRefUpdates", "always")
+    git(remote.bare, "config", "core.logAllRefUpdates", "always")
 
 
 def introduce(bot: Bot, config: str | None) -> None:
@@ -121,7 +122,7 @@ def refusal_codes(bot: Bot, run_id: str) -> list[str]:
 
 def pushes(bot: Bot, branch: str = BRANCH) -> int:
     """How many times the remote's branch moved since `seed` turned its reflog on."""
-    out = run_git(bot.remote.bare, "reflog", "show", "--format=%H", f"refs/heads/{branch}")
+    out = git(bot.remote.bare, "reflog", "show", "--format=%H", f"refs/heads/{branch}").strip()
     return len(out.splitlines()) if out else 0
 
 

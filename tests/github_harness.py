@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
-import subprocess
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,18 +17,11 @@ from aiohttp.test_utils import TestClient
 from bot.runs.store import RunStore
 from bot.runs.view import RunView
 from bot.server.app import STORE
-from tests.conftest import GIT_ENV, GITHUB_INSTALLATION_ID, GITHUB_REPO, signed_headers
+from tests.conftest import GITHUB_INSTALLATION_ID, GITHUB_REPO, signed_headers
+from tests.support import git
 
 _ids = itertools.count(1000)
 DONE_STATES = frozenset({"done", "failed", "cancelled"})
-
-
-def run_git(repo: Path, *args: str, input: bytes | None = None) -> str:
-    proc = subprocess.run(["git", "-C", str(repo), *args], input=input, capture_output=True,
-                          env={**os.environ, **GIT_ENV}, check=False)
-    if proc.returncode != 0:
-        raise AssertionError(f"git {' '.join(args)}: {proc.stderr.decode(errors='replace')}")
-    return proc.stdout.decode().strip()
 
 
 @dataclass
@@ -44,8 +35,8 @@ class Remote:
     def create(cls, root: Path, files: dict[str, str]) -> Remote:
         bare, work = root / "remote.git", root / "work"
         root.mkdir(parents=True, exist_ok=True)
-        run_git(root, "init", "-q", "--bare", "-b", "main", str(bare))
-        run_git(root, "init", "-q", "-b", "main", str(work))
+        git(root, "init", "-q", "--bare", "-b", "main", str(bare))
+        git(root, "init", "-q", "-b", "main", str(work))
         remote = cls(bare, work)
         remote.commit("main", dict(files), "initial", initial=True)
         return remote
@@ -55,30 +46,30 @@ class Remote:
         if initial:
             pass  # the unborn main branch of a new repository
         elif new_branch:
-            run_git(self.work, "checkout", "-q", "-b", branch, start)
+            git(self.work, "checkout", "-q", "-b", branch, start)
         else:
-            run_git(self.work, "checkout", "-q", branch)
+            git(self.work, "checkout", "-q", branch)
         for rel, content in files.items():
             path = self.work / rel
             if content is None:
-                run_git(self.work, "rm", "-q", "--", rel)
+                git(self.work, "rm", "-q", "--", rel)
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(content)
-            run_git(self.work, "add", "--", rel)
-        run_git(self.work, "commit", "-q", "--allow-empty", "-m", message)
-        sha = run_git(self.work, "rev-parse", "HEAD")
-        run_git(self.work, "push", "-q", "--force", str(self.bare), f"{branch}:refs/heads/{branch}")
+            git(self.work, "add", "--", rel)
+        git(self.work, "commit", "-q", "--allow-empty", "-m", message)
+        sha = git(self.work, "rev-parse", "HEAD").strip()
+        git(self.work, "push", "-q", "--force", str(self.bare), f"{branch}:refs/heads/{branch}")
         return sha
 
     def sha(self, ref: str) -> str:
-        return run_git(self.bare, "rev-parse", ref)
+        return git(self.bare, "rev-parse", ref).strip()
 
     def show(self, ref: str, path: str) -> str:
-        return run_git(self.bare, "show", f"{ref}:{path}")
+        return git(self.bare, "show", f"{ref}:{path}").strip()
 
     def set_pull_ref(self, number: int, sha: str) -> None:
-        run_git(self.bare, "update-ref", f"refs/pull/{number}/head", sha)
+        git(self.bare, "update-ref", f"refs/pull/{number}/head", sha)
 
 
 @dataclass

@@ -22,7 +22,8 @@ from bot.runs.verify import verify_bundle
 from bot.schemas.state import Outcome, RunState
 from bot.server.app import STORE
 from tests.conftest import signed_headers
-from tests.github_harness import Bot, run_git
+from tests.github_harness import Bot
+from tests.support import git
 
 BASE = {"requirements.txt": "requests==2.0.0\nflask==1.0.0\n", "README.md": "hello\n"}
 
@@ -149,22 +150,22 @@ def _tree_with_escape(bot: Bot, start: str, extra: dict[str, bytes], message: st
     """A commit on ``start`` whose tree also holds ``../escape.txt`` and ``.git/hooks/post-
     checkout``: paths git itself never writes, built with plumbing as an attacker would."""
     work = bot.remote.work
-    run_git(work, "checkout", "-q", start)
+    git(work, "checkout", "-q", start)
     for rel, content in extra.items():
         (work / rel).write_bytes(content)
-        run_git(work, "add", "--", rel)
-    base_tree = run_git(work, "write-tree")
-    blob = run_git(work, "hash-object", "-w", "--stdin",
-                   input=b"#!/bin/sh\ntouch /tmp/gwi-pwned\n")
-    escape = run_git(work, "mktree", input=f"100644 blob {blob}\tescape.txt\n".encode())
-    hooks = run_git(work, "mktree", input=f"100755 blob {blob}\tpost-checkout\n".encode())
-    dotgit = run_git(work, "mktree", input=f"040000 tree {hooks}\thooks\n".encode())
-    entries = run_git(work, "ls-tree", base_tree)
-    tree = run_git(work, "mktree", input=(
-        entries + f"\n040000 tree {escape}\t..\n040000 tree {dotgit}\t.git\n").encode())
-    commit = run_git(work, "commit-tree", tree, "-p", "HEAD", "-m", message)
-    run_git(work, "reset", "-q", "--hard", "HEAD")
-    run_git(work, "push", "-q", "--force", str(bot.remote.bare), f"{commit}:refs/heads/{start}")
+        git(work, "add", "--", rel)
+    base_tree = git(work, "write-tree").strip()
+    blob = git(work, "hash-object", "-w", "--stdin",
+                   input=b"#!/bin/sh\ntouch /tmp/gwi-pwned\n").strip()
+    escape = git(work, "mktree", input=f"100644 blob {blob}\tescape.txt\n".encode()).strip()
+    hooks = git(work, "mktree", input=f"100755 blob {blob}\tpost-checkout\n".encode()).strip()
+    dotgit = git(work, "mktree", input=f"040000 tree {hooks}\thooks\n".encode()).strip()
+    entries = git(work, "ls-tree", base_tree).strip()
+    tree = git(work, "mktree", input=(
+        entries + f"\n040000 tree {escape}\t..\n040000 tree {dotgit}\t.git\n").encode()).strip()
+    commit = git(work, "commit-tree", tree, "-p", "HEAD", "-m", message).strip()
+    git(work, "reset", "-q", "--hard", "HEAD")
+    git(work, "push", "-q", "--force", str(bot.remote.bare), f"{commit}:refs/heads/{start}")
     return commit
 
 
@@ -182,21 +183,21 @@ async def test_symlinks_and_paths_out_of_the_worktree_end_the_run_without_escapi
     work = bot.remote.work
     # PR 7: a symlink out of the repository, retargeted differently by each side
     os.symlink(outside / "target-a", work / "link")
-    run_git(work, "add", "link")
-    run_git(work, "commit", "-q", "-m", "a link")
-    run_git(work, "push", "-q", str(bot.remote.bare), "main")
-    run_git(work, "checkout", "-q", "-b", "links")
+    git(work, "add", "link")
+    git(work, "commit", "-q", "-m", "a link")
+    git(work, "push", "-q", str(bot.remote.bare), "main")
+    git(work, "checkout", "-q", "-b", "links")
     (work / "link").unlink()
     os.symlink("../../../../../../etc/passwd", work / "link")
-    run_git(work, "add", "link")
+    git(work, "add", "link")
     bot.remote.commit("links", {"requirements.txt": "requests==2.1.0\nflask==1.0.0\n"}, "ours")
-    run_git(work, "checkout", "-q", "main")
+    git(work, "checkout", "-q", "main")
     (work / "link").unlink()
     os.symlink(str(outside / "target-b"), work / "link")
-    run_git(work, "add", "link")
+    git(work, "add", "link")
     bot.remote.commit("main", {"requirements.txt": "requests==2.2.0\nflask==1.0.0\n"}, "main")
     # PR 8: a tree holding ../escape.txt and .git/hooks/post-checkout, and a conflict
-    run_git(work, "checkout", "-q", "-b", "escape", "main~1")
+    git(work, "checkout", "-q", "-b", "escape", "main~1")
     _tree_with_escape(bot, "escape", {"requirements.txt": b"requests==2.1.0\nflask==1.0.0\n"},
                       "escape")
     bot.open_pull(7, "links")

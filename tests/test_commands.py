@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.events.commands import (
+from bot.github.slash_commands import (
     MAX_COMMENT_CHARS,
     Command,
     CommandKind,
-    Outcome,
+    CommandOutcome,
     parse_command_line,
     parse_comment,
 )
@@ -43,7 +43,7 @@ def kinds(body: str) -> list[CommandKind]:
 )
 def test_each_command_is_recognised(line: str, kind: CommandKind) -> None:
     parsed = parse_comment(line)
-    assert parsed.outcome is Outcome.ONE
+    assert parsed.outcome is CommandOutcome.ONE
     assert parsed.command == Command(kind, 1, line.strip(), kind.value)
 
 
@@ -127,7 +127,7 @@ def test_a_line_that_is_not_a_command_cannot_be_parsed_as_one() -> None:
     ],
 )
 def test_a_command_must_start_its_line(body: str) -> None:
-    assert parse_comment(body).outcome is Outcome.NONE
+    assert parse_comment(body).outcome is CommandOutcome.NONE
 
 
 @pytest.mark.parametrize("indent", ["", " ", "  ", "   "])
@@ -175,7 +175,7 @@ def test_only_cr_and_lf_end_lines(separator: str) -> None:
     ],
 )
 def test_quoted_commands_do_not_count(body: str) -> None:
-    assert parse_comment(body).outcome is Outcome.NONE
+    assert parse_comment(body).outcome is CommandOutcome.NONE
 
 
 def test_a_quoted_approval_with_a_fresh_command_counts_only_the_fresh_one() -> None:
@@ -198,7 +198,7 @@ def test_a_quoted_approval_with_a_fresh_command_counts_only_the_fresh_one() -> N
     ],
 )
 def test_commands_in_fenced_code_do_not_count(body: str) -> None:
-    assert parse_comment(body).outcome is Outcome.NONE
+    assert parse_comment(body).outcome is CommandOutcome.NONE
 
 
 def test_a_command_after_a_closed_fence_counts() -> None:
@@ -265,19 +265,19 @@ def test_a_command_after_an_html_comment_counts() -> None:
 
 def test_two_commands_are_a_distinct_outcome() -> None:
     parsed = parse_comment(f"/gwi run\n{APPROVE}")
-    assert parsed.outcome is Outcome.MULTIPLE
+    assert parsed.outcome is CommandOutcome.MULTIPLE
     assert parsed.command is None
     assert [c.line for c in parsed.commands] == [1, 2]
 
 
 def test_the_same_command_twice_is_still_multiple() -> None:
-    assert parse_comment(f"{APPROVE}\n{APPROVE}").outcome is Outcome.MULTIPLE
+    assert parse_comment(f"{APPROVE}\n{APPROVE}").outcome is CommandOutcome.MULTIPLE
 
 
 def test_no_command_at_all() -> None:
     parsed = parse_comment("LGTM, thanks!")
-    assert parsed.outcome is Outcome.NONE and parsed.command is None and not parsed.truncated
-    assert parse_comment("").outcome is Outcome.NONE
+    assert parsed.outcome is CommandOutcome.NONE and parsed.command is None and not parsed.truncated
+    assert parse_comment("").outcome is CommandOutcome.NONE
 
 
 # -- size ------------------------------------------------------------------------------------------
@@ -294,7 +294,7 @@ def test_an_enormous_comment_is_cut_at_the_cap_and_parsed_fast() -> None:
 
 def test_nothing_past_the_cap_is_read() -> None:
     body = "x" * MAX_COMMENT_CHARS + "\n/gwi run"
-    assert parse_comment(body).outcome is Outcome.NONE
+    assert parse_comment(body).outcome is CommandOutcome.NONE
 
 
 @pytest.mark.parametrize(
@@ -338,11 +338,11 @@ def test_every_command_found_is_a_line_of_the_comment_starting_with_gwi(
 @given(st.lists(lines, max_size=12))
 def test_quoting_a_whole_comment_neutralises_it(parts: list[str]) -> None:
     quoted = "\n".join(f"> {part}" for part in parts)
-    assert parse_comment(quoted).outcome is Outcome.NONE
+    assert parse_comment(quoted).outcome is CommandOutcome.NONE
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.text(alphabet=st.sampled_from("/gwi run>`~ \n\r<!-\t"), max_size=200))
 def test_any_text_parses_without_error(body: str) -> None:
     parsed = parse_comment(body)
-    assert parsed.outcome in set(Outcome)
+    assert parsed.outcome in set(CommandOutcome)

@@ -35,7 +35,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.engine.queue import DB_FILENAME
+from bot.queue.schema import DB_FILENAME
 from bot.runs.bundle import RunNotFound
 from bot.runs.store import RunStore
 from bot.runs.verify import verify_bundle
@@ -43,7 +43,8 @@ from bot.schemas.audit import AuditAction
 from bot.schemas.state import Outcome, RunState
 from tests.conftest import GITHUB_INSTALLATION_ID, app_env, signed_headers
 from tests.crash_hooks import KILL_POINTS
-from tests.github_harness import Remote, run_git
+from tests.github_harness import Remote
+from tests.support import git
 
 TESTS = Path(__file__).resolve().parent
 SECRET = "test-webhook-secret"
@@ -338,7 +339,7 @@ class Chain:
             [made] = [e for e in events if e.action is AuditAction.COMMIT_CREATED]
             assert made.data["commit"] == new and old == applied.head.sha
             assert [e for e in events if e.action is AuditAction.APPROVAL_RECORDED]
-            content = run_git(self.remote.bare, "show", f"{new}:{pin_file(number)}")
+            content = git(self.remote.bare, "show", f"{new}:{pin_file(number)}").strip()
             assert f"lib{number}==1.2.0" in content
 
 

@@ -10,25 +10,19 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from bot.cli import main
-from bot.github.runner import _read_orphan, _recovered_state
+from bot.github.handle_reconcile import read_orphan, recovered_state
 from bot.runs.bundle import RunNotFound
 from bot.runs.ids import run_created_at
 from bot.runs.store import RunStore
 from bot.runs.verify import verify_bundle
 from bot.schemas.state import RunState
 from tests import builders as b
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> RunStore:
-    return RunStore(tmp_path / "data", tmp_path / "key.pem")
 
 
 def cut_short(store: RunStore, monkeypatch: pytest.MonkeyPatch) -> str:
@@ -65,10 +59,10 @@ def test_reconciliation_leaves_a_young_one_and_recovers_an_old_one(
     created = run_created_at(run_id).timestamp()
     assert abs(created - time.time()) < 5
     # younger than the cut-off: perhaps another process is creating it this moment
-    assert _read_orphan(gh, run_id, cutoff=created - 1) is None
+    assert read_orphan(gh, run_id, cutoff=created - 1) is None
     assert not (store.run_dir(run_id) / "run.json").exists()
     # older: the interrupted rename is finished, and the run is what its log says
-    ctx = _read_orphan(gh, run_id, cutoff=created + 1)
+    ctx = read_orphan(gh, run_id, cutoff=created + 1)
     assert ctx is not None and ctx.run_id == run_id and ctx.state is RunState.QUEUED
     assert ctx.pull_request is not None and ctx.pull_request.number == 7
     assert store.read_context(run_id) == ctx
@@ -114,5 +108,5 @@ def test_a_run_that_ended_without_its_signature_is_signed_when_reconciled(
     report = verify_bundle(store.run_dir(run_id), trusted_key=store.signer.public_key_hex)
     assert not report.ok and "not signed" in report.problems[0]
     gh: Any = SimpleNamespace(runs=store)
-    assert _recovered_state(gh, run_id) is RunState.FAILED
+    assert recovered_state(gh, run_id) is RunState.FAILED
     assert verify_bundle(store.run_dir(run_id), trusted_key=store.signer.public_key_hex).ok

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bot.engine.worker import WorkerConfig
+from bot.queue.workers import WorkerConfig
 from bot.schemas.state import Outcome
 from bot.server.app import STORE, WORKERS, create_app
 from bot.settings import load_settings
@@ -32,7 +32,8 @@ async def restart(bot: Bot, aiohttp_client: Any, github_settings: Any, data_dir:
     await bot.client.close()
     settings = load_settings({"GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET,
                               "GWI_DATA_DIR": str(data_dir)})
-    app = create_app(settings, github=github_settings, worker_config=WorkerConfig(
+    settings = settings.model_copy(update={"github": github_settings})
+    app = create_app(settings, worker_config=WorkerConfig(
         lease_seconds=30, poll_interval=0.05), **app_options)
     return Bot(client=await aiohttp_client(app), fake=bot.fake, remote=bot.remote, runs=bot.runs)
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from bot.cli import main
-from tests.conftest import commit_files, git
 from tests.fake_llm import json_text
+from tests.support import commit_files, git
 
 
 def _repo(make_repo: Callable[..., Path]) -> Path:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bot.github import gate
+from bot.github import handle_push as gate
 from bot.runs.audit import build_line
 from bot.runs.view import RunView
 from bot.schemas.audit import AuditAction
@@ -37,7 +37,8 @@ from tests.gate_world import (
     refusal_codes,
     replies,
 )
-from tests.github_harness import Bot, run_git
+from tests.github_harness import Bot
+from tests.support import git
 
 # -- the acts: what the attacker (or the world) does -------------------------------------------
 
@@ -354,7 +355,7 @@ async def test_attacks_are_refused(make_bot: Callable[..., Any], tmp_path: Path,
 def check(attack: Attack, bot: RepoBot, view: RunView) -> None:
     # The branch is where its author left it (gwi's push would not show in the fake).
     assert bot.remote.sha(f"refs/heads/{BRANCH}") == bot.fake.pull(bot.repo, PR).head_sha
-    tip_author = run_git(bot.remote.bare, "log", "-1", "--format=%an", f"refs/heads/{BRANCH}")
+    tip_author = git(bot.remote.bare, "log", "-1", "--format=%an", f"refs/heads/{BRANCH}").strip()
     assert not tip_author.endswith("[bot]"), tip_author
     assert all(v.ctx.outcome is not Outcome.APPLIED for v in bot.views())
     assert bool(push_tokens(bot)) is attack.minted, "contents-write token"

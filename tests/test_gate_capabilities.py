@@ -19,9 +19,8 @@ from bot.github.capabilities import (
     Capability,
     permissions_for,
 )
-from bot.github.errors import GitHubError
-from bot.github.gate import APPLY_JOB, ApplyRequest
-from bot.github.runner import pr_key
+from bot.github.failures import GitHubError
+from bot.github.jobs import APPLY_JOB, ApplyRequest, pr_key
 from bot.runs.audit import build_line
 from bot.runs.signing import Signer
 from bot.runs.view import RunView
@@ -70,7 +69,7 @@ async def test_github_refuses_gated_work_to_the_work_token(github_app: Any,
     fake_github.add_pull(GITHUB_REPO, number=PR)
     work = github_app.repo(GITHUB_INSTALLATION_ID, GITHUB_REPO, WORK_PERMISSIONS)
     attempts = [
-        work._update_ref(f"heads/{BRANCH}", "c" * 40),  # push
+        work._call("PATCH", f"/git/refs/heads/{BRANCH}", {"sha": "c" * 40, "force": False}),
         work._call("POST", "/git/commits", {"message": "m", "tree": "d" * 40}),  # commit
         work._call("PATCH", f"/pulls/{PR}", {"title": "changed"}),  # update the PR
     ]
@@ -86,11 +85,10 @@ async def test_github_refuses_gated_work_to_the_work_token(github_app: Any,
 
 #: Each name that can move a branch or hold a push token, and the only files that may use it.
 GATED_NAMES = {
-    "_push_with_lease": {"bot/github/git.py", "bot/github/gate.py"},
-    "_update_ref": {"bot/github/client.py"},
-    "PUSH_PERMISSIONS": {"bot/github/capabilities.py", "bot/github/gate.py"},
+    "_push_with_lease": {"bot/github/handle_push.py"},
+    "PUSH_PERMISSIONS": {"bot/github/capabilities.py", "bot/github/handle_push.py"},
     "update_ref_cas": {"bot/repo/plumbing.py", "bot/engine/local.py"},  # local runs, never GitHub
-    "mint_once": {"bot/github/auth.py", "bot/github/gate.py"},  # an uncached token
+    "mint_once": {"bot/github/auth.py", "bot/github/handle_push.py"},  # an uncached token
 }
 
 
@@ -128,7 +126,7 @@ def test_only_the_gate_reaches_the_push_primitives() -> None:
     for name, allowed in GATED_NAMES.items():
         assert uses[name] <= allowed, (name, uses[name] - allowed)
     assert repo_clients == {"bot/github/service.py"}
-    assert git_push == {"bot/github/git.py"}
+    assert git_push == {"bot/github/handle_push.py"}
     # and the service's client is the work token's
     service = (BOT / "github" / "service.py").read_text()
     assert "self.app.repo(installation_id, repository, WORK_PERMISSIONS)" in service

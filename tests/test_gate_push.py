@@ -14,16 +14,16 @@ from typing import Any
 import pytest
 
 from bot.engine.approval import ApprovalRefused
-from bot.engine.queue import RetryPolicy
-from bot.github import gate
-from bot.github.gate import _push_url
+from bot.github import handle_push as gate
+from bot.github.handle_push import _push_url
+from bot.github.jobs import APPLY_JOB
 from bot.github.models import PullRequest
+from bot.queue.records import JobRetry
 from bot.runs.view import RunView
 from bot.schemas.audit import AuditAction
 from bot.schemas.run import CapabilityMode
 from bot.schemas.state import Outcome, RunState
 from bot.server.app import STORE
-from tests.conftest import GIT_ENV
 from tests.gate_world import (
     BASE,
     BRANCH,
@@ -39,10 +39,10 @@ from tests.gate_world import (
     pushes,
     refusal_codes,
 )
-from tests.github_harness import run_git
+from tests.support import GIT_ENV, git
 
 FORK = "fork-owner/widgets"
-QUICK_RETRY = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.01)
+QUICK_RETRY = JobRetry(max_attempts=3, base_delay=0.01, max_delay=0.01)
 
 
 # -- forks -------------------------------------------------------------------------------------
@@ -54,16 +54,16 @@ async def fork_pull(make_bot: Callable[..., Any], tmp_path: Path, *, edits: bool
     made = await make_bot(BASE, **settings)
     bot = RepoBot(client=made.client, fake=made.fake, remote=made.remote, runs=made.runs)
     fork = tmp_path / "fork.git"
-    run_git(tmp_path, "clone", "-q", "--bare", str(bot.remote.bare), str(fork))
+    git(tmp_path, "clone", "-q", "--bare", str(bot.remote.bare), str(fork))
     bot.remote.commit(BRANCH, {"requirements.txt": "flask==2.0.0\nrequests==2.1.0\n"},
                       "feature: requests 2.1", new_branch=True)
-    run_git(bot.remote.bare, "push", "-q", str(fork), f"{BRANCH}:refs/heads/{BRANCH}")
-    run_git(fork, "config", "core.logAllRefUpdates", "always")  # count pushes from here on
+    git(bot.remote.bare, "push", "-q", str(fork), f"{BRANCH}:refs/heads/{BRANCH}")
+    git(fork, "config", "core.logAllRefUpdates", "always")  # count pushes from here on
     bot.remote.commit("main", {"requirements.txt": "flask==2.0.0\nrequests==2.2.0\n"},
                       "main: requests 2.2")
     bot.fake.add_repo(FORK, clone_url=fork_url or fork.as_uri())
     bot.open_pull(PR, BRANCH, head_repo=FORK, maintainer_can_modify=edits)
-    run_git(bot.remote.bare, "update-ref", "-d", f"refs/heads/{BRANCH}")  # it lives in the fork
+    git(bot.remote.bare, "update-ref", "-d", f"refs/heads/{BRANCH}")  # it lives in the fork
     for login, role in ROLES.items():
         bot.fake.set_collaborator(bot.repo, login, role)
     await bot.deliver("pull_request", bot.pull_payload(PR, "opened"))
@@ -71,7 +71,7 @@ async def fork_pull(make_bot: Callable[..., Any], tmp_path: Path, *, edits: bool
 
 
 def fork_pushes(fork: Path) -> int:
-    out = run_git(fork, "reflog", "show", "--format=%H", f"refs/heads/{BRANCH}")
+    out = git(fork, "reflog", "show", "--format=%H", f"refs/heads/{BRANCH}").strip()
     return len(out.splitlines()) if out else 0
 
 
@@ -90,7 +90,7 @@ async def test_a_fork_without_maintainer_edits_gets_the_patch_and_instructions(
     await bot.deliver("issue_comment", bot.comment_payload(PR, approve(view)))
     assert "not approved" in bot.bot_comments(PR)[-1].body
     assert fork_pushes(fork) == 0 and push_tokens(bot) == []
-    assert run_git(bot.remote.bare, "for-each-ref", "refs/heads/").count("refs/heads/") == 1
+    assert git(bot.remote.bare, "for-each-ref", "refs/heads/").strip().count("refs/heads/") == 1
     assert_instructions_work(living, fork, bot.remote.bare, tmp_path / "by-hand")
 
 
@@ -101,11 +101,11 @@ def assert_instructions_work(comment: str, fork: Path, upstream: Path, where: Pa
     patch = re.search(r"\n````diff\n(.*?)\n````\n", comment, re.DOTALL)
     commands = re.search(r"on the pull request's branch run:\n\n```\n(.*?)\n```", comment, re.DOTALL)
     assert patch and commands, comment
-    run_git(where.parent, "clone", "-q", "--branch", BRANCH, str(fork), str(where))
-    head = run_git(where, "rev-parse", "HEAD")
+    git(where.parent, "clone", "-q", "--branch", BRANCH, str(fork), str(where))
+    head = git(where, "rev-parse", "HEAD").strip()
     base = re.search(r"git merge --no-commit ([0-9a-f]{40})", commands.group(1))
     assert base
-    run_git(where, "fetch", "-q", str(upstream), base.group(1))  # "fetch the base commit"
+    git(where, "fetch", "-q", str(upstream), base.group(1))  # "fetch the base commit"
     (where / "gwi.patch").write_text(patch.group(1))
     env = {**os.environ, **GIT_ENV}
     for line in commands.group(1).splitlines():
@@ -113,13 +113,13 @@ def assert_instructions_work(comment: str, fork: Path, upstream: Path, where: Pa
                               check=False)
         expected_to_stop = line.startswith("git merge --no-commit")
         assert done.returncode == (1 if expected_to_stop else 0), (line, done.stderr)
-    merged = run_git(where, "rev-parse", "HEAD")
-    assert run_git(where, "rev-list", "--parents", "-n", "1", merged).split()[1:] == [
+    merged = git(where, "rev-parse", "HEAD").strip()
+    assert git(where, "rev-list", "--parents", "-n", "1", merged).strip().split()[1:] == [
         head, base.group(1)]
     expected = resolved_tree(where, head, patch.group(1).encode())
-    assert run_git(where, "rev-parse", f"{merged}^{{tree}}") == expected
-    assert run_git(fork, "rev-parse", f"refs/heads/{BRANCH}") == merged  # and pushed
-    assert run_git(where, "show", f"{merged}:requirements.txt") == (
+    assert git(where, "rev-parse", f"{merged}^{{tree}}").strip() == expected
+    assert git(fork, "rev-parse", f"refs/heads/{BRANCH}").strip() == merged  # and pushed
+    assert git(where, "show", f"{merged}:requirements.txt").strip() == (
         "flask==2.0.0\nrequests==2.2.0")
 
 
@@ -142,15 +142,15 @@ async def test_a_fork_that_allows_edits_is_pushed_to_its_own_clone_url(
     bot, fork = await fork_pull(make_bot, tmp_path, edits=True)
     [view] = bot.views()
     assert view.ctx.state is RunState.AWAITING_APPROVAL
-    head = run_git(fork, "rev-parse", f"refs/heads/{BRANCH}")
+    head = git(fork, "rev-parse", f"refs/heads/{BRANCH}").strip()
     await bot.deliver("issue_comment", bot.comment_payload(PR, approve(view)))
     [view] = bot.views()
     assert view.ctx.outcome is Outcome.APPLIED, view.ctx.history[-1].reason
     assert fork_pushes(fork) == 1
-    pushed = run_git(fork, "rev-parse", f"refs/heads/{BRANCH}")
-    assert run_git(fork, "rev-parse", f"{pushed}^1") == head
+    pushed = git(fork, "rev-parse", f"refs/heads/{BRANCH}").strip()
+    assert git(fork, "rev-parse", f"{pushed}^1").strip() == head
     # the base repository got no branch of that name
-    assert f"refs/heads/{BRANCH}" not in run_git(bot.remote.bare, "for-each-ref")
+    assert f"refs/heads/{BRANCH}" not in git(bot.remote.bare, "for-each-ref").strip()
 
 
 async def test_a_fork_that_refuses_the_push_hands_the_patch_over(
@@ -321,4 +321,4 @@ async def test_a_run_altered_on_disk_after_approval_stops_and_pushes_nothing(
     [living] = [c.body for c in bot.bot_comments(PR) if "gwi:status" in c.body]
     assert "nothing was pushed" in living
     jobs = await bot.client.app[STORE].list_jobs()
-    assert all(job.attempts == 1 for job in jobs if job.kind == gate.APPLY_JOB)
+    assert all(job.attempts == 1 for job in jobs if job.kind == APPLY_JOB)

@@ -9,7 +9,7 @@ import jwt
 import pytest
 
 from bot.github.client import GitHubApp
-from bot.github.errors import GitHubError
+from bot.github.failures import GitHubError
 from tests.conftest import GITHUB_APP_ID, GITHUB_INSTALLATION_ID, GITHUB_REPO
 
 

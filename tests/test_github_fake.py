@@ -125,7 +125,7 @@ async def test_a_token_for_repositories_outside_the_installation_is_refused(
 
 
 async def test_the_fake_serves_behind_a_ghes_prefix(aiohttp_server, github_app_key) -> None:
-    from bot.github.settings import GitHubSettings
+    from bot.settings import GitHubSettings
 
     fake = FakeGitHub(app_id=GITHUB_APP_ID, private_key_pem=github_app_key, api_prefix="/api/v3")
     fake.add_repo(GITHUB_REPO, installation_id=GITHUB_INSTALLATION_ID)

@@ -13,14 +13,14 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-from bot.engine.queue import RetryPolicy as JobRetry
-from bot.github.transport import RetryPolicy
+from bot.github.transport import HttpRetry
+from bot.queue.records import JobRetry
 from bot.runs.verify import verify_bundle
 from bot.schemas.state import Outcome, RunState
 from bot.server.app import STORE
 
 BASE = {"requirements.txt": "requests==2.0.0\nflask==1.0.0\n", "README.md": "hello\n"}
-POLICY = RetryPolicy(max_attempts=4, base_delay=0.5, max_delay=4.0, max_elapsed=60.0,
+POLICY = HttpRetry(max_attempts=4, base_delay=0.5, max_delay=4.0, max_elapsed=60.0,
                      max_rate_limit_wait=30.0, request_timeout=0.5)
 
 

@@ -12,12 +12,14 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import SecretStr
 
-from bot.github.errors import GitError, PushRejected, UnapprovedPush
-from bot.github.git import RepoCache, _push_with_lease, auth_env, cache_path
+from bot.errors import GitError
+from bot.github.failures import PushRejected, UnapprovedPush
+from bot.github.handle_push import _push_with_lease
+from bot.github.repo_cache import RepoCache, auth_env, cache_path
 from bot.runs.signing import Signer
 from bot.schemas.approval import ApprovalRecord
 from tests import builders as b
-from tests.conftest import commit_files, git
+from tests.support import commit_files, git
 
 TOKEN = "ghs_" + "S3cr3tT0k3n" * 3
 BASIC = base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()

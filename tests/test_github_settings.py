@@ -10,25 +10,22 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import ValidationError
 
 from bot.errors import GwiError
-from bot.github.settings import GitHubSettings
+from bot.settings import GitHubSettings
 
 
-def test_from_env_with_inline_key_and_rotated_secrets(github_app_key: str) -> None:
+def test_from_env_with_inline_key(github_app_key: str) -> None:
     flattened = github_app_key.replace("\n", "\\n")  # as many secret stores keep it
     settings = GitHubSettings.from_env(
         {
             "GITHUB_APP_ID": " 4242 ",
             "GITHUB_PRIVATE_KEY": flattened,
-            "GITHUB_WEBHOOK_SECRET": "new",
-            "GITHUB_WEBHOOK_SECRET_OLD": "old",
             "GITHUB_API_URL": "https://ghe.example.com/api/v3/",
         }
     )
     assert settings.app_id == "4242"
     assert settings.api_url == "https://ghe.example.com/api/v3"
-    assert [s.get_secret_value() for s in settings.webhook_secrets] == ["new", "old"]
     shown = repr(settings) + str(settings)
-    assert "BEGIN" not in shown and "new" not in shown.replace("webhook", "")
+    assert "BEGIN" not in shown
 
 
 def test_from_env_with_key_path_and_defaults(tmp_path: Path, github_app_key: str) -> None:
@@ -36,7 +33,6 @@ def test_from_env_with_key_path_and_defaults(tmp_path: Path, github_app_key: str
     key.write_text(github_app_key)
     settings = GitHubSettings.from_env({"GITHUB_APP_ID": "1", "GITHUB_PRIVATE_KEY_PATH": str(key)})
     assert settings.api_url == "https://api.github.com"
-    assert settings.webhook_secrets == ()
 
 
 @pytest.mark.parametrize(

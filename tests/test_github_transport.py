@@ -9,11 +9,11 @@ import gidgethub
 import pytest
 
 from bot.github.client import GitHubApp
-from bot.github.errors import GitHubError
-from bot.github.transport import RetryPolicy, backoff_delay, decide, rate_limit_wait
+from bot.github.failures import GitHubError
+from bot.github.transport import HttpRetry, backoff_delay, decide, rate_limit_wait
 from tests.conftest import GITHUB_INSTALLATION_ID, GITHUB_REPO
 
-POLICY = RetryPolicy(max_attempts=4, base_delay=1.0, max_delay=8.0, max_elapsed=60.0)
+POLICY = HttpRetry(max_attempts=4, base_delay=1.0, max_delay=8.0, max_elapsed=60.0)
 
 
 def _decide(exc: BaseException, attempt: int = 1, elapsed: float = 0.0):
@@ -155,7 +155,7 @@ async def test_timeouts_are_retried_then_reported(fake_github, github_settings) 
     async def sleep(seconds: float) -> None:
         waits.append(seconds)
 
-    policy = RetryPolicy(max_attempts=3, base_delay=0.01, request_timeout=0.1)
+    policy = HttpRetry(max_attempts=3, base_delay=0.01, request_timeout=0.1)
     async with aiohttp.ClientSession() as session:
         app = GitHubApp(github_settings, session, policy=policy, sleep=sleep)
         repo = app.repo(GITHUB_INSTALLATION_ID, GITHUB_REPO)
@@ -175,7 +175,7 @@ async def test_total_time_is_bounded(fake_github, github_settings) -> None:
     async def sleep(seconds: float) -> None:
         now[0] += seconds
 
-    policy = RetryPolicy(max_attempts=50, base_delay=2.0, max_delay=2.0, max_elapsed=5.0)
+    policy = HttpRetry(max_attempts=50, base_delay=2.0, max_delay=2.0, max_elapsed=5.0)
     async with aiohttp.ClientSession() as session:
         app = GitHubApp(github_settings, session, policy=policy, sleep=sleep, clock=lambda: now[0])
         with pytest.raises(GitHubError, match=r"limit 5 s"):

@@ -17,12 +17,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from gidgethub import routing, sansio
 
-from bot.engine.queue import DB_FILENAME, RetryPolicy, UnitOfWork
-from bot.engine.worker import WorkerConfig
 from bot.logs import KeyValueFormatter
+from bot.queue.records import JobRetry, UnitOfWork
+from bot.queue.schema import DB_FILENAME
+from bot.queue.workers import WorkerConfig
 from bot.server.app import create_app
 from bot.settings import Settings, load_settings
 from tests.conftest import WEBHOOK_SECRET, sign, signed_headers
+from tests.support import wait_until
 
 MakeClient = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 FAST = WorkerConfig(delivery_workers=2, job_workers=1, poll_interval=0.05, lease_seconds=5)
@@ -60,12 +62,6 @@ def db_rows(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
         return conn.execute(sql).fetchall()
 
 
-async def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        await asyncio.sleep(0.02)
 
 
 def all_finished(settings: Settings) -> Callable[[], bool]:
@@ -237,7 +233,7 @@ async def test_an_oversized_body_is_413_by_its_length_without_reading_it(
             read += 1
             yield b"x" * 65536
 
-    big = settings.max_body_bytes + 1
+    big = settings.server.max_body_bytes + 1
     headers = signed_headers(b"", "issues", "guid-1") | {"Content-Length": str(big * 1024)}
     response = await client.post("/webhook", data=body(), headers=headers)
     assert response.status == 413
@@ -252,7 +248,7 @@ async def test_an_oversized_chunked_body_is_413_once_it_passes_the_limit(
 
     async def body() -> AsyncIterator[bytes]:
         for _ in range(4):
-            yield b" " * settings.max_body_bytes
+            yield b" " * settings.server.max_body_bytes
 
     headers = signed_headers(b"", "issues", "guid-1")
     response = await client.post("/webhook", data=body(), headers=headers)
@@ -265,8 +261,8 @@ async def test_a_body_exactly_at_the_limit_is_accepted(
 ) -> None:
     client = await make_client(run_workers=False)
     body = json.dumps({"pad": ""}).encode()
-    body = json.dumps({"pad": " " * (settings.max_body_bytes - len(body))}).encode()
-    assert len(body) == settings.max_body_bytes
+    body = json.dumps({"pad": " " * (settings.server.max_body_bytes - len(body))}).encode()
+    assert len(body) == settings.server.max_body_bytes
     assert (await post(client, body))[0] == 202
 
 
@@ -316,7 +312,7 @@ async def test_a_failing_handler_neither_skips_the_others_nor_repeats_them(
         calls.append("last")
 
     client = await make_client(
-        router=router, delivery_retry=RetryPolicy(max_attempts=3, base_delay=0.01)
+        router=router, delivery_retry=JobRetry(max_attempts=3, base_delay=0.01)
     )
     await post(client)
     await wait_until(all_finished(settings))

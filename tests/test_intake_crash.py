@@ -26,7 +26,8 @@ from typing import Any
 import pytest
 from gidgethub import routing, sansio
 
-from bot.engine.queue import DB_FILENAME, UnitOfWork
+from bot.queue.records import UnitOfWork
+from bot.queue.schema import DB_FILENAME
 
 TESTS = Path(__file__).resolve().parent
 SECRET = "crash-test-secret"

@@ -7,16 +7,8 @@ import json
 import pytest
 from multidict import CIMultiDict
 
-from bot.server.intake import (
-    NOT_AN_OBJECT,
-    Classification,
-    Delivery,
-    Refusal,
-    classify,
-    looks_like_object,
-    parse_payload,
-    read_delivery,
-)
+from bot.queue.records import NOT_AN_OBJECT, Classification, Delivery, classify, parse_payload
+from bot.server.intake import Refusal, looks_like_object, read_delivery
 from bot.server.signature import SignatureVerdict, verify_signature
 from tests.conftest import WEBHOOK_SECRET, sign, signed_headers
 

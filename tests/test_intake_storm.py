@@ -15,8 +15,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from gidgethub import routing, sansio
 
-from bot.engine.queue import DB_FILENAME, UnitOfWork
-from bot.engine.worker import WorkerConfig
+from bot.queue.records import UnitOfWork
+from bot.queue.schema import DB_FILENAME
+from bot.queue.workers import WorkerConfig
 from bot.server.app import create_app
 from bot.settings import load_settings
 from tests.conftest import WEBHOOK_SECRET, signed_headers

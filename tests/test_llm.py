@@ -7,25 +7,16 @@ import socket
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import SecretStr
 
-from bot.agents.llm import (
-    LlmClient,
-    LlmError,
-    LlmFailure,
-    LlmReply,
-    describe_sdk_error,
-    json_instruction,
-    make_llm,
-    system_prompt,
-)
-from bot.agents.llm_anthropic import build_request as anthropic_request
-from bot.agents.llm_openai import build_request as openai_request
-from bot.agents.llm_openai import reply_from_completion
+from bot.agents.llm import LlmClient, LlmError, LlmFailure, LlmReply, make_llm
+from bot.agents.llm.anthropic_provider import build_request as anthropic_request
+from bot.agents.llm.base import describe_sdk_error, json_instruction, system_prompt
+from bot.agents.llm.openai_provider import build_request as openai_request
+from bot.agents.llm.openai_provider import reply_from_completion
 from bot.runs.bundle import SchemaRejected
 from bot.runs.store import RunStore
 from bot.schemas.audit import AuditAction
@@ -208,11 +199,6 @@ def test_invalid_output_is_returned_unrepaired(
 ) -> None:
     fake_llm.add(Text(text))
     assert _ask(_client(llm_settings_for(provider))).text == text
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> RunStore:
-    return RunStore(tmp_path / "data", tmp_path / "key.pem")
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -400,7 +386,7 @@ def test_a_missing_sdk_names_the_extra_to_install(
     provider: str, extra: str, monkeypatch: pytest.MonkeyPatch, llm_settings_for: SettingsFor
 ) -> None:
     monkeypatch.setitem(sys.modules, extra, None)  # what an uninstalled package looks like
-    monkeypatch.delitem(sys.modules, f"bot.agents.llm_{extra}", raising=False)
+    monkeypatch.delitem(sys.modules, f"bot.agents.llm.{extra}_provider", raising=False)
     with pytest.raises(LlmError) as caught:
         make_llm(llm_settings_for(provider))
     assert caught.value.failure is LlmFailure.MISSING_SDK
@@ -412,7 +398,7 @@ def test_a_missing_sdk_names_the_extra_to_install(
 def test_other_sdk_errors_are_described_without_the_key() -> None:
     import anthropic
 
-    from bot.agents.llm_anthropic import _ERRORS
+    from bot.agents.llm.anthropic_provider import _ERRORS
 
     settings = LlmSettings(provider=Provider.ANTHROPIC, model="m", api_key=SecretStr("sk-abc123"))
     error = describe_sdk_error(

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bot.cli import main
-from tests.conftest import commit_files, git
+from tests.support import commit_files, git
 
 CONFLICTING = ("a\nb\nc\n", "a\nB\nc\n", "a\nbb\nc\n")
 

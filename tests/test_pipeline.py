@@ -24,14 +24,9 @@ from bot.schemas.audit import AuditAction
 from bot.schemas.resolve import ResolveResult
 from bot.schemas.review import ReviewResult
 from bot.schemas.state import Outcome, RunState
-from tests.conftest import commit_files, git
+from tests.support import commit_files, git
 
 OFFLINE = {"provider": "offline"}
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> RunStore:
-    return RunStore(tmp_path / "data", tmp_path / "key.pem")
 
 
 def _unresolvable(make_repo: Callable[..., Path]) -> Path:

@@ -22,15 +22,10 @@ from bot.runs.view import RunView
 from bot.schemas.audit import AuditAction
 from bot.schemas.common import sha256_hex
 from bot.schemas.state import Outcome, RunState
-from tests.conftest import commit_files, git
 from tests.fake_llm import Delay, Status, Text, json_text
+from tests.support import commit_files, git
 
 KEEP = {"value": 0, "reasons": []}
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> RunStore:
-    return RunStore(tmp_path / "data", tmp_path / "key.pem")
 
 
 @pytest.fixture

@@ -11,18 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from bot.engine import queue as queue_module
-from bot.engine.queue import (
-    DB_FILENAME,
+from bot.queue import schema as queue_schema
+from bot.queue import writer as queue_writer
+from bot.queue.records import (
+    Delivery,
     DeliveryStatus,
+    JobRetry,
     JobStatus,
     LeaseLost,
-    RetryPolicy,
-    Store,
     StoreError,
     UnitOfWork,
 )
-from bot.server.intake import Delivery
+from bot.queue.schema import DB_FILENAME
+from bot.queue.sqlite_store import SqliteQueueStore
 
 LEASE = 30.0
 
@@ -41,12 +42,12 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> Iterator[Store]:
-    s = Store.open(
+def queue_store(tmp_path: Path, clock: Clock) -> Iterator[SqliteQueueStore]:
+    s = SqliteQueueStore.open(
         tmp_path / "data",
         clock=clock,
-        delivery_retry=RetryPolicy(max_attempts=3, base_delay=10, max_delay=100),
-        job_retry=RetryPolicy(max_attempts=3, base_delay=10, max_delay=100),
+        delivery_retry=JobRetry(max_attempts=3, base_delay=10, max_delay=100),
+        job_retry=JobRetry(max_attempts=3, base_delay=10, max_delay=100),
     )
     yield s
     s.close()
@@ -56,44 +57,44 @@ def delivery(n: int = 1, event: str = "issues") -> Delivery:
     return Delivery(f"d-{n}", event, b'{"action":"opened"}')
 
 
-def rows(store: Store, sql: str) -> list[tuple[object, ...]]:
-    return store.call_sync(lambda conn: conn.execute(sql).fetchall())
+def rows(queue_store: SqliteQueueStore, sql: str) -> list[tuple[object, ...]]:
+    return queue_store.call_sync(lambda conn: conn.execute(sql).fetchall())
 
 
 # -- deliveries ----------------------------------------------------------------------------
 
 
-async def test_a_delivery_is_stored_once_whatever_the_redeliveries(store: Store) -> None:
-    assert await store.insert_delivery(delivery(1)) is True
-    assert await store.insert_delivery(delivery(1)) is False
-    assert rows(store, "SELECT delivery_id, status FROM deliveries") == [("d-1", "pending")]
-    stored = await store.get_delivery("d-1")
+async def test_a_delivery_is_stored_once_whatever_the_redeliveries(queue_store: SqliteQueueStore) -> None:
+    assert await queue_store.insert_delivery(delivery(1)) is True
+    assert await queue_store.insert_delivery(delivery(1)) is False
+    assert rows(queue_store, "SELECT delivery_id, status FROM deliveries") == [("d-1", "pending")]
+    stored = await queue_store.get_delivery("d-1")
     assert stored is not None and stored.body == b'{"action":"opened"}'
 
 
-async def test_redeliveries_in_one_batch_store_the_first(store: Store) -> None:
-    results = await asyncio.gather(*(store.insert_delivery(delivery(n // 3)) for n in range(9)))
+async def test_redeliveries_in_one_batch_store_the_first(queue_store: SqliteQueueStore) -> None:
+    results = await asyncio.gather(*(queue_store.insert_delivery(delivery(n // 3)) for n in range(9)))
     assert results == [True, False, False] * 3
-    assert rows(store, "SELECT delivery_id FROM deliveries ORDER BY seq") == [
+    assert rows(queue_store, "SELECT delivery_id FROM deliveries ORDER BY seq") == [
         ("d-0",),
         ("d-1",),
         ("d-2",),
     ]
-    assert rows(store, "SELECT COUNT(*) FROM delivery_bodies") == [(3,)]
+    assert rows(queue_store, "SELECT COUNT(*) FROM delivery_bodies") == [(3,)]
 
 
-async def test_bodies_are_stored_deflated_and_come_back_exact(store: Store) -> None:
+async def test_bodies_are_stored_deflated_and_come_back_exact(queue_store: SqliteQueueStore) -> None:
     body = json.dumps({"text": "x" * 10_000, "emoji": "✓"}).encode()
-    await store.insert_delivery(Delivery("big", "issues", body))
-    [(encoding, size)] = rows(store, "SELECT encoding, LENGTH(body) FROM delivery_bodies")
+    await queue_store.insert_delivery(Delivery("big", "issues", body))
+    [(encoding, size)] = rows(queue_store, "SELECT encoding, LENGTH(body) FROM delivery_bodies")
     assert encoding == "zlib" and size < len(body) // 10
-    stored = await store.get_delivery("big")
+    stored = await queue_store.get_delivery("big")
     assert stored is not None and stored.body == body
 
 
-async def test_the_database_is_durable_wal_with_full_sync(store: Store) -> None:
-    assert rows(store, "PRAGMA journal_mode") == [("wal",)]
-    assert rows(store, "PRAGMA synchronous") == [(2,)]  # FULL
+async def test_the_database_is_durable_wal_with_full_sync(queue_store: SqliteQueueStore) -> None:
+    assert rows(queue_store, "PRAGMA journal_mode") == [("wal",)]
+    assert rows(queue_store, "PRAGMA synchronous") == [(2,)]  # FULL
 
 
 async def test_unbroken_writes_keep_the_log_bounded(
@@ -102,64 +103,64 @@ async def test_unbroken_writes_keep_the_log_bounded(
     """The checkpointer thread waits for a quiet moment that never comes; the writer
     checkpoints itself between batches once the log passes its bound, and the log
     restarts from the beginning instead of growing with every write."""
-    monkeypatch.setattr(queue_module, "CHECKPOINT_QUIET_SECONDS", 3600.0)
-    monkeypatch.setattr(queue_module, "CHECKPOINT_WAL_BYTES", 256 * 1024)
-    monkeypatch.setattr(queue_module, "WAL_SIZE_LIMIT", 64 * 1024)
-    store = Store.open(tmp_path)
+    monkeypatch.setattr(queue_writer, "CHECKPOINT_QUIET_SECONDS", 3600.0)
+    monkeypatch.setattr(queue_writer, "CHECKPOINT_WAL_BYTES", 256 * 1024)
+    monkeypatch.setattr(queue_schema, "WAL_SIZE_LIMIT", 64 * 1024)
+    queue_store = SqliteQueueStore.open(tmp_path)
     wal = tmp_path / f"{DB_FILENAME}-wal"
     largest = 0
     try:
         for wave in range(20):
             bodies = [os.urandom(3000).hex().encode() for _ in range(20)]  # barely deflates
             await asyncio.gather(*(
-                store.insert_delivery(Delivery(f"w{wave}-{i}", "issues", b'{"x":"%s"}' % body))
+                queue_store.insert_delivery(Delivery(f"w{wave}-{i}", "issues", b'{"x":"%s"}' % body))
                 for i, body in enumerate(bodies)
             ))
             largest = max(largest, wal.stat().st_size)
-        assert rows(store, "SELECT COUNT(*) FROM deliveries") == [(400,)]
+        assert rows(queue_store, "SELECT COUNT(*) FROM deliveries") == [(400,)]
     finally:
-        store.close()
+        queue_store.close()
     # 400 deliveries of about 3 kB deflated wrote well over a megabyte of log; one batch
     # (at most 20 deliveries here) may go past the bound before the writer checkpoints.
     assert largest < 256 * 1024 + 40 * 4096 * 4
-    assert queue_module.WAL_SIZE_LIMIT < queue_module.CHECKPOINT_WAL_BYTES
+    assert queue_schema.WAL_SIZE_LIMIT < queue_writer.CHECKPOINT_WAL_BYTES
 
 
 async def test_what_was_stored_is_there_after_a_reopen(tmp_path: Path) -> None:
-    first = Store.open(tmp_path)
+    first = SqliteQueueStore.open(tmp_path)
     await first.insert_delivery(delivery(1))
     first.close()
     with sqlite3.connect(tmp_path / DB_FILENAME) as conn:
         assert conn.execute("SELECT delivery_id FROM deliveries").fetchall() == [("d-1",)]
-    second = Store.open(tmp_path)
+    second = SqliteQueueStore.open(tmp_path)
     assert await second.insert_delivery(delivery(1)) is False
     second.close()
 
 
-async def test_claims_go_oldest_first_under_a_lease(store: Store, clock: Clock) -> None:
+async def test_claims_go_oldest_first_under_a_lease(queue_store: SqliteQueueStore, clock: Clock) -> None:
     for n in (1, 2):
-        await store.insert_delivery(delivery(n))
-    first = await store.claim_delivery("w1", LEASE)
-    second = await store.claim_delivery("w2", LEASE)
+        await queue_store.insert_delivery(delivery(n))
+    first = await queue_store.claim_delivery("w1", LEASE)
+    second = await queue_store.claim_delivery("w2", LEASE)
     assert first is not None and second is not None
     assert (first.delivery_id, second.delivery_id) == ("d-1", "d-2")
     assert first.status is DeliveryStatus.PROCESSING and first.attempts == 1
     assert first.lease_owner == "w1" and first.lease_expires == clock.now + LEASE
-    assert await store.claim_delivery("w3", LEASE) is None
+    assert await queue_store.claim_delivery("w3", LEASE) is None
 
 
-async def test_finishing_marks_done_and_commits_the_handlers_jobs(store: Store) -> None:
-    await store.insert_delivery(delivery(1))
-    claim = await store.claim_delivery("w1", LEASE)
+async def test_finishing_marks_done_and_commits_the_handlers_jobs(queue_store: SqliteQueueStore) -> None:
+    await queue_store.insert_delivery(delivery(1))
+    claim = await queue_store.claim_delivery("w1", LEASE)
     assert claim is not None
     unit = UnitOfWork()
     unit.enqueue_job("run", {"pr": 12}, key="pr:octo/repo#12")
-    status = await store.finish_delivery(claim, "w1", [("mod.handler", unit)], [])
+    status = await queue_store.finish_delivery(claim, "w1", [("mod.handler", unit)], [])
     assert status is DeliveryStatus.DONE
-    stored = await store.get_delivery("d-1")
+    stored = await queue_store.get_delivery("d-1")
     assert stored is not None and stored.status is DeliveryStatus.DONE
     assert stored.handlers_done == {"mod.handler"} and stored.lease_owner is None
-    [job] = await store.list_jobs()
+    [job] = await queue_store.list_jobs()
     assert (job.kind, job.payload, job.key, job.origin) == (
         "run",
         {"pr": 12},
@@ -169,247 +170,247 @@ async def test_finishing_marks_done_and_commits_the_handlers_jobs(store: Store) 
 
 
 async def test_an_expired_lease_is_taken_up_and_the_late_finisher_writes_nothing(
-    store: Store, clock: Clock
+    queue_store: SqliteQueueStore, clock: Clock
 ) -> None:
-    await store.insert_delivery(delivery(1))
-    stale = await store.claim_delivery("crashed", LEASE)
+    await queue_store.insert_delivery(delivery(1))
+    stale = await queue_store.claim_delivery("crashed", LEASE)
     assert stale is not None
     clock.now += LEASE + 1
-    fresh = await store.claim_delivery("w2", LEASE)
+    fresh = await queue_store.claim_delivery("w2", LEASE)
     assert fresh is not None and fresh.delivery_id == "d-1" and fresh.attempts == 2
     unit = UnitOfWork()
     unit.enqueue_job("run")
     with pytest.raises(LeaseLost):
-        await store.finish_delivery(stale, "crashed", [("mod.handler", unit)], [])
-    assert await store.list_jobs() == []
-    assert await store.finish_delivery(fresh, "w2", [], []) is DeliveryStatus.DONE
+        await queue_store.finish_delivery(stale, "crashed", [("mod.handler", unit)], [])
+    assert await queue_store.list_jobs() == []
+    assert await queue_store.finish_delivery(fresh, "w2", [], []) is DeliveryStatus.DONE
 
 
-async def test_start_up_recovery_counts_what_a_crash_left(store: Store, clock: Clock) -> None:
-    await store.insert_delivery(delivery(1))
-    await store.enqueue_job("run")
-    assert await store.claim_delivery("crashed", LEASE) is not None
-    assert await store.claim_job("crashed", {"run"}, LEASE) is not None
-    assert await store.recover_expired() == (0, 0)  # still leased
+async def test_start_up_recovery_counts_what_a_crash_left(queue_store: SqliteQueueStore, clock: Clock) -> None:
+    await queue_store.insert_delivery(delivery(1))
+    await queue_store.enqueue_job("run")
+    assert await queue_store.claim_delivery("crashed", LEASE) is not None
+    assert await queue_store.claim_job("crashed", {"run"}, LEASE) is not None
+    assert await queue_store.recover_expired() == (0, 0)  # still leased
     clock.now += LEASE + 1
-    assert await store.recover_expired() == (1, 1)
-    stored = await store.get_delivery("d-1")
+    assert await queue_store.recover_expired() == (1, 1)
+    stored = await queue_store.get_delivery("d-1")
     assert stored is not None and stored.status is DeliveryStatus.PENDING
     assert stored.last_error is not None and "lease expired" in stored.last_error
 
 
 async def test_a_failing_delivery_is_retried_with_back_off_then_failed(
-    store: Store, clock: Clock
+    queue_store: SqliteQueueStore, clock: Clock
 ) -> None:
-    await store.insert_delivery(delivery(1))
+    await queue_store.insert_delivery(delivery(1))
     for attempt in (1, 2):
-        claim = await store.claim_delivery("w", LEASE)
+        claim = await queue_store.claim_delivery("w", LEASE)
         assert claim is not None and claim.attempts == attempt
-        status = await store.finish_delivery(claim, "w", [], [f"boom {attempt}"])
+        status = await queue_store.finish_delivery(claim, "w", [], [f"boom {attempt}"])
         assert status is DeliveryStatus.PENDING
-        assert await store.claim_delivery("w", LEASE) is None  # backing off
+        assert await queue_store.claim_delivery("w", LEASE) is None  # backing off
         clock.now += 10 * 2 ** (attempt - 1)
-    claim = await store.claim_delivery("w", LEASE)
+    claim = await queue_store.claim_delivery("w", LEASE)
     assert claim is not None and claim.attempts == 3
-    assert await store.finish_delivery(claim, "w", [], ["boom 3"]) is DeliveryStatus.FAILED
-    stored = await store.get_delivery("d-1")
+    assert await queue_store.finish_delivery(claim, "w", [], ["boom 3"]) is DeliveryStatus.FAILED
+    stored = await queue_store.get_delivery("d-1")
     assert stored is not None and stored.status is DeliveryStatus.FAILED
     assert stored.last_error == "boom 3"
     clock.now += 1000
-    assert await store.claim_delivery("w", LEASE) is None
+    assert await queue_store.claim_delivery("w", LEASE) is None
 
 
 async def test_a_retry_keeps_what_the_handlers_that_succeeded_did(
-    store: Store, clock: Clock
+    queue_store: SqliteQueueStore, clock: Clock
 ) -> None:
-    await store.insert_delivery(delivery(1))
-    claim = await store.claim_delivery("w", LEASE)
+    await queue_store.insert_delivery(delivery(1))
+    claim = await queue_store.claim_delivery("w", LEASE)
     assert claim is not None
     ok = UnitOfWork()
     ok.enqueue_job("run")
-    await store.finish_delivery(claim, "w", [("mod.ok", ok)], ["mod.bad: boom"])
+    await queue_store.finish_delivery(claim, "w", [("mod.ok", ok)], ["mod.bad: boom"])
     clock.now += 10
-    retry = await store.claim_delivery("w", LEASE)
+    retry = await queue_store.claim_delivery("w", LEASE)
     assert retry is not None and retry.handlers_done == {"mod.ok"}
-    await store.finish_delivery(retry, "w", [("mod.bad", UnitOfWork())], [])
-    assert len(await store.list_jobs()) == 1
-    stored = await store.get_delivery("d-1")
+    await queue_store.finish_delivery(retry, "w", [("mod.bad", UnitOfWork())], [])
+    assert len(await queue_store.list_jobs()) == 1
+    stored = await queue_store.get_delivery("d-1")
     assert stored is not None and stored.handlers_done == {"mod.ok", "mod.bad"}
 
 
-async def test_a_delivery_whose_worker_keeps_dying_ends_failed(store: Store, clock: Clock) -> None:
-    await store.insert_delivery(delivery(1))
+async def test_a_delivery_whose_worker_keeps_dying_ends_failed(queue_store: SqliteQueueStore, clock: Clock) -> None:
+    await queue_store.insert_delivery(delivery(1))
     for _ in range(3):
-        assert await store.claim_delivery("dies", LEASE) is not None
+        assert await queue_store.claim_delivery("dies", LEASE) is not None
         clock.now += LEASE + 1
-    assert await store.claim_delivery("w", LEASE) is None
-    stored = await store.get_delivery("d-1")
+    assert await queue_store.claim_delivery("w", LEASE) is None
+    stored = await queue_store.get_delivery("d-1")
     assert stored is not None and stored.status is DeliveryStatus.FAILED
 
 
-async def test_a_released_delivery_goes_back_without_counting_the_try(store: Store) -> None:
-    await store.insert_delivery(delivery(1))
-    claim = await store.claim_delivery("w", LEASE)
+async def test_a_released_delivery_goes_back_without_counting_the_try(queue_store: SqliteQueueStore) -> None:
+    await queue_store.insert_delivery(delivery(1))
+    claim = await queue_store.claim_delivery("w", LEASE)
     assert claim is not None
-    assert await store.release_delivery(claim, "w") is True
-    again = await store.claim_delivery("w", LEASE)
+    assert await queue_store.release_delivery(claim, "w") is True
+    again = await queue_store.claim_delivery("w", LEASE)
     assert again is not None and again.attempts == 1
 
 
-async def test_a_lease_is_renewed_only_by_its_holder(store: Store, clock: Clock) -> None:
-    await store.insert_delivery(delivery(1))
-    claim = await store.claim_delivery("w", LEASE)
+async def test_a_lease_is_renewed_only_by_its_holder(queue_store: SqliteQueueStore, clock: Clock) -> None:
+    await queue_store.insert_delivery(delivery(1))
+    claim = await queue_store.claim_delivery("w", LEASE)
     assert claim is not None
     clock.now += LEASE - 1
-    assert await store.renew_delivery(claim, "w", LEASE) is True
+    assert await queue_store.renew_delivery(claim, "w", LEASE) is True
     clock.now += LEASE - 1
-    assert await store.claim_delivery("other", LEASE) is None  # renewed: still held
-    assert await store.renew_delivery(claim, "other", LEASE) is False
+    assert await queue_store.claim_delivery("other", LEASE) is None  # renewed: still held
+    assert await queue_store.renew_delivery(claim, "other", LEASE) is False
 
 
 # -- jobs ----------------------------------------------------------------------------------
 
 
-async def test_the_same_logical_job_is_never_enqueued_twice(store: Store) -> None:
-    first = await store.enqueue_job("run", {"a": 1}, idempotency_key="run:octo/repo#1@abc")
-    second = await store.enqueue_job("run", {"a": 2}, idempotency_key="run:octo/repo#1@abc")
+async def test_the_same_logical_job_is_never_enqueued_twice(queue_store: SqliteQueueStore) -> None:
+    first = await queue_store.enqueue_job("run", {"a": 1}, idempotency_key="run:octo/repo#1@abc")
+    second = await queue_store.enqueue_job("run", {"a": 2}, idempotency_key="run:octo/repo#1@abc")
     assert first.created and not second.created and first.job_id == second.job_id
     unit = UnitOfWork()
     unit.enqueue_job("run", idempotency_key="run:octo/repo#1@abc")
-    await store.insert_delivery(delivery(1))
-    claim = await store.claim_delivery("w", LEASE)
+    await queue_store.insert_delivery(delivery(1))
+    claim = await queue_store.claim_delivery("w", LEASE)
     assert claim is not None
-    await store.finish_delivery(claim, "w", [("h", unit)], [])
-    [job] = await store.list_jobs()
+    await queue_store.finish_delivery(claim, "w", [("h", unit)], [])
+    [job] = await queue_store.list_jobs()
     assert job.payload == {"a": 1}
     # Without an idempotency key, each enqueue is a new job.
-    a = await store.enqueue_job("note")
-    b = await store.enqueue_job("note")
+    a = await queue_store.enqueue_job("note")
+    b = await queue_store.enqueue_job("note")
     assert a.job_id != b.job_id
 
 
-async def test_jobs_sharing_a_key_run_one_at_a_time_in_order(store: Store) -> None:
-    a = await store.enqueue_job("run", key="pr:o/r#1")
-    b = await store.enqueue_job("run", key="pr:o/r#1")
-    other = await store.enqueue_job("run", key="pr:o/r#2")
-    free = await store.enqueue_job("run")
-    first = await store.claim_job("w1", {"run"}, LEASE)
-    second = await store.claim_job("w2", {"run"}, LEASE)
-    third = await store.claim_job("w3", {"run"}, LEASE)
+async def test_jobs_sharing_a_key_run_one_at_a_time_in_order(queue_store: SqliteQueueStore) -> None:
+    a = await queue_store.enqueue_job("run", key="pr:o/r#1")
+    b = await queue_store.enqueue_job("run", key="pr:o/r#1")
+    other = await queue_store.enqueue_job("run", key="pr:o/r#2")
+    free = await queue_store.enqueue_job("run")
+    first = await queue_store.claim_job("w1", {"run"}, LEASE)
+    second = await queue_store.claim_job("w2", {"run"}, LEASE)
+    third = await queue_store.claim_job("w3", {"run"}, LEASE)
     assert [j.id if j else None for j in (first, second, third)] == [
         a.job_id,
         other.job_id,
         free.job_id,
     ]
-    assert await store.claim_job("w4", {"run"}, LEASE) is None  # b waits for a
+    assert await queue_store.claim_job("w4", {"run"}, LEASE) is None  # b waits for a
     assert first is not None
-    await store.complete_job(first, "w1")
-    fourth = await store.claim_job("w4", {"run"}, LEASE)
+    await queue_store.complete_job(first, "w1")
+    fourth = await queue_store.claim_job("w4", {"run"}, LEASE)
     assert fourth is not None and fourth.id == b.job_id
 
 
-async def test_the_database_refuses_two_running_jobs_for_one_key(store: Store) -> None:
-    await store.enqueue_job("run", key="k")
-    await store.enqueue_job("run", key="k")
+async def test_the_database_refuses_two_running_jobs_for_one_key(queue_store: SqliteQueueStore) -> None:
+    await queue_store.enqueue_job("run", key="k")
+    await queue_store.enqueue_job("run", key="k")
     with pytest.raises(sqlite3.IntegrityError):
-        store.call_sync(lambda conn: conn.execute("UPDATE jobs SET status = 'running'"))
+        queue_store.call_sync(lambda conn: conn.execute("UPDATE jobs SET status = 'running'"))
 
 
-async def test_only_registered_kinds_are_claimed(store: Store) -> None:
-    await store.enqueue_job("unknown")
-    assert await store.claim_job("w", {"run"}, LEASE) is None
-    assert await store.claim_job("w", set(), LEASE) is None
-    [job] = await store.list_jobs(status=JobStatus.PENDING)
+async def test_only_registered_kinds_are_claimed(queue_store: SqliteQueueStore) -> None:
+    await queue_store.enqueue_job("unknown")
+    assert await queue_store.claim_job("w", {"run"}, LEASE) is None
+    assert await queue_store.claim_job("w", set(), LEASE) is None
+    [job] = await queue_store.list_jobs(status=JobStatus.PENDING)
     assert job.kind == "unknown"
 
 
-async def test_a_delayed_job_waits_for_its_time(store: Store, clock: Clock) -> None:
-    await store.enqueue_job("run", delay=5)
-    assert await store.claim_job("w", {"run"}, LEASE) is None
+async def test_a_delayed_job_waits_for_its_time(queue_store: SqliteQueueStore, clock: Clock) -> None:
+    await queue_store.enqueue_job("run", delay=5)
+    assert await queue_store.claim_job("w", {"run"}, LEASE) is None
     clock.now += 5
-    assert await store.claim_job("w", {"run"}, LEASE) is not None
+    assert await queue_store.claim_job("w", {"run"}, LEASE) is not None
 
 
-async def test_a_crashed_jobs_lease_expires_and_it_runs_again(store: Store, clock: Clock) -> None:
-    await store.enqueue_job("run", key="k")
-    crashed = await store.claim_job("crashed", {"run"}, LEASE)
+async def test_a_crashed_jobs_lease_expires_and_it_runs_again(queue_store: SqliteQueueStore, clock: Clock) -> None:
+    await queue_store.enqueue_job("run", key="k")
+    crashed = await queue_store.claim_job("crashed", {"run"}, LEASE)
     assert crashed is not None
-    assert await store.claim_job("w", {"run"}, LEASE) is None
+    assert await queue_store.claim_job("w", {"run"}, LEASE) is None
     clock.now += LEASE + 1
-    again = await store.claim_job("w", {"run"}, LEASE)
+    again = await queue_store.claim_job("w", {"run"}, LEASE)
     assert again is not None and again.id == crashed.id and again.attempts == 2
     unit = UnitOfWork()
     unit.enqueue_job("follow-up")
     with pytest.raises(LeaseLost):
-        await store.complete_job(crashed, "crashed", unit)
-    await store.complete_job(again, "w", unit)
-    kinds = sorted((j.kind, j.status) for j in await store.list_jobs())
+        await queue_store.complete_job(crashed, "crashed", unit)
+    await queue_store.complete_job(again, "w", unit)
+    kinds = sorted((j.kind, j.status) for j in await queue_store.list_jobs())
     assert kinds == [("follow-up", JobStatus.PENDING), ("run", JobStatus.DONE)]
-    [follow_up] = await store.list_jobs(kind="follow-up")
+    [follow_up] = await queue_store.list_jobs(kind="follow-up")
     assert follow_up.origin == f"job:{again.id}"
 
 
-async def test_job_retries_are_bounded_and_backed_off(store: Store, clock: Clock) -> None:
-    await store.enqueue_job("run")
+async def test_job_retries_are_bounded_and_backed_off(queue_store: SqliteQueueStore, clock: Clock) -> None:
+    await queue_store.enqueue_job("run")
     for attempt, delay in ((1, 10), (2, 20)):
-        job = await store.claim_job("w", {"run"}, LEASE)
+        job = await queue_store.claim_job("w", {"run"}, LEASE)
         assert job is not None and job.attempts == attempt
-        assert await store.fail_job(job, "w", f"boom {attempt}") is JobStatus.PENDING
+        assert await queue_store.fail_job(job, "w", f"boom {attempt}") is JobStatus.PENDING
         clock.now += delay - 1
-        assert await store.claim_job("w", {"run"}, LEASE) is None
+        assert await queue_store.claim_job("w", {"run"}, LEASE) is None
         clock.now += 1
-    job = await store.claim_job("w", {"run"}, LEASE)
+    job = await queue_store.claim_job("w", {"run"}, LEASE)
     assert job is not None and job.attempts == 3
-    assert await store.fail_job(job, "w", "boom 3") is JobStatus.FAILED
-    [failed] = await store.list_jobs(status=JobStatus.FAILED)
+    assert await queue_store.fail_job(job, "w", "boom 3") is JobStatus.FAILED
+    [failed] = await queue_store.list_jobs(status=JobStatus.FAILED)
     assert failed.last_error == "boom 3"
 
 
-async def test_a_permanent_failure_is_not_retried(store: Store) -> None:
-    await store.enqueue_job("run", max_attempts=10)
-    job = await store.claim_job("w", {"run"}, LEASE)
+async def test_a_permanent_failure_is_not_retried(queue_store: SqliteQueueStore) -> None:
+    await queue_store.enqueue_job("run", max_attempts=10)
+    job = await queue_store.claim_job("w", {"run"}, LEASE)
     assert job is not None
-    assert await store.fail_job(job, "w", "no", retry=False) is JobStatus.FAILED
+    assert await queue_store.fail_job(job, "w", "no", retry=False) is JobStatus.FAILED
 
 
-async def test_a_crashed_job_that_used_its_attempts_ends_failed(store: Store, clock: Clock) -> None:
-    await store.enqueue_job("run", max_attempts=1)
-    assert await store.claim_job("crashed", {"run"}, LEASE) is not None
+async def test_a_crashed_job_that_used_its_attempts_ends_failed(queue_store: SqliteQueueStore, clock: Clock) -> None:
+    await queue_store.enqueue_job("run", max_attempts=1)
+    assert await queue_store.claim_job("crashed", {"run"}, LEASE) is not None
     clock.now += LEASE + 1
-    assert await store.claim_job("w", {"run"}, LEASE) is None
-    [job] = await store.list_jobs()
+    assert await queue_store.claim_job("w", {"run"}, LEASE) is None
+    [job] = await queue_store.list_jobs()
     assert job.status is JobStatus.FAILED and "lease expired" in (job.last_error or "")
 
 
-async def test_a_unit_can_supersede_queued_jobs(store: Store) -> None:
-    running = await store.enqueue_job("run", {"head": "older"}, key="pr:o/r#9")
-    await store.claim_job("w", {"run"}, LEASE)
-    old = await store.enqueue_job("run", {"head": "old"}, key="pr:o/r#1")
-    await store.insert_delivery(delivery(1))
-    claim = await store.claim_delivery("w", LEASE)
+async def test_a_unit_can_supersede_queued_jobs(queue_store: SqliteQueueStore) -> None:
+    running = await queue_store.enqueue_job("run", {"head": "older"}, key="pr:o/r#9")
+    await queue_store.claim_job("w", {"run"}, LEASE)
+    old = await queue_store.enqueue_job("run", {"head": "old"}, key="pr:o/r#1")
+    await queue_store.insert_delivery(delivery(1))
+    claim = await queue_store.claim_delivery("w", LEASE)
     assert claim is not None
     unit = UnitOfWork()
     unit.cancel_pending_jobs("pr:o/r#1", kind="run")
     unit.cancel_pending_jobs("pr:o/r#9")
     unit.enqueue_job("run", {"head": "new"}, key="pr:o/r#1")
-    await store.finish_delivery(claim, "w", [("h", unit)], [])
-    cancelled = await store.get_job(old.job_id)
+    await queue_store.finish_delivery(claim, "w", [("h", unit)], [])
+    cancelled = await queue_store.get_job(old.job_id)
     assert cancelled is not None and cancelled.status is JobStatus.CANCELLED
-    still = await store.get_job(running.job_id)
+    still = await queue_store.get_job(running.job_id)
     assert still is not None and still.status is JobStatus.RUNNING
-    [new] = await store.list_jobs(key="pr:o/r#1", status=JobStatus.PENDING)
+    [new] = await queue_store.list_jobs(key="pr:o/r#1", status=JobStatus.PENDING)
     assert new.payload == {"head": "new"}
 
 
-async def test_a_released_job_goes_back_without_counting_the_try(store: Store) -> None:
-    await store.enqueue_job("run")
-    job = await store.claim_job("w", {"run"}, LEASE)
+async def test_a_released_job_goes_back_without_counting_the_try(queue_store: SqliteQueueStore) -> None:
+    await queue_store.enqueue_job("run")
+    job = await queue_store.claim_job("w", {"run"}, LEASE)
     assert job is not None
-    assert await store.release_job(job, "w") is True
-    again = await store.claim_job("w", {"run"}, LEASE)
+    assert await queue_store.release_job(job, "w") is True
+    again = await queue_store.claim_job("w", {"run"}, LEASE)
     assert again is not None and again.attempts == 1
-    assert await store.renew_job(again, "w", LEASE) is True
-    assert await store.renew_job(again, "other", LEASE) is False
+    assert await queue_store.renew_job(again, "w", LEASE) is True
+    assert await queue_store.renew_job(again, "other", LEASE) is False
 
 
 def test_a_job_is_checked_where_it_is_made() -> None:
@@ -425,12 +426,12 @@ def test_a_job_is_checked_where_it_is_made() -> None:
     assert unit.jobs == ()
 
 
-async def test_counts_report_the_depth_of_each_queue(store: Store) -> None:
+async def test_counts_report_the_depth_of_each_queue(queue_store: SqliteQueueStore) -> None:
     for n in (1, 2):
-        await store.insert_delivery(delivery(n))
-    await store.claim_delivery("w", LEASE)
-    await store.enqueue_job("run")
-    counts = await store.counts()
+        await queue_store.insert_delivery(delivery(n))
+    await queue_store.claim_delivery("w", LEASE)
+    await queue_store.enqueue_job("run")
+    counts = await queue_store.counts()
     assert counts.deliveries == {"pending": 1, "processing": 1, "failed": 0}
     assert counts.jobs == {"pending": 1, "running": 0, "failed": 0}
 
@@ -439,40 +440,40 @@ async def test_counts_report_the_depth_of_each_queue(store: Store) -> None:
 
 
 async def test_one_failing_operation_does_not_undo_the_others_in_its_batch(
-    store: Store,
+    queue_store: SqliteQueueStore,
 ) -> None:
     def boom(conn: sqlite3.Connection) -> None:
         conn.execute("INSERT INTO jobs (kind) VALUES ('half-written')")  # violates NOT NULL
 
     results = await asyncio.gather(
-        *(store.insert_delivery(delivery(n)) for n in range(50)),
-        store.call(boom),
-        *(store.insert_delivery(delivery(n)) for n in range(50, 100)),
+        *(queue_store.insert_delivery(delivery(n)) for n in range(50)),
+        queue_store.call(boom),
+        *(queue_store.insert_delivery(delivery(n)) for n in range(50, 100)),
         return_exceptions=True,
     )
     assert isinstance(results[50], sqlite3.IntegrityError)
     assert results[:50] + results[51:] == [True] * 100
-    assert rows(store, "SELECT COUNT(*) FROM deliveries") == [(100,)]
-    assert rows(store, "SELECT COUNT(*) FROM jobs") == [(0,)]
+    assert rows(queue_store, "SELECT COUNT(*) FROM deliveries") == [(100,)]
+    assert rows(queue_store, "SELECT COUNT(*) FROM jobs") == [(0,)]
 
 
 async def test_a_closed_store_refuses_work(tmp_path: Path) -> None:
-    store = Store.open(tmp_path)
-    store.close()
-    store.close()  # twice is harmless
+    queue_store = SqliteQueueStore.open(tmp_path)
+    queue_store.close()
+    queue_store.close()  # twice is harmless
     with pytest.raises(StoreError):
-        await store.insert_delivery(delivery(1))
+        await queue_store.insert_delivery(delivery(1))
 
 
 def test_a_database_from_a_newer_gwi_is_refused(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / DB_FILENAME) as conn:
         conn.execute("PRAGMA user_version = 99")
     with pytest.raises(StoreError, match="schema version 99"):
-        Store.open(tmp_path)
+        SqliteQueueStore.open(tmp_path)
 
 
 def test_an_unusable_data_dir_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(StoreError, match="cannot open the queue database"):
-        Store.open(blocker / "data")
+        SqliteQueueStore.open(blocker / "data")

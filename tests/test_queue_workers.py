@@ -13,15 +13,9 @@ import pytest
 from gidgethub import routing, sansio
 
 from bot import logs
-from bot.engine.queue import (
-    DeliveryStatus,
-    Job,
-    JobStatus,
-    RetryPolicy,
-    Store,
-    UnitOfWork,
-)
-from bot.engine.worker import (
+from bot.queue.records import Delivery, DeliveryStatus, Job, JobRetry, JobStatus, UnitOfWork
+from bot.queue.sqlite_store import SqliteQueueStore
+from bot.queue.workers import (
     IntakePriority,
     JobHandler,
     PermanentJobError,
@@ -29,7 +23,7 @@ from bot.engine.worker import (
     Workers,
     handler_name,
 )
-from bot.server.intake import Delivery
+from tests.support import wait_until
 
 FAST = WorkerConfig(
     delivery_workers=2, job_workers=3, lease_seconds=5, poll_interval=0.02, shutdown_grace=2
@@ -37,25 +31,19 @@ FAST = WorkerConfig(
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = Store.open(
+async def store(tmp_path: Path) -> AsyncIterator[SqliteQueueStore]:
+    s = SqliteQueueStore.open(
         tmp_path,
-        delivery_retry=RetryPolicy(max_attempts=2, base_delay=0.01),
-        job_retry=RetryPolicy(max_attempts=3, base_delay=0.01),
+        delivery_retry=JobRetry(max_attempts=2, base_delay=0.01),
+        job_retry=JobRetry(max_attempts=3, base_delay=0.01),
     )
     yield s
     await asyncio.to_thread(s.close)
 
 
-async def wait_until(check: Callable[[], Any], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        await asyncio.sleep(0.02)
 
 
-def jobs_in(store: Store, *statuses: JobStatus) -> Callable[[], Any]:
+def jobs_in(store: SqliteQueueStore, *statuses: JobStatus) -> Callable[[], Any]:
     async def check() -> bool:
         jobs = await store.list_jobs()
         return bool(jobs) and all(job.status in statuses for job in jobs)
@@ -64,7 +52,7 @@ def jobs_in(store: Store, *statuses: JobStatus) -> Callable[[], Any]:
 
 
 async def run_workers(
-    store: Store,
+    store: SqliteQueueStore,
     job_handlers: dict[str, JobHandler],
     config: WorkerConfig = FAST,
     router: routing.Router | None = None,
@@ -74,7 +62,7 @@ async def run_workers(
     return workers
 
 
-async def test_registered_kinds_run_and_their_follow_ups_commit_with_them(store: Store) -> None:
+async def test_registered_kinds_run_and_their_follow_ups_commit_with_them(store: SqliteQueueStore) -> None:
     ran: list[tuple[str, dict[str, Any]]] = []
 
     async def plan(job: Job, unit: UnitOfWork, **_: Any) -> None:
@@ -93,11 +81,11 @@ async def test_registered_kinds_run_and_their_follow_ups_commit_with_them(store:
     assert ran == [("plan", {"pr": 1}), ("review", {"after": first.job_id})]
 
 
-async def _count_done(store: Store, n: int) -> bool:
+async def _count_done(store: SqliteQueueStore, n: int) -> bool:
     return len(await store.list_jobs(status=JobStatus.DONE)) == n
 
 
-async def test_jobs_sharing_a_key_never_overlap(store: Store) -> None:
+async def test_jobs_sharing_a_key_never_overlap(store: SqliteQueueStore) -> None:
     running: dict[str, int] = {}
     overlaps: list[str] = []
     order: list[int] = []
@@ -124,7 +112,7 @@ async def test_jobs_sharing_a_key_never_overlap(store: Store) -> None:
 
 
 async def test_a_failing_job_is_retried_then_failed_and_a_permanent_one_at_once(
-    store: Store,
+    store: SqliteQueueStore,
 ) -> None:
     tries: dict[str, int] = {"flaky": 0, "broken": 0, "refused": 0}
 
@@ -158,7 +146,7 @@ async def test_a_failing_job_is_retried_then_failed_and_a_permanent_one_at_once(
     }
 
 
-async def test_a_long_job_keeps_its_lease_alive(store: Store) -> None:
+async def test_a_long_job_keeps_its_lease_alive(store: SqliteQueueStore) -> None:
     config = WorkerConfig(job_workers=2, lease_seconds=0.15, poll_interval=0.02)
     runs = 0
 
@@ -176,7 +164,7 @@ async def test_a_long_job_keeps_its_lease_alive(store: Store) -> None:
     assert runs == 1
 
 
-async def test_a_worker_that_lost_its_lease_stops_and_commits_nothing(store: Store) -> None:
+async def test_a_worker_that_lost_its_lease_stops_and_commits_nothing(store: SqliteQueueStore) -> None:
     config = WorkerConfig(job_workers=1, lease_seconds=0.3, poll_interval=0.02)
     started = asyncio.Event()
     cancelled = asyncio.Event()
@@ -208,7 +196,7 @@ async def test_a_worker_that_lost_its_lease_stops_and_commits_nothing(store: Sto
     assert stored.status is JobStatus.RUNNING and stored.lease_owner == "someone-else"
 
 
-async def test_shutdown_waits_for_short_work_and_hands_long_work_back(store: Store) -> None:
+async def test_shutdown_waits_for_short_work_and_hands_long_work_back(store: SqliteQueueStore) -> None:
     config = WorkerConfig(job_workers=2, poll_interval=0.02, shutdown_grace=0.2)
     started: set[str] = set()
 
@@ -229,7 +217,7 @@ async def _true(value: bool) -> bool:
     return value
 
 
-async def test_a_stuck_event_handler_times_out_and_counts_as_failed(store: Store) -> None:
+async def test_a_stuck_event_handler_times_out_and_counts_as_failed(store: SqliteQueueStore) -> None:
     router = routing.Router()
 
     @router.register("issues")
@@ -253,7 +241,7 @@ async def test_a_stuck_event_handler_times_out_and_counts_as_failed(store: Store
 
 
 async def test_a_body_that_does_not_parse_fails_at_once_instead_of_the_worker(
-    store: Store,
+    store: SqliteQueueStore,
 ) -> None:
     calls: list[str] = []
     router = routing.Router()
@@ -274,7 +262,7 @@ async def test_a_body_that_does_not_parse_fails_at_once_instead_of_the_worker(
         assert "body is not a JSON object" in (stored.last_error or "")
 
 
-async def test_the_worker_records_what_the_payload_is_about(store: Store) -> None:
+async def test_the_worker_records_what_the_payload_is_about(store: SqliteQueueStore) -> None:
     body = json.dumps(
         {"action": "opened", "installation": {"id": 5}, "repository": {"full_name": "o/r"}}
     ).encode()
@@ -286,7 +274,7 @@ async def test_the_worker_records_what_the_payload_is_about(store: Store) -> Non
     assert (stored.action, stored.installation_id, stored.repository) == ("opened", 5, "o/r")
 
 
-async def test_a_jobs_log_lines_lead_back_to_the_delivery_that_made_it(store: Store) -> None:
+async def test_a_jobs_log_lines_lead_back_to_the_delivery_that_made_it(store: SqliteQueueStore) -> None:
     """The webhook's handler enqueues a job; every line the job logs carries the delivery it
     came from and the installation it works for."""
     router = routing.Router()
@@ -310,7 +298,7 @@ async def test_a_jobs_log_lines_lead_back_to_the_delivery_that_made_it(store: St
     assert context["job_kind"] == "pr.run"
 
 
-async def test_start_up_takes_up_what_a_crash_left(store: Store) -> None:
+async def test_start_up_takes_up_what_a_crash_left(store: SqliteQueueStore) -> None:
     clock_now = time.time()
     await store.insert_delivery(Delivery("d-1", "issues", b"{}"))
     assert await store.claim_delivery("crashed", lease_seconds=0.01) is not None

@@ -28,11 +28,6 @@ from tests import builders as b
 AGENT = Actor(type=ActorType.AGENT, id="reviewer")
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> RunStore:
-    return RunStore(tmp_path / "data", tmp_path / "key.pem")
-
-
 def _actions(store: RunStore, run_id: str) -> list[str]:
     return [e.action.value for e in store.read_chain(run_id).events]
 

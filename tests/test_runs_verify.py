@@ -16,11 +16,6 @@ from bot.schemas.state import Outcome, RunState
 from tests import builders as b
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> RunStore:
-    return RunStore(tmp_path / "data", tmp_path / "key.pem")
-
-
 def _finished_run(store: RunStore) -> str:
     run_id = store.create(b.context_fields())
     with store.open(run_id) as run:

@@ -14,7 +14,8 @@ import pytest
 from bot.cli import main
 from bot.repo.analysis import analyse
 from bot.scoring.scorer import extract_features, triage_result
-from tests.conftest import FIXTURES, commit_files, git
+from tests.conftest import FIXTURES
+from tests.support import commit_files, git
 
 GOLDEN_DIR = FIXTURES / "scoring"
 GOLDEN_FILE = GOLDEN_DIR / "golden.json"

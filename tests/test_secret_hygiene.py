@@ -21,8 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bot.engine.queue import DB_FILENAME
 from bot.logs import configure_logging
+from bot.queue.schema import DB_FILENAME
 from bot.schemas.state import Outcome, RunState
 from tests.conftest import WEBHOOK_SECRET, app_key_pem
 from tests.fake_llm import FAKE_LLM_KEY, Status, json_text

@@ -15,12 +15,12 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("GWI_DATA_DIR")
     monkeypatch.chdir(tmp_path)
     settings = load_settings()
-    assert settings.port == 8080
+    assert settings.server.port == 8080
     assert settings.data_dir == tmp_path / ".gwi"
-    assert settings.workers == 2
-    assert settings.log_level == "INFO"
-    assert settings.max_body_bytes == 25 * 1024 * 1024
-    assert settings.webhook_secret is None
+    assert settings.server.workers == 2
+    assert settings.server.log_level == "INFO"
+    assert settings.server.max_body_bytes == 25 * 1024 * 1024
+    assert settings.server.webhook_secret is None
 
 
 def test_the_environment_sets_every_field(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -36,16 +36,17 @@ def test_the_environment_sets_every_field(monkeypatch: pytest.MonkeyPatch, tmp_p
     }.items():
         monkeypatch.setenv(key, value)
     settings = load_settings()
-    assert (settings.port, settings.workers, settings.log_level) == (9000, 4, "DEBUG")
+    server = settings.server
+    assert (server.port, server.workers, server.log_level) == (9000, 4, "DEBUG")
     assert settings.data_dir == tmp_path / "d"
-    assert settings.webhook_secrets() == ("new", "old")
-    assert (settings.max_body_bytes, settings.lease_seconds) == (2048, 5.0)
+    assert settings.server.webhook_secrets() == ("new", "old")
+    assert (settings.server.max_body_bytes, settings.server.lease_seconds) == (2048, 5.0)
 
 
 def test_settings_are_frozen() -> None:
     settings = load_settings({"GITHUB_WEBHOOK_SECRET": "s"})
     with pytest.raises(ValueError):
-        settings.port = 1  # type: ignore[misc]
+        settings.server.port = 1  # type: ignore[misc]
     assert isinstance(settings, Settings)
 
 
@@ -59,7 +60,7 @@ def test_an_empty_secret_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("GITHUB_WEBHOOK_SECRET_OLD", "")
     settings = load_settings()
     with pytest.raises(GwiError, match="GITHUB_WEBHOOK_SECRET is not set"):
-        settings.webhook_secrets()
+        settings.server.webhook_secrets()
 
 
 @pytest.mark.parametrize(

@@ -42,18 +42,16 @@ def register(subparsers: Any) -> None:
 
 def serve_command(args: argparse.Namespace) -> int:
     # Heavy imports stay here: other commands do not pay for aiohttp.
-    import os
 
     from bot.events.router import build_router
-    from bot.github.settings import GitHubSettings
     from bot.logs import configure_logging
     from bot.server.app import create_app, default_job_handlers
     from bot.settings import load_settings
 
     settings = load_settings()
-    settings.webhook_secrets()  # refuse to start without one, before anything else
-    github = GitHubSettings.from_env(os.environ)
-    configure_logging(settings.log_level)
+    settings.server.webhook_secrets()  # refuse to start without one, before anything else
+    settings.require_github()  # and the App's credentials
+    configure_logging(settings.server.log_level)
     routers: list[Any] = []
     job_handlers = default_job_handlers()
     for name in args.extra_module:
@@ -61,9 +59,9 @@ def serve_command(args: argparse.Namespace) -> int:
         if module_router is not None:
             routers.append(module_router)
         job_handlers.update(module_jobs)
-    app = create_app(settings, github=github, router=build_router(*routers),
+    app = create_app(settings, router=build_router(*routers),
                      job_handlers=job_handlers)
-    asyncio.run(run_server(app, settings.host, settings.port))
+    asyncio.run(run_server(app, settings.server.host, settings.server.port))
     return 0
 
 
@@ -89,8 +87,8 @@ async def run_server(app: web.Application, host: str, port: int) -> None:
     """Serve ``app`` until SIGTERM/SIGINT, then shut down gracefully (workers first)."""
     from aiohttp import web
 
-    from bot.engine.queue import StoreError
     from bot.logs import get_logger
+    from bot.queue.records import StoreError
 
     log = get_logger("gwi.server")
     runner = web.AppRunner(app, access_log=None, handle_signals=False)

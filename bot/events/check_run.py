@@ -8,10 +8,10 @@ from gidgethub import routing, sansio
 from pydantic import ValidationError
 
 from bot import logs
-from bot.engine.queue import UnitOfWork
+from bot.github.jobs import RunRequest, enqueue_run
 from bot.github.models_events import CheckRunEvent
 from bot.github.render import CHECK_NAME
-from bot.github.runner import RunRequest, enqueue_run
+from bot.queue.records import UnitOfWork
 
 router = routing.Router()
 log = logs.get_logger("gwi.events.check_run")

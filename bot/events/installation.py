@@ -7,7 +7,7 @@ from typing import Any
 from gidgethub import routing, sansio
 
 from bot import logs
-from bot.engine.queue import UnitOfWork
+from bot.queue.records import UnitOfWork
 
 router = routing.Router()
 log = logs.get_logger("gwi.events.installation")

@@ -15,11 +15,10 @@ from gidgethub import routing, sansio
 from pydantic import ValidationError
 
 from bot import logs
-from bot.engine.queue import UnitOfWork
-from bot.events.commands import parse_comment
-from bot.github.commands import COMMAND_JOB, CommandRequest
-from bot.github.gate import Commenter
+from bot.github.jobs import COMMAND_JOB, CommandRequest, Commenter
 from bot.github.models_events import IssueCommentEvent
+from bot.github.slash_commands import parse_comment
+from bot.queue.records import UnitOfWork
 
 router = routing.Router()
 log = logs.get_logger("gwi.events.issue_comment")

@@ -8,9 +8,9 @@ from gidgethub import routing, sansio
 from pydantic import ValidationError
 
 from bot import logs
-from bot.engine.queue import UnitOfWork
+from bot.github.jobs import ABORT_JOB, AbortRequest, RunRequest, enqueue_run
 from bot.github.models_events import PullRequestEvent
-from bot.github.runner import ABORT_JOB, AbortRequest, RunRequest, enqueue_run
+from bot.queue.records import UnitOfWork
 from bot.schemas.state import Outcome
 
 router = routing.Router()

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 from gidgethub.apps import get_jwt
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from bot.github.errors import GitHubError
-from bot.github.settings import GitHubSettings
+from bot.github.failures import GitHubError
 from bot.github.transport import CredentialKind, GitHubTransport
+from bot.settings import GitHubSettings
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ class Capability(enum.StrEnum):
     UPDATE_PULL_REQUEST = "update_pull_request"  # open a PR, or change one's title/body/base
 
 
-#: Needs a verified approval record of the run (see `bot.github.gate`).
+#: Needs a verified approval record of the run (see `bot.github.handle_push`).
 NEEDS_APPROVAL: frozenset[Capability] = frozenset(
     {Capability.COMMIT, Capability.PUSH, Capability.UPDATE_PULL_REQUEST}
 )

@@ -14,7 +14,8 @@ from urllib.parse import quote, urlencode
 import aiohttp
 
 from bot.github.auth import AppAuth, InstallationCredentials, InstallationToken
-from bot.github.errors import GitHubError
+from bot.github.failures import GitHubError
+from bot.github.markers import has_marker, with_marker
 from bot.github.models import (
     CheckConclusion,
     CheckOutput,
@@ -29,31 +30,10 @@ from bot.github.models import (
     Repository,
     WebhookDelivery,
 )
-from bot.github.settings import GitHubSettings
-from bot.github.transport import GitHubTransport, RetryPolicy
+from bot.github.transport import GitHubTransport, HttpRetry
+from bot.settings import GitHubSettings
 
-# A hidden marker names the one comment gwi keeps per purpose (pr-agent's persistent
-# comment): HTML comments do not render, and the name's alphabet cannot close one early.
-_MARKER_NAME = re.compile(r"[a-z0-9][a-z0-9._:/-]*")
 _SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
-
-
-def comment_marker(name: str) -> str:
-    """The hidden HTML marker for ``name``: ``<!-- gwi:name -->``."""
-    if not _MARKER_NAME.fullmatch(name):
-        raise ValueError(f"marker name must match {_MARKER_NAME.pattern}, not {name!r}")
-    return f"<!-- gwi:{name} -->"
-
-
-def has_marker(body: str, name: str) -> bool:
-    """True when ``body`` carries the marker for ``name`` on a line of its own."""
-    marker = comment_marker(name)
-    return any(line.strip() == marker for line in body.splitlines())
-
-
-def with_marker(body: str, name: str) -> str:
-    """``body`` with the marker for ``name`` as its first line (added once)."""
-    return body if has_marker(body, name) else f"{comment_marker(name)}\n{body}"
 
 
 def github_time(moment: datetime) -> str:
@@ -92,7 +72,7 @@ class GitHubApp:
         settings: GitHubSettings,
         session: aiohttp.ClientSession,
         *,
-        policy: RetryPolicy | None = None,
+        policy: HttpRetry | None = None,
         auth_now: Callable[[], datetime] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         clock: Callable[[], float] | None = None,
@@ -176,15 +156,6 @@ class GitHubApp:
             until=older,
         )
         return [WebhookDelivery.model_validate(item) for item in items]
-
-    async def get_webhook_delivery(self, delivery_id: int) -> dict[str, Any]:
-        """One delivery with its request headers and payload, as GitHub sent them."""
-        data: dict[str, Any] = await self.transport.request(
-            "GET",
-            f"/app/hook/deliveries/{int(delivery_id)}",
-            credentials=self.auth.app_credentials,
-        )
-        return data
 
     async def redeliver_webhook_delivery(self, delivery_id: int) -> None:
         """Ask GitHub to send a delivery again: it never retries failed ones by itself."""
@@ -283,17 +254,6 @@ class RepoClient:
 
     async def get_pull_request(self, number: int) -> PullRequest:
         return PullRequest.model_validate(await self._call("GET", f"/pulls/{int(number)}"))
-
-    async def list_pull_requests(
-        self,
-        *,
-        state: Literal["open", "closed", "all"] = "open",
-        base: str | None = None,
-        head: str | None = None,
-    ) -> list[PullRequest]:
-        """Pull requests, optionally those into branch ``base`` or from ``owner:branch``."""
-        query = urlencode(_drop_none({"state": state, "base": base, "head": head, "per_page": 100}))
-        return [PullRequest.model_validate(p) for p in await self._collect(f"/pulls?{query}")]
 
     # -- check runs -------------------------------------------------------------------
 
@@ -424,16 +384,6 @@ class RepoClient:
         )
         return [Label.model_validate(item) for item in data]
 
-    async def remove_label(self, issue_number: int, label: str) -> bool:
-        """Remove a label; False when the issue did not have it."""
-        try:
-            await self._call("DELETE", f"/issues/{int(issue_number)}/labels/{_seg(label)}")
-        except GitHubError as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return True
-
     # -- git refs ---------------------------------------------------------------------
 
     async def get_ref(self, ref: str) -> GitRef | None:
@@ -441,17 +391,4 @@ class RepoClient:
         data = await self._call_or_none("GET", f"/git/ref/{_ref_path(ref)}")
         if data is None:
             return None
-        return GitRef(ref=data["ref"], sha=data["object"]["sha"])
-
-    async def _update_ref(self, ref: str, sha: str) -> GitRef:
-        """Fast-forward ``ref`` to ``sha`` through the API; never forced.
-
-        Private by convention: moving a branch is a push, and only the approval gate may
-        call this (after verifying an approval record), as with ``git._push_with_lease``.
-        """
-        if not _SHA.fullmatch(sha):
-            raise ValueError(f"sha must be a full commit id, not {sha!r}")
-        data = await self._call(
-            "PATCH", f"/git/refs/{_ref_path(ref)}", {"sha": sha, "force": False}
-        )
         return GitRef(ref=data["ref"], sha=data["object"]["sha"])

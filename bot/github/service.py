@@ -9,15 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.agents.llm import LlmClient
-from bot.engine.index import RunIndex
 from bot.engine.pipeline import Engine
-from bot.engine.queue import Store
 from bot.github.capabilities import WORK_PERMISSIONS
 from bot.github.client import GitHubApp, RepoClient
-from bot.github.git import RepoCache
-from bot.github.settings import GitHubSettings
+from bot.github.repo_cache import RepoCache
+from bot.queue.interface import QueueStore, RunIndex
 from bot.runs.store import RunStore
-from bot.settings import Settings
+from bot.settings import GitHubSettings, Settings
 
 
 @dataclass
@@ -25,6 +23,7 @@ class GitHubService:
     app: GitHubApp
     settings: Settings
     runs: RunStore
+    queue: QueueStore
     index: RunIndex
     cache: RepoCache
     llm: LlmClient | None = None
@@ -42,7 +41,7 @@ class GitHubService:
 
 
 @asynccontextmanager
-async def open_service(settings: Settings, github: GitHubSettings, queue: Store,
+async def open_service(settings: Settings, github: GitHubSettings, queue: QueueStore,
                        **app_options: Any) -> AsyncIterator[GitHubService]:
     """The process's GitHub service, with its HTTP session, for as long as the server runs.
 
@@ -50,12 +49,12 @@ async def open_service(settings: Settings, github: GitHubSettings, queue: Store,
     from bot.agents.llm import make_llm
 
     async with GitHubApp.connect(github, **app_options) as app:
-        index = RunIndex(queue)
+        index = queue.run_index()
         await index.ensure_schema()
         llm = make_llm(settings.llm)
         try:
             yield GitHubService(app=app, settings=settings,
-                                runs=RunStore.from_settings(settings), index=index,
+                                runs=RunStore.from_settings(settings), queue=queue, index=index,
                                 cache=RepoCache(settings.data_dir), llm=llm)
         finally:
             if llm is not None:

@@ -15,7 +15,7 @@ import gidgethub
 import gidgethub.aiohttp
 from gidgethub import sansio
 
-from bot.github.errors import GitHubError
+from bot.github.failures import GitHubError
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class Credentials(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class RetryPolicy:
+class HttpRetry:
     """Bounds on patience. Every wait is capped, and so is the whole call.
 
     ``max_attempts`` counts every try of one call; ``max_elapsed`` (seconds) bounds the
@@ -69,7 +69,7 @@ class Decision:
     reason: str
 
 
-def backoff_delay(attempt: int, policy: RetryPolicy, rand: float) -> float:
+def backoff_delay(attempt: int, policy: HttpRetry, rand: float) -> float:
     """Exponential backoff with jitter: between half and all of ``base * 2**(attempt-1)``.
 
     Half-to-full jitter keeps retries from many workers apart while guaranteeing a minimum
@@ -119,7 +119,7 @@ def decide(
     *,
     attempt: int,
     elapsed: float,
-    policy: RetryPolicy,
+    policy: HttpRetry,
     now: float,
     rand: float,
 ) -> Decision:
@@ -178,14 +178,14 @@ class GitHubTransport:
         *,
         base_url: str,
         user_agent: str,
-        policy: RetryPolicy | None = None,
+        policy: HttpRetry | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.gh = gidgethub.aiohttp.GitHubAPI(session, user_agent, base_url=base_url)
-        self.policy = policy or RetryPolicy()
+        self.policy = policy or HttpRetry()
         self._sleep = sleep
         self._clock = clock
         self._wall_clock = wall_clock

@@ -14,15 +14,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.errors import GwiError
+from bot.errors import GitError
 
 # Reproducible, private git: no user or system configuration leaks into what gwi computes
 # (a user's merge.conflictStyle or diff.noprefix would change patches and hashes).
 _GIT_ENV_DROP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY")
-
-
-class GitError(GwiError):
-    """A git command failed; the message carries git's own explanation."""
 
 
 def _env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -11,10 +11,11 @@ from aiohttp import web
 from gidgethub import routing
 
 from bot import logs
-from bot.engine.queue import DEFAULT_RETRY, RetryPolicy, Store, StoreError
-from bot.engine.worker import JobHandler, JobHandlers, WorkerConfig, Workers
 from bot.events.router import build_router
-from bot.github.settings import GitHubSettings
+from bot.queue.interface import QueueStore
+from bot.queue.records import DEFAULT_RETRY, JobRetry, StoreError
+from bot.queue.sqlite_store import SqliteQueueStore
+from bot.queue.workers import JobHandler, JobHandlers, WorkerConfig, Workers
 from bot.server.intake import DELIVERY_HEADER, EVENT_HEADER, Refusal, read_delivery
 from bot.settings import Settings
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 SETTINGS = web.AppKey("settings", Settings)
 SECRETS: web.AppKey[tuple[str, ...]] = web.AppKey("secrets")
-STORE = web.AppKey("store", Store)
+STORE = web.AppKey("store", QueueStore)
 WORKERS = web.AppKey("workers", Workers)
 
 HEALTH_TIMEOUT_SECONDS = 2.0
@@ -40,21 +41,20 @@ def default_job_handlers() -> dict[str, JobHandler]:
 
 def gh_job_handlers() -> dict[str, JobHandler]:
     """gwi's job kinds: runs, aborts, commands, and the gated push."""
-    from bot.github import commands, gate, runner
+    from bot.github.handlers import JOB_HANDLERS
 
-    return {**runner.JOB_HANDLERS, **commands.JOB_HANDLERS, **gate.JOB_HANDLERS}
+    return dict(JOB_HANDLERS)
 
 
 def create_app(
     settings: Settings,
     *,
-    github: GitHubSettings | None = None,
     router: routing.Router | None = None,
     job_handlers: JobHandlers | None = None,
     services: Mapping[str, object] | None = None,
     worker_config: WorkerConfig | None = None,
-    delivery_retry: RetryPolicy = DEFAULT_RETRY,
-    job_retry: RetryPolicy = DEFAULT_RETRY,
+    delivery_retry: JobRetry = DEFAULT_RETRY,
+    job_retry: JobRetry = DEFAULT_RETRY,
     run_workers: bool = True,
     github_options: Mapping[str, Any] | None = None,
     reconcile_interval: float | None = None,
@@ -62,7 +62,7 @@ def create_app(
     """The web application. Its start-up opens the queue and starts the workers.
 
     ``router`` defaults to every module in :mod:`bot.events`; ``services`` are passed to
-    every handler as keyword arguments. With ``github`` (the App's credentials) the process
+    every handler as keyword arguments. With ``settings.github`` (the App's credentials) the process
     does gwi's work: the run, command and push jobs, with the GitHub service as ``gh``; and
     at start-up it asks GitHub to redeliver what it missed while down
     (:mod:`bot.server.recovery`) and looks for runs a crash left behind, again every
@@ -71,21 +71,22 @@ def create_app(
     without processing them (tests of the intake alone). Raises :class:`GwiError` when no
     webhook secret is configured.
     """
-    app = web.Application(client_max_size=settings.max_body_bytes)
+    app = web.Application(client_max_size=settings.server.max_body_bytes)
     app[SETTINGS] = settings
-    app[SECRETS] = settings.webhook_secrets()
+    app[SECRETS] = settings.server.webhook_secrets()
     config = worker_config or WorkerConfig(
-        delivery_workers=settings.workers,
-        job_workers=settings.workers,
-        lease_seconds=settings.lease_seconds,
+        delivery_workers=settings.server.workers,
+        job_workers=settings.server.workers,
+        lease_seconds=settings.server.lease_seconds,
     )
 
     async def queue_and_workers(app: web.Application) -> AsyncIterator[None]:
-        store = Store.open(settings.data_dir, delivery_retry=delivery_retry, job_retry=job_retry)
+        store = SqliteQueueStore.open(settings.data_dir, delivery_retry=delivery_retry, job_retry=job_retry)
         async with contextlib.AsyncExitStack() as stack:
             handlers = dict(job_handlers if job_handlers is not None else {})
             extra = dict(services or {})
             gh = None
+            github = settings.github
             if github is not None:
                 from bot.github.service import open_service
 
@@ -132,7 +133,7 @@ RECOVERY_ROUND_SECONDS = 60.0
 RECOVERY_ROUNDS = 30
 
 
-async def _recover_deliveries(gh: GitHubService, store: Store) -> None:
+async def _recover_deliveries(gh: GitHubService, store: QueueStore) -> None:
     """Start-up: have GitHub redeliver what it could not deliver while the server was down,
     in bounded rounds a minute apart until none is left (a long outage may leave hundreds)."""
     from bot.server import recovery
@@ -158,7 +159,7 @@ async def _reconcile_forever(
     gh: GitHubService, workers: Workers, interval: float, lease_seconds: float
 ) -> None:
     """Start-up, then every ``interval``: queue work for runs a crash left behind."""
-    from bot.github.runner import reconcile_runs
+    from bot.github.handle_reconcile import reconcile_runs
 
     while True:
         try:
@@ -182,7 +183,7 @@ async def handle_webhook(request: web.Request) -> web.Response:
 
 async def _take(request: web.Request) -> web.Response:
     app = request.app
-    limit = app[SETTINGS].max_body_bytes
+    limit = app[SETTINGS].server.max_body_bytes
     length = request.content_length
     if length is not None and length > limit:
         return _refuse(request, Refusal(413, f"body is larger than {limit} bytes"))

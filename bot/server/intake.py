@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
 
+from bot.queue.records import NOT_AN_OBJECT, Delivery
 from bot.server.signature import SHA1_HEADER, SIGNATURE_HEADER, SignatureVerdict, verify_signature
 
 EVENT_HEADER = "X-GitHub-Event"
@@ -20,15 +19,6 @@ _EVENT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
-class Delivery:
-    """A verified webhook delivery: what the queue stores before the request is answered."""
-
-    delivery_id: str
-    event: str
-    body: bytes
-
-
-@dataclass(frozen=True, slots=True)
 class Refusal:
     """Why a request is not a delivery: the HTTP status to answer and a reason to show."""
 
@@ -36,15 +26,6 @@ class Refusal:
     reason: str
 
 
-class Classification(NamedTuple):
-    """The fields of a payload that the queue indexes and every log line carries."""
-
-    action: str | None
-    installation_id: int | None
-    repository: str | None
-
-
-NOT_AN_OBJECT = "body is not a JSON object (set the webhook content type to application/json)"
 _WHITESPACE = b" \t\r\n"
 
 
@@ -60,7 +41,7 @@ def read_delivery(
     ``CIMultiDict``).
 
     The body is only checked to be shaped like a JSON object (``{`` ... ``}``), in time
-    independent of its size: the full parse is the worker's (:func:`parse_payload`), which
+    independent of its size: the full parse is the worker's (:func:`bot.queue.records.parse_payload`), which
     needs the parsed payload anyway. Parsing here too would double the cost of every
     delivery and hold the event loop for a large one (up to 25 MiB); a signed body that
     looks like an object but does not parse is stored and then failed by the worker, with
@@ -93,33 +74,3 @@ def looks_like_object(body: bytes) -> bool:
     while end > start and body[end - 1] in _WHITESPACE:
         end -= 1
     return end - start >= 2 and body[start] == ord("{") and body[end - 1] == ord("}")
-
-
-def parse_payload(body: bytes) -> dict[str, Any]:
-    """The delivery's JSON object; ValueError when the body is not one."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{NOT_AN_OBJECT}: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValueError(NOT_AN_OBJECT)  # noqa: TRY004 - one error for every non-object
-    return data
-
-
-def classify(payload: Mapping[str, Any]) -> Classification:
-    """The action, installation id and repository full name of a payload, when present.
-
-    Payloads are tolerated as they come: a field of an unexpected type counts as absent.
-    """
-    action = payload.get("action")
-    installation = payload.get("installation")
-    installation_id = installation.get("id") if isinstance(installation, dict) else None
-    repository = payload.get("repository")
-    full_name = repository.get("full_name") if isinstance(repository, dict) else None
-    return Classification(
-        action if isinstance(action, str) else None,
-        installation_id
-        if isinstance(installation_id, int) and not isinstance(installation_id, bool)
-        else None,
-        full_name if isinstance(full_name, str) else None,
-    )

@@ -16,16 +16,14 @@ logged and ends the attempt; it never stops the server from starting.
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot import logs
-from bot.engine.queue import Store
 from bot.github.client import GitHubApp
-from bot.github.errors import GitHubError
+from bot.github.failures import GitHubError
 from bot.github.models import WebhookDelivery
+from bot.queue.interface import QueueStore
 
 log = logs.get_logger("gwi.recovery")
 
@@ -37,19 +35,6 @@ MAX_LISTED = 1000
 MAX_REDELIVERIES = 100
 #: A redelivery asked for this recently may still be on its way: it is not asked for again.
 REDELIVERY_PATIENCE_SECONDS = 600.0
-
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS webhook_redeliveries (
-        guid TEXT PRIMARY KEY,
-        github_id INTEGER NOT NULL,
-        requested_at REAL NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS webhook_marker (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        seen_until REAL NOT NULL
-    )""",
-)
-
 
 @dataclass(frozen=True, slots=True)
 class RecoveryReport:
@@ -70,7 +55,7 @@ class RecoveryReport:
 
 async def recover_missed_deliveries(
     app: GitHubApp,
-    store: Store,
+    store: QueueStore,
     *,
     now: datetime | None = None,
     margin: float = CLOCK_MARGIN_SECONDS,
@@ -83,10 +68,11 @@ async def recover_missed_deliveries(
     GitHub refuses is logged and counted in ``failed``.
     """
     moment = now or datetime.now(UTC)
-    since_ts = await store.call(_prepare_and_read_marker)
+    ledger = store.redelivery_ledger()
+    since_ts = await ledger.start_point()
     if since_ts is None:
         # Nothing was ever stored: a new installation, whose past is not gwi's to replay.
-        await store.call(lambda conn: _save_marker(conn, moment.timestamp()))
+        await ledger.save_marker(moment.timestamp())
         log.info("webhooks.recovery_skipped", reason="no delivery was stored before")
         return RecoveryReport(None, 0, 0, 0, 0)
     since = datetime.fromtimestamp(since_ts - margin, UTC)
@@ -102,7 +88,7 @@ async def recover_missed_deliveries(
             latest[attempt.guid] = attempt
     guids = sorted(latest)
     patience = moment.timestamp() - REDELIVERY_PATIENCE_SECONDS
-    stored, pending = await store.call(lambda conn: _known(conn, guids, patience))
+    stored, pending = await ledger.known(guids, patience)
     missing = sorted(
         (a for g, a in latest.items() if g not in stored and g not in pending),
         key=lambda a: (a.delivered_at, a.id),  # GitHub's ids grow with time: ties in order
@@ -118,69 +104,13 @@ async def recover_missed_deliveries(
                 break  # rate limited: the rest waits for the next start-up
             continue
         redelivered += 1
-        await store.call(_remember(attempt, moment.timestamp()))
+        await ledger.remember(attempt.guid, attempt.id, moment.timestamp())
         log.info("webhooks.redelivery_requested", guid=attempt.guid, event=attempt.event,
                  action=attempt.action, delivered_at=attempt.delivered_at.isoformat())
     if len(missing) <= max_redeliveries and not failed and not truncated:
         newest = max((a.delivered_at.timestamp() for a in listed), default=since_ts)
-        await store.call(lambda conn: _save_marker(conn, min(newest, moment.timestamp())))
+        await ledger.save_marker(min(newest, moment.timestamp()))
     report = RecoveryReport(since, len(listed), len(missing), redelivered, failed, truncated)
     log.info("webhooks.recovery_done", since=since.isoformat(), listed=report.listed,
              missing=report.missing, redelivered=report.redelivered, failed=report.failed)
     return report
-
-
-def _prepare_and_read_marker(conn: sqlite3.Connection) -> float | None:
-    """Where to start looking: the later of the newest stored delivery and the last look."""
-    for statement in SCHEMA:
-        conn.execute(statement)
-    (received,) = conn.execute("SELECT MAX(received_at) FROM deliveries").fetchone()
-    marker = conn.execute("SELECT seen_until FROM webhook_marker WHERE id = 1").fetchone()
-    found = [float(v) for v in (received, marker[0] if marker else None) if v is not None]
-    return max(found) if found else None
-
-
-def _remember(attempt: WebhookDelivery, at: float) -> Callable[[sqlite3.Connection], None]:
-    def op(conn: sqlite3.Connection) -> None:
-        conn.execute(
-            "INSERT INTO webhook_redeliveries (guid, github_id, requested_at) VALUES (?, ?, ?)"
-            " ON CONFLICT (guid) DO UPDATE SET"
-            " github_id = excluded.github_id, requested_at = excluded.requested_at",
-            (attempt.guid, attempt.id, at),
-        )
-
-    return op
-
-
-def _save_marker(conn: sqlite3.Connection, seen_until: float) -> None:
-    conn.execute(
-        "INSERT INTO webhook_marker (id, seen_until) VALUES (1, ?)"
-        " ON CONFLICT (id) DO UPDATE SET seen_until = MAX(seen_until, excluded.seen_until)",
-        (seen_until,),
-    )
-
-
-def _known(
-    conn: sqlite3.Connection, guids: list[str], patience: float
-) -> tuple[set[str], set[str]]:
-    """Of ``guids``: those stored as deliveries, and those redelivered too recently to ask."""
-    stored: set[str] = set()
-    pending: set[str] = set()
-    for start in range(0, len(guids), 500):
-        chunk = guids[start : start + 500]
-        marks = ", ".join("?" * len(chunk))
-        stored.update(
-            row[0]
-            for row in conn.execute(
-                f"SELECT delivery_id FROM deliveries WHERE delivery_id IN ({marks})", chunk
-            )
-        )
-        pending.update(
-            row[0]
-            for row in conn.execute(
-                f"SELECT guid FROM webhook_redeliveries WHERE guid IN ({marks})"
-                " AND requested_at >= ?",
-                (*chunk, patience),
-            )
-        )
-    return stored, pending

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from dataclasses import dataclass
 from typing import Any
 
-from bot.engine.queue import Store
+from bot.queue.interface import RunIndex
+from bot.queue.records import IndexedRun
+from bot.queue.writer import Writer
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS pr_runs (
@@ -36,19 +37,6 @@ SCHEMA = (
 )
 
 
-@dataclass(frozen=True)
-class IndexedRun:
-    run_id: str
-    repository: str
-    pr: int
-    head_sha: str
-    base_sha: str
-    check_run_id: int | None
-    created_at: float
-    finished: bool  # GitHub shows the run's final check-run: nothing more to publish
-    published_state: str | None = None  # the stop state last shown in full (check and comment)
-
-
 def _row(row: tuple[Any, ...]) -> IndexedRun:
     run_id, repository, pr, head, base, check, created, finished, published = row
     return IndexedRun(run_id, repository, int(pr), head, base,
@@ -60,9 +48,11 @@ _COLUMNS = ("run_id, repository, pr, head_sha, base_sha, check_run_id, created_a
             " published_state")
 
 
-class RunIndex:
-    def __init__(self, store: Store) -> None:
-        self.store = store
+class SqliteRunIndex(RunIndex):
+    """The PR index as two tables of the queue's SQLite file, written by its one writer."""
+
+    def __init__(self, writer: Writer) -> None:
+        self.store = writer
 
     async def ensure_schema(self) -> None:
         def op(conn: sqlite3.Connection) -> None:
@@ -137,10 +127,6 @@ class RunIndex:
             return [_row(r) for r in rows]
 
         return await self.store.call(op)
-
-    async def latest(self, repository: str, pr: int) -> IndexedRun | None:
-        runs = await self.for_pr(repository, pr)
-        return runs[-1] if runs else None
 
     async def take_reply_slot(self, repository: str, pr: int, *, limit: int,
                               window: float) -> bool:

@@ -14,17 +14,19 @@ from typing import Any, TypeVar
 from gidgethub import routing, sansio
 
 from bot import logs
-from bot.engine.queue import (
+from bot.queue.interface import QueueStore
+from bot.queue.records import (
+    Classification,
     DeliveryRecord,
     DeliveryStatus,
     Job,
     JobStatus,
     LeaseLost,
-    Store,
     StoreError,
     UnitOfWork,
+    classify,
+    parse_payload,
 )
-from bot.server.intake import Classification, classify, parse_payload
 
 T = TypeVar("T")
 
@@ -108,7 +110,7 @@ class Workers:
 
     def __init__(
         self,
-        store: Store,
+        store: QueueStore,
         router: routing.Router,
         job_handlers: JobHandlers,
         config: WorkerConfig = WorkerConfig(),

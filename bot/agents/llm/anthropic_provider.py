@@ -10,7 +10,7 @@ from typing import Any
 import anthropic
 from anthropic.types import Message
 
-from bot.agents.llm import (
+from bot.agents.llm.base import (
     LlmFailure,
     LlmReply,
     SdkErrors,

@@ -16,16 +16,14 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
+from bot.errors import GitError
 from bot.github.auth import InstallationToken
-from bot.github.errors import GitError, PushRejected, UnapprovedPush
-from bot.runs.signing import verify_signature
-from bot.schemas.approval import ApprovalRecord
 
 log = logging.getLogger(__name__)
 
 _OWNER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")
 _NAME = re.compile(r"[A-Za-z0-9._-]+")
-_SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+SHA_RE = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 _TOTAL = re.compile(r"Total (\d+)")
 # Where gwi keeps what it fetched: never refs/heads, so nothing looks like a local branch.
 PRIVATE_REF_PREFIX = "refs/gwi/"
@@ -74,7 +72,7 @@ def cache_path(data_dir: Path, repository: str) -> Path:
     return data_dir / "repos" / owner.lower() / f"{name.lower()}.git"
 
 
-def _check_url(url: str) -> None:
+def check_url(url: str) -> None:
     # Only transports gwi means to use: an "ext::" or "-u..." URL would run commands.
     if urlsplit(url).scheme not in {"https", "http", "file"}:
         raise ValueError(f"unsupported clone URL (https, http or file only): {url!r}")
@@ -153,7 +151,7 @@ class RepoCache:
                         await asyncio.sleep(0.05)  # polled, so a cancelled wait holds nothing
                 self._held[git_dir] = fd
                 if not (git_dir / "HEAD").exists():
-                    await self._run(["init", "--bare", "--quiet", str(git_dir)], git_dir=None)
+                    await self.run_git(["init", "--bare", "--quiet", str(git_dir)], git_dir=None)
                 else:
                     _remove_stale_git_locks(git_dir)
                 yield git_dir
@@ -174,7 +172,7 @@ class RepoCache:
         Private refs must live under ``refs/gwi/``; they are force-updated (a PR head may be
         force-pushed). Only objects the cache lacks are transferred.
         """
-        _check_url(clone_url)
+        check_url(clone_url)
         if not refspecs:
             raise ValueError("fetch needs at least one refspec")
         for source, target in refspecs.items():
@@ -182,7 +180,7 @@ class RepoCache:
                 raise ValueError(f"bad refspec {source!r} -> {target!r}")
         specs = [f"+{source}:{target}" for source, target in refspecs.items()]
         async with self.locked(repository) as git_dir:
-            _, err, _ = await self._run(
+            _, err, _ = await self.run_git(
                 [
                     "-c",
                     "gc.autoDetach=false",
@@ -237,10 +235,10 @@ class RepoCache:
         )
 
     async def _rev_parse(self, git_dir: Path, ref: str) -> str:
-        out, _, _ = await self._run(["rev-parse", "--verify", f"{ref}^{{commit}}"], git_dir)
+        out, _, _ = await self.run_git(["rev-parse", "--verify", f"{ref}^{{commit}}"], git_dir)
         return out.strip()
 
-    async def _run(
+    async def run_git(
         self,
         args: Sequence[str],
         git_dir: Path | None,
@@ -272,7 +270,7 @@ class RepoCache:
         err = _scrub(err_b.decode(errors="replace"), token)
         if check and proc.returncode != 0:
             verb = next((a for a in args if not a.startswith("-") and "=" not in a), "")
-            raise GitError(f"git {verb} failed ({proc.returncode}): {_last_lines(err)}")
+            raise GitError(f"git {verb} failed ({proc.returncode}): {last_lines(err)}")
         return out, err, proc.returncode or 0
 
 
@@ -297,68 +295,7 @@ def _scrub(text: str, token: Token | None) -> str:
     return text.replace(secret, "***").replace(basic, "***")
 
 
-def _last_lines(text: str, count: int = 5) -> str:
+def last_lines(text: str, count: int = 5) -> str:
     lines = [line.strip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
     interesting = [line for line in lines if not line.startswith("remote: Counting")]
     return " | ".join(interesting[-count:]) or "(no message)"
-
-
-async def _push_with_lease(
-    cache: RepoCache,
-    repository: str,
-    clone_url: str,
-    *,
-    commit: str,
-    branch: str,
-    expected_sha: str,
-    token: Token | None,
-    approval: ApprovalRecord,
-    trusted_key: str,
-) -> None:
-    """Push ``commit`` to ``branch`` only if the branch still points at ``expected_sha``.
-
-    ONLY THE APPROVAL GATE MAY CALL THIS; nothing else in gwi pushes. It takes the approval
-    record and checks it once more itself: signed by ``trusted_key`` (gwi's own key), for
-    the head the lease expects, and for this commit, whose parents must be that head and
-    the approved base (the merge the approval is for). Anything else raises
-    :class:`UnapprovedPush` before git runs. Pushing a commit the branch already points at
-    is a no-op that succeeds (git checks no lease when nothing moves). The lease
-    (``--force-with-lease=<ref>:<sha>``) makes the check and the update one atomic step on
-    the remote, so a push that raced ours is never overwritten: the push is refused and
-    :class:`PushRejected` raised instead.
-    """
-    _check_url(clone_url)
-    if not _SHA.fullmatch(commit) or not _SHA.fullmatch(expected_sha):
-        raise ValueError("commit and expected_sha must be full lower-case commit ids")
-    if not branch or branch.startswith(("-", "refs/")) or ".." in branch:
-        raise ValueError(f"not a branch name: {branch!r}")
-    sig = approval.signature
-    if sig.public_key != trusted_key or not verify_signature(
-        sig.public_key, sig.value, approval.signed_bytes()
-    ):
-        raise UnapprovedPush("refusing to push: the approval record is not signed by gwi's key")
-    if approval.head_sha != expected_sha:
-        raise UnapprovedPush("refusing to push: the approval is for another head")
-    target = f"refs/heads/{branch}"
-    lease = f"--force-with-lease={target}:{expected_sha}"
-    async with cache.locked(repository) as git_dir:
-        parents, _, _ = await cache._run(["rev-list", "--parents", "-n", "1", commit], git_dir,
-                                         check=False)
-        if parents.split()[1:] != [approval.head_sha, approval.base_sha]:
-            raise UnapprovedPush(f"refusing to push: {commit[:12]} is not the merge of the"
-                                 " approved head and base")
-        out, err, code = await cache._run(
-            ["push", "--porcelain", lease, "--", clone_url, f"{commit}:{target}"],
-            git_dir,
-            token=token,
-            url=clone_url,
-            check=False,
-        )
-    # --porcelain: one "<flag>\t<src>:<dst>\t<summary>" line per ref; "!" means refused.
-    rejected = [line for line in out.splitlines() if line.startswith("!")]
-    if rejected:
-        detail = rejected[0].split("\t")[-1]
-        raise PushRejected(f"push of {commit[:12]} to {branch} refused: {detail}")
-    if code != 0:
-        raise GitError(f"push of {commit[:12]} to {branch} failed: {_last_lines(err)}")
-    log.info("pushed %s to %s:%s (lease %s)", commit[:12], repository, branch, expected_sha)

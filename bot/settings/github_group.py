@@ -1,4 +1,4 @@
-"""The GitHub App's settings: App id, private key, webhook secrets and API URL, read once."""
+"""The GitHub group of the settings: the App's id, its private key and the API URL."""
 
 from __future__ import annotations
 
@@ -10,14 +10,13 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from bot.errors import GwiError
+from bot.settings.describe import describe_error
 
 DEFAULT_API_URL = "https://api.github.com"
 
 ENV_APP_ID = "GITHUB_APP_ID"
 ENV_PRIVATE_KEY = "GITHUB_PRIVATE_KEY"
 ENV_PRIVATE_KEY_PATH = "GITHUB_PRIVATE_KEY_PATH"
-ENV_WEBHOOK_SECRET = "GITHUB_WEBHOOK_SECRET"
-ENV_WEBHOOK_SECRET_OLD = "GITHUB_WEBHOOK_SECRET_OLD"
 ENV_API_URL = "GITHUB_API_URL"
 
 
@@ -53,10 +52,6 @@ class GitHubSettings(BaseModel):
 
     app_id: str = Field(min_length=1, description="The App's id (or client id), the JWT issuer.")
     private_key: SecretStr = Field(description="The App's PEM private key.")
-    webhook_secret: SecretStr | None = None
-    webhook_secret_old: SecretStr | None = Field(
-        default=None, description="The previous secret, accepted while a rotation is under way."
-    )
     api_url: str = DEFAULT_API_URL
     user_agent: str = "gwi"
 
@@ -82,10 +77,13 @@ class GitHubSettings(BaseModel):
             raise ValueError("must be an http(s) URL such as https://api.github.com")
         return value
 
-    @property
-    def webhook_secrets(self) -> tuple[SecretStr, ...]:
-        """The secrets a delivery's signature may match: the current one first."""
-        return tuple(s for s in (self.webhook_secret, self.webhook_secret_old) if s is not None)
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> GitHubSettings | None:
+        """The App's settings when any of its variables is set, else None (a local user)."""
+        if not any(environ.get(name) for name in (ENV_APP_ID, ENV_PRIVATE_KEY,
+                                                  ENV_PRIVATE_KEY_PATH)):
+            return None
+        return cls.from_env(environ)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> GitHubSettings:
@@ -99,35 +97,19 @@ class GitHubSettings(BaseModel):
             raise GwiError(f"{ENV_APP_ID} is not set: give the GitHub App's id")
         pem = _read_private_key(environ)
         values: dict[str, object] = {"app_id": app_id, "private_key": pem}
-        if environ.get(ENV_WEBHOOK_SECRET):
-            values["webhook_secret"] = environ[ENV_WEBHOOK_SECRET]
-        if environ.get(ENV_WEBHOOK_SECRET_OLD):
-            values["webhook_secret_old"] = environ[ENV_WEBHOOK_SECRET_OLD]
         if environ.get(ENV_API_URL):
             values["api_url"] = environ[ENV_API_URL]
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
-            raise GwiError(_describe(exc)) from None
+            raise GwiError(describe_error(exc, _FIELD_ENV)) from None
 
 
 _FIELD_ENV = {
     "app_id": ENV_APP_ID,
     "private_key": f"{ENV_PRIVATE_KEY} / {ENV_PRIVATE_KEY_PATH}",
-    "webhook_secret": ENV_WEBHOOK_SECRET,
-    "webhook_secret_old": ENV_WEBHOOK_SECRET_OLD,
     "api_url": ENV_API_URL,
 }
-
-
-def _describe(exc: ValidationError) -> str:
-    """One line per problem, naming the variable; never the value (it may be a secret)."""
-    lines = []
-    for error in exc.errors(include_input=False, include_url=False):
-        field = str(error["loc"][0]) if error["loc"] else "?"
-        message = str(error["msg"]).removeprefix("Value error, ")
-        lines.append(f"{_FIELD_ENV.get(field, field)} {message}")
-    return "GitHub settings are invalid: " + "; ".join(lines)
 
 
 def _read_private_key(environ: Mapping[str, str]) -> str:

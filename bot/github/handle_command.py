@@ -7,77 +7,39 @@ request so that a comment storm cannot make gwi spam.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from bot import logs
-from bot.engine.approval import ApprovalRefused
-from bot.engine.queue import Job, UnitOfWork
-from bot.events.commands import Command, CommandKind, Outcome, parse_comment
-from bot.github.client import RepoClient, comment_marker
-from bot.github.errors import GitHubError
-from bot.github.gate import ApproveRequest, Commenter, accept_approval, audit_refusal
-from bot.github.render import HELP
-from bot.github.repo_config import RepoConfig, RepoConfigError, role_meets, role_of
-from bot.github.runner import (
+from bot.engine.approval import (
+    ApprovalRefused,
+)
+from bot.github.client import RepoClient
+from bot.github.failures import GitHubError
+from bot.github.handle_approve import accept_approval, audit_refusal
+from bot.github.jobs import (
     ABORT_JOB,
     AbortRequest,
+    ApproveRequest,
+    CommandRequest,
     RunRequest,
     enqueue_run,
-    load_config,
+)
+from bot.github.publish import load_config, reply
+from bot.github.render import HELP
+from bot.github.repo_config import (
+    RepoConfig,
+    RepoConfigError,
+    role_meets,
+    role_of,
 )
 from bot.github.service import GitHubService
+from bot.github.slash_commands import Command, CommandKind, CommandOutcome, parse_comment
+from bot.queue.records import Job, UnitOfWork
 from bot.runs.view import RunView
 from bot.schemas.audit import AuditAction
-from bot.schemas.state import Outcome as RunOutcome
+from bot.schemas.state import Outcome
 
 log = logs.get_logger("gwi.commands")
-COMMAND_JOB = "pr.command"
-
-
-class CommandRequest(BaseModel):
-    """The comment a command came in, as the webhook delivered it."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    repository: str
-    number: int
-    installation_id: int
-    delivery_id: str
-    comment_id: int
-    comment_url: str
-    comment_body: str
-    comment_created_at: datetime
-    sender: Commenter
-    edited: bool = False  # an edit of an earlier comment: never carried out
-
-
-async def reply(gh: GitHubService, client: RepoClient, request: CommandRequest,
-                text: str) -> None:
-    if not await gh.index.take_reply_slot(request.repository, request.number,
-                                          limit=gh.reply_limit, window=gh.reply_window):
-        log.warning("reply.rate_limited", text=text[:200])
-        return
-    # One reply per command comment, found again by a hidden marker at its end: a job that
-    # dies after replying and runs again edits that reply instead of adding a second one.
-    marker = f"reply:{request.comment_id}"
-    await client.upsert_marked_comment(
-        request.number, marker, f"@{request.sender.login} {text}\n\n{comment_marker(marker)}")
-
-
-async def _may_act(gh: GitHubService, client: RepoClient, request: CommandRequest,
-                   config: RepoConfig, what: str) -> bool:
-    sender = request.sender
-    if sender.is_bot:
-        return False
-    permission = await client.get_collaborator_permission(sender.login)
-    if role_meets(role_of(permission.role_name, permission.permission), config.approver_role):
-        return True
-    await reply(gh, client, request,
-                f"`/gwi {what}` needs the {config.approver_role.value} role or higher.")
-    return False
 
 
 async def handle_command(job: Job, unit: UnitOfWork, *, gh: GitHubService, **_: Any) -> None:
@@ -94,7 +56,7 @@ async def handle_command(job: Job, unit: UnitOfWork, *, gh: GitHubService, **_: 
             await client.add_reaction(request.comment_id, "eyes")
         except GitHubError as exc:
             log.warning("command.no_reaction", error=exc.reason)
-        if parsed.outcome is Outcome.MULTIPLE:
+        if parsed.outcome is CommandOutcome.MULTIPLE:
             run = await gh.index.latest(request.repository, request.number)
             if any(c.kind in (CommandKind.APPROVE, CommandKind.MALFORMED) for c in
                    parsed.commands):
@@ -112,6 +74,19 @@ async def handle_command(job: Job, unit: UnitOfWork, *, gh: GitHubService, **_: 
             await reply(gh, client, request, f"gwi cannot act here until this is fixed: {error}")
             return
         await _carry_out(gh, client, request, command, config, unit)
+
+
+async def _may_act(gh: GitHubService, client: RepoClient, request: CommandRequest,
+                   config: RepoConfig, what: str) -> bool:
+    sender = request.sender
+    if sender.is_bot:
+        return False
+    permission = await client.get_collaborator_permission(sender.login)
+    if role_meets(role_of(permission.role_name, permission.permission), config.approver_role):
+        return True
+    await reply(gh, client, request,
+                f"`/gwi {what}` needs the {config.approver_role.value} role or higher.")
+    return False
 
 
 async def _refuse_unread(gh: GitHubService, client: RepoClient,
@@ -162,7 +137,7 @@ async def _carry_out(gh: GitHubService, client: RepoClient, request: CommandRequ
         if await _may_act(gh, client, request, config, "abort"):
             unit.enqueue_job(ABORT_JOB, AbortRequest(
                 repository=request.repository, number=request.number,
-                installation_id=request.installation_id, outcome=RunOutcome.CANCELLED,
+                installation_id=request.installation_id, outcome=Outcome.CANCELLED,
                 reason=f"aborted by @{request.sender.login}", actor=request.sender.login,
             ).model_dump(), idempotency_key=f"abort:comment:{request.comment_id}")
     elif kind is CommandKind.APPROVE:
@@ -202,6 +177,3 @@ async def _status(gh: GitHubService, request: CommandRequest) -> str:
     if view.patch_hash and ctx.state.value == "awaiting_approval":
         text += f"\n\nPatch hash: `{view.patch_hash}`"
     return text
-
-
-JOB_HANDLERS = {COMMAND_JOB: handle_command}

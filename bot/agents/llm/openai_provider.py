@@ -10,7 +10,7 @@ from typing import Any
 import openai
 from openai.types.chat import ChatCompletion
 
-from bot.agents.llm import (
+from bot.agents.llm.base import (
     LlmFailure,
     LlmReply,
     SdkErrors,

@@ -14,296 +14,48 @@ docs/github-capabilities.md walks through every check and the attack each one st
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict
 
 from bot import logs
 from bot.engine.approval import (
     ApprovalRefused,
-    approval_fields,
-    check_approvable,
-    sign_approval,
     verify_approval,
 )
-from bot.engine.index import IndexedRun
-from bot.engine.queue import Job, UnitOfWork
-from bot.errors import GwiError
+from bot.errors import GitError, GwiError
+from bot.github.approval_checks import (
+    comment_holds,
+    current_role,
+    head_and_base_hold,
+    is_author,
+    same_login,
+)
 from bot.github.capabilities import PUSH_PERMISSIONS
 from bot.github.client import RepoClient
-from bot.github.errors import GitError, GitHubError, PushRejected
-from bot.github.git import _push_with_lease
+from bot.github.failures import GitHubError, PushRejected, UnapprovedPush
+from bot.github.jobs import ApplyRequest, RunRequest, enqueue_run
 from bot.github.models import CheckOutput, PullRequest
+from bot.github.publish import load_config, publish
 from bot.github.render import COMMENT_MARKER
-from bot.github.repo_config import RepoConfig, RepoConfigError, Role, role_meets, role_of
-from bot.github.runner import RunRequest, enqueue_run, load_config, pr_key, publish
+from bot.github.repo_cache import SHA_RE, RepoCache, Token, check_url, last_lines
+from bot.github.repo_config import (
+    RepoConfigError,
+    Role,
+)
 from bot.github.service import GitHubService
+from bot.queue.records import Job, UnitOfWork
 from bot.repo import plumbing as git
 from bot.runs.bundle import RunDamaged
 from bot.runs.handle import RunHandle
+from bot.runs.signing import verify_signature
 from bot.schemas.approval import ApprovalRecord, ApproverKind
 from bot.schemas.audit import AuditAction
-from bot.schemas.common import format_patch_hash, sha256_hex, utcnow
-from bot.schemas.run import Actor, ActorType, CapabilityMode
+from bot.schemas.common import format_patch_hash, sha256_hex
+from bot.schemas.run import CapabilityMode
 from bot.schemas.state import Outcome, RunState
 
 log = logs.get_logger("gwi.gate")
-APPLY_JOB = "pr.apply"
-WORKFLOWS_PREFIX = ".github/workflows/"
 
-
-class Commenter(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    id: int
-    login: str
-    type: str
-
-    @property
-    def is_bot(self) -> bool:
-        return self.type != "User" or self.login.endswith("[bot]")
-
-
-class ApproveRequest(BaseModel):
-    """Everything about the approving comment that the record binds."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    repository: str
-    number: int
-    installation_id: int
-    delivery_id: str
-    comment_id: int
-    comment_url: str
-    comment_body: str
-    comment_created_at: datetime
-    sender: Commenter
-    hash_text: str
-
-
-class ApplyRequest(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    repository: str
-    number: int
-    installation_id: int
-    run_id: str
-
-
-# -- checks shared by accepting and pushing -----------------------------------------------------
-
-async def _head_and_base_hold(client: RepoClient, pr: PullRequest, run_head: str,
-                              run_base: str, base_ref: str) -> str | None:
-    """Why the PR no longer matches the run (head or base moved, retargeted), or None."""
-    if pr.head.sha != run_head:
-        return f"the pull request's head moved to {pr.head.sha[:12]} since the run"
-    if pr.base.ref != base_ref:
-        return f"the pull request now targets {pr.base.ref}, not {base_ref}"
-    tip = await client.get_ref(f"heads/{pr.base.ref}")
-    if tip is None or tip.sha != run_base:
-        return f"{pr.base.ref} moved since the run"
-    return None
-
-
-async def _role_of(client: RepoClient, login: str, account_id: int, needed: Role) -> str | None:
-    """The role ``login`` holds now, if it is the account ``account_id`` and meets ``needed``.
-
-    The id is compared because a login can change hands: the record binds the account, and
-    whoever holds the name today is not necessarily who approved.
-    """
-    permission = await client.get_collaborator_permission(login)
-    if permission.user is not None and permission.user.id != account_id:
-        return None
-    role = role_of(permission.role_name, permission.permission)
-    if not role_meets(role, needed):
-        return None
-    return role.value if role else permission.role_name
-
-
-def _same_login(a: str, b: str) -> bool:
-    return a.casefold() == b.casefold()  # GitHub logins ignore case
-
-
-def _is_author(pr: PullRequest, login: str, account_id: int | None) -> bool:
-    """Whether the approver wrote the pull request (the same account, whatever its login)."""
-    if pr.user is None:
-        return False
-    return pr.user.id == account_id or _same_login(pr.user.login, login)
-
-
-async def _comment_holds(client: RepoClient, comment_id: int, body_sha256: str,
-                         login: str) -> None:
-    """The approving comment still exists, by its author, with the very words approved."""
-    comment = await client.get_comment(comment_id)
-    if comment is None:
-        raise ApprovalRefused("the approving comment was deleted", code="comment_deleted")
-    if comment.user is not None and not _same_login(comment.user.login, login):
-        raise ApprovalRefused("the approving comment is not by the approver",
-                              code="comment_author")
-    if sha256_hex(comment.body.encode()) != body_sha256:
-        raise ApprovalRefused("the approving comment was edited", code="comment_edited")
-
-
-# -- accepting an approval --------------------------------------------------------------------
-
-async def _allowed(gh: GitHubService, client: RepoClient, person: Commenter,
-                   config: RepoConfig) -> str:
-    """The person's role if they may approve; refuses bots, the App and too weak a role.
-
-    `author_association` in the payload is never consulted: it is not an authorisation (private
-    organisation members show up as CONTRIBUTOR or NONE, and it lags behind role changes).
-    """
-    if person.is_bot or _same_login(person.login, await gh.app.bot_login()):
-        raise ApprovalRefused("approvals come from people, not from apps or bots", code="bot")
-    role = await _role_of(client, person.login, person.id, config.approver_role)
-    if role is None:
-        raise ApprovalRefused(
-            f"@{person.login} needs the {config.approver_role.value} role or higher to approve",
-            code="permission",
-        )
-    return role
-
-
-async def accept_approval(gh: GitHubService, client: RepoClient, request: ApproveRequest,
-                          config: RepoConfig, unit: UnitOfWork) -> str:
-    """Record the approval and queue the push; returns the reply. Refusals raise
-    `ApprovalRefused`; the caller replies and audits them."""
-    role = await _allowed(gh, client, request.sender, config)
-    pr = await client.get_pull_request(request.number)
-    if pr.state != "open":
-        raise ApprovalRefused("the pull request is closed", code="closed")
-    if pr.draft:
-        raise ApprovalRefused("the pull request is a draft", code="draft")
-    if not config.allow_self_approval and _is_author(pr, request.sender.login,
-                                                      request.sender.id):
-        raise ApprovalRefused("this repository does not let authors approve their own pull"
-                              " requests", code="self_approval")
-    await _comment_holds(client, request.comment_id,
-                         sha256_hex(request.comment_body.encode()), request.sender.login)
-    run = await gh.index.latest(request.repository, request.number)
-    if run is None:
-        raise ApprovalRefused("there is no gwi run on this pull request", code="no_run")
-    ctx = gh.runs.read_context(run.run_id)
-    if ctx.capabilities is CapabilityMode.READ_ONLY:
-        raise ApprovalRefused("gwi may not push to this pull request's branch: apply the"
-                              " patch by hand", code="read_only")
-    moved = await _head_and_base_hold(client, pr, run.head_sha, run.base_sha, ctx.base.ref)
-    if moved:
-        refusal = ApprovalRefused(f"{moved}: a new run is starting, approve its patch",
-                                  code="stale")
-        if not await _restart_stale(gh, client, unit, request, run.run_id, refusal):
-            raise ApprovalRefused(moved, code="stale")  # the run had ended anyway
-        raise refusal
-
-    def record() -> ApprovalRecord:
-        with gh.runs.open(run.run_id) as handle:
-            digest = check_approvable(handle, request.hash_text)
-            existing = handle.read_model("approval.json", ApprovalRecord)
-            person = Actor(type=ActorType.USER, id=request.sender.login)
-            if existing is not None:
-                if existing.comment is not None and existing.comment.id == request.comment_id:
-                    # The same comment again (a redelivery, or a retry after a crash that
-                    # came between writing the record and auditing it).
-                    if not any(e.action is AuditAction.APPROVAL_RECORDED for e in handle.events):
-                        handle.record(AuditAction.APPROVAL_RECORDED, {
-                            "patch": format_patch_hash(digest), "approver": request.sender.login,
-                            "approver_id": request.sender.id, "role": role,
-                            "comment_id": request.comment_id,
-                            "delivery_id": request.delivery_id}, person)
-                    return existing
-                raise ApprovalRefused(
-                    f"already approved by @{existing.approver.login}", code="already_approved")
-            ready = _awaiting_since(handle)
-            written = request.comment_created_at
-            if written.tzinfo is None:  # GitHub writes UTC ("...Z"); never compare naive times
-                written = written.replace(tzinfo=UTC)
-            if written < ready.replace(microsecond=0):
-                # GitHub's times have whole seconds: compare within the second it became ready.
-                raise ApprovalRefused(
-                    "that comment was written before this patch was ready: approve it in a new"
-                    " comment", code="too_early")
-            approval = sign_approval(gh.runs.signer, {
-                **approval_fields(handle, digest, {
-                    "kind": ApproverKind.GITHUB_USER, "login": request.sender.login,
-                    "id": request.sender.id, "role": role}, utcnow()),
-                "comment": {"id": request.comment_id, "url": request.comment_url,
-                            "created_at": request.comment_created_at,
-                            "body_sha256": sha256_hex(request.comment_body.encode())},
-                "delivery_id": request.delivery_id,
-            })
-            handle.write_artifact("approval.json", approval, actor=person)
-            handle.record(AuditAction.APPROVAL_RECORDED, {
-                "patch": format_patch_hash(digest), "approver": request.sender.login,
-                "approver_id": request.sender.id, "role": role,
-                "comment_id": request.comment_id, "delivery_id": request.delivery_id}, person)
-            return approval
-
-    approval = await asyncio.to_thread(record)
-    unit.enqueue_job(APPLY_JOB, ApplyRequest(repository=request.repository,
-                                             number=request.number,
-                                             installation_id=request.installation_id,
-                                             run_id=run.run_id).model_dump(),
-                     key=pr_key(request.repository, request.number),
-                     idempotency_key=f"apply:{run.run_id}")
-    return (f"Approved by @{approval.approver.login}: pushing"
-            f" {format_patch_hash(approval.patch_sha256)}.")
-
-
-def _awaiting_since(handle: RunHandle) -> datetime:
-    """When the run last entered awaiting_approval (when its patch became approvable)."""
-    entered = [h.at for h in handle.ctx.history if h.state is RunState.AWAITING_APPROVAL]
-    return entered[-1]
-
-
-async def _restart_stale(gh: GitHubService, client: RepoClient, unit: UnitOfWork,
-                         request: ApproveRequest, run_id: str, refusal: ApprovalRefused) -> bool:
-    """The run's head or base moved: record the refusal, end the run as stale, and start one
-    on what is there now (a moved base sends no pull_request event, so nothing else would).
-    False when the run had already ended (nothing to restart)."""
-    def end() -> bool:
-        with gh.runs.open(run_id) as handle:
-            if handle.finished or handle.ctx.state is RunState.APPLYING:
-                return False
-            person = Actor(type=ActorType.USER, id=request.sender.login)
-            handle.record(AuditAction.APPROVAL_REFUSED, {
-                "code": refusal.code, "reason": refusal.reason,
-                "comment_id": request.comment_id}, person)
-            handle.transition(RunState.ABORTED, outcome=Outcome.STALE,
-                              reason=f"nothing was pushed: {refusal.reason}"[:3000], actor=person)
-            return True
-
-    if not await asyncio.to_thread(end):
-        return False
-    await publish(gh, client, run_id, comment=True)
-    enqueue_run(unit, RunRequest(repository=request.repository, number=request.number,
-                                 installation_id=request.installation_id,
-                                 trigger="the pull request moved after the run"),
-                dedupe=f"after-stale:{run_id}")
-    return True
-
-
-async def audit_refusal(gh: GitHubService, run: IndexedRun | None, action: AuditAction,
-                        refusal: ApprovalRefused, who: str, extra: dict[str, Any]) -> None:
-    """Write a refusal into the run's audit log, when there is a run still open to write to
-    (a finished run is sealed and signed; the structured log line still has it)."""
-    if run is None:
-        return
-
-    def write() -> None:
-        with gh.runs.open(run.run_id) as handle:
-            if not handle.finished:
-                handle.record(action, {"code": refusal.code, "reason": refusal.reason, **extra},
-                              Actor(type=ActorType.USER, id=who[:255] or "unknown"))
-
-    try:
-        await asyncio.to_thread(write)
-    except RunDamaged as exc:
-        log.error("refusal.unrecorded", run_id=run.run_id, error=str(exc))
-
-
-# -- pushing ---------------------------------------------------------------------------------------
 
 async def push_approved(job: Job, unit: UnitOfWork, *, gh: GitHubService, **_: Any) -> None:
     """The one push path: re-verify everything live, commit the approved bytes, push by CAS."""
@@ -400,20 +152,20 @@ async def _still_holds(gh: GitHubService, client: RepoClient, pr: PullRequest,
         raise ApprovalRefused("the pull request was closed", code="closed")
     if pr.draft:
         raise ApprovalRefused("the pull request became a draft", code="draft")
-    moved = await _head_and_base_hold(client, pr, head, base, base_ref)
+    moved = await head_and_base_hold(client, pr, head, base, base_ref)
     if moved:
         raise ApprovalRefused(moved, code="stale")
-    await _comment_holds(client, record.comment.id, record.comment.body_sha256,
+    await comment_holds(client, record.comment.id, record.comment.body_sha256,
                          record.approver.login)
     try:
         config = await load_config(client)
         needed, self_ok = config.approver_role, config.allow_self_approval
     except RepoConfigError:
         needed, self_ok = Role.ADMIN, False  # a broken config at push time: only an admin
-    if not self_ok and _is_author(pr, record.approver.login, record.approver.id):
+    if not self_ok and is_author(pr, record.approver.login, record.approver.id):
         raise ApprovalRefused("this repository does not let authors approve their own pull"
                               " requests", code="self_approval")
-    if await _role_of(client, record.approver.login, record.approver.id or 0, needed) is None:
+    if await current_role(client, record.approver.login, record.approver.id or 0, needed) is None:
         raise ApprovalRefused(f"@{record.approver.login} no longer has the role to approve",
                               code="permission_lost")
 
@@ -425,7 +177,7 @@ def _push_url(pr: PullRequest, repository: str, capabilities: CapabilityMode) ->
     head_repo = pr.head.repo
     if head_repo is None or not head_repo.clone_url:
         raise ApprovalRefused("the pull request's branch no longer exists", code="head_gone")
-    if not _same_login(head_repo.full_name, repository) and not pr.maintainer_can_modify:
+    if not same_login(head_repo.full_name, repository) and not pr.maintainer_can_modify:
         raise ApprovalRefused("the fork no longer allows edits by maintainers",
                               code="fork_closed")
     return head_repo.clone_url
@@ -469,6 +221,9 @@ def _make_commit(handle: RunHandle, record: ApprovalRecord, bot_login: str) -> s
     return commit
 
 
+WORKFLOWS_PREFIX = ".github/workflows/"
+
+
 def _touches_workflows(repo: Path, head: str, commit: str) -> bool:
     """Whether pushing ``commit`` onto ``head`` changes anything under .github/workflows/.
 
@@ -501,7 +256,7 @@ async def _push_failed(gh: GitHubService, client: RepoClient, request: ApplyRequ
                        pr: PullRequest, exc: GitError) -> None:
     """The last try to push failed. On a fork that is GitHub saying the App may not write
     there: the run hands the patch over. On the repository itself the run fails."""
-    fork = pr.head.repo is not None and not _same_login(pr.head.repo.full_name,
+    fork = pr.head.repo is not None and not same_login(pr.head.repo.full_name,
                                                         request.repository)
 
     def end() -> None:
@@ -565,4 +320,62 @@ async def _damaged(gh: GitHubService, client: RepoClient, request: ApplyRequest,
     await gh.index.set_finished(request.run_id)
 
 
-JOB_HANDLERS = {APPLY_JOB: push_approved}
+async def _push_with_lease(
+    cache: RepoCache,
+    repository: str,
+    clone_url: str,
+    *,
+    commit: str,
+    branch: str,
+    expected_sha: str,
+    token: Token | None,
+    approval: ApprovalRecord,
+    trusted_key: str,
+) -> None:
+    """Push ``commit`` to ``branch`` only if the branch still points at ``expected_sha``.
+
+    ONLY THE APPROVAL GATE MAY CALL THIS; nothing else in gwi pushes. It takes the approval
+    record and checks it once more itself: signed by ``trusted_key`` (gwi's own key), for
+    the head the lease expects, and for this commit, whose parents must be that head and
+    the approved base (the merge the approval is for). Anything else raises
+    :class:`UnapprovedPush` before git runs. Pushing a commit the branch already points at
+    is a no-op that succeeds (git checks no lease when nothing moves). The lease
+    (``--force-with-lease=<ref>:<sha>``) makes the check and the update one atomic step on
+    the remote, so a push that raced ours is never overwritten: the push is refused and
+    :class:`PushRejected` raised instead.
+    """
+    check_url(clone_url)
+    if not SHA_RE.fullmatch(commit) or not SHA_RE.fullmatch(expected_sha):
+        raise ValueError("commit and expected_sha must be full lower-case commit ids")
+    if not branch or branch.startswith(("-", "refs/")) or ".." in branch:
+        raise ValueError(f"not a branch name: {branch!r}")
+    sig = approval.signature
+    if sig.public_key != trusted_key or not verify_signature(
+        sig.public_key, sig.value, approval.signed_bytes()
+    ):
+        raise UnapprovedPush("refusing to push: the approval record is not signed by gwi's key")
+    if approval.head_sha != expected_sha:
+        raise UnapprovedPush("refusing to push: the approval is for another head")
+    target = f"refs/heads/{branch}"
+    lease = f"--force-with-lease={target}:{expected_sha}"
+    async with cache.locked(repository) as git_dir:
+        parents, _, _ = await cache.run_git(["rev-list", "--parents", "-n", "1", commit], git_dir,
+                                         check=False)
+        if parents.split()[1:] != [approval.head_sha, approval.base_sha]:
+            raise UnapprovedPush(f"refusing to push: {commit[:12]} is not the merge of the"
+                                 " approved head and base")
+        out, err, code = await cache.run_git(
+            ["push", "--porcelain", lease, "--", clone_url, f"{commit}:{target}"],
+            git_dir,
+            token=token,
+            url=clone_url,
+            check=False,
+        )
+    # --porcelain: one "<flag>\t<src>:<dst>\t<summary>" line per ref; "!" means refused.
+    rejected = [line for line in out.splitlines() if line.startswith("!")]
+    if rejected:
+        detail = rejected[0].split("\t")[-1]
+        raise PushRejected(f"push of {commit[:12]} to {branch} refused: {detail}")
+    if code != 0:
+        raise GitError(f"push of {commit[:12]} to {branch} failed: {last_lines(err)}")
+    log.info("push.done", commit=commit, repository=repository, branch=branch, lease=expected_sha)

@@ -1,8 +1,8 @@
-"""The failures of talking to GitHub, each carrying a reason a person can act on."""
+"""The failures of talking to GitHub and pushing to it, each with a reason a person can act on."""
 
 from __future__ import annotations
 
-from bot.errors import GwiError
+from bot.errors import GitError, GwiError
 
 
 class GitHubError(GwiError):
@@ -29,10 +29,6 @@ class GitHubError(GwiError):
         self.path = path
         self.status = status
         self.attempts = attempts
-
-
-class GitError(GwiError):
-    """A git command (fetch, push) that failed; the message carries git's own words."""
 
 
 class PushRejected(GitError):

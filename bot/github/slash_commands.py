@@ -42,7 +42,7 @@ class CommandKind(StrEnum):
     MALFORMED = "malformed"  # a known command with wrong arguments: ``reason`` says why
 
 
-class Outcome(StrEnum):
+class CommandOutcome(StrEnum):
     NONE = "none"
     ONE = "one"
     MULTIPLE = "multiple"  # ambiguous: the caller acts on none of them (never approves)
@@ -74,10 +74,10 @@ class ParsedComment:
     truncated: bool = False  # the comment was longer than MAX_COMMENT_CHARS
 
     @property
-    def outcome(self) -> Outcome:
+    def outcome(self) -> CommandOutcome:
         if not self.commands:
-            return Outcome.NONE
-        return Outcome.ONE if len(self.commands) == 1 else Outcome.MULTIPLE
+            return CommandOutcome.NONE
+        return CommandOutcome.ONE if len(self.commands) == 1 else CommandOutcome.MULTIPLE
 
     @property
     def command(self) -> Command | None:

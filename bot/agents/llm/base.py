@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from bot.errors import GwiError
 from bot.schemas.run import Provider
-from bot.settings import (
+from bot.settings.llm_group import (
     API_KEY_ENV,
     ENV_LLM_BASE_URL,
     ENV_LLM_MAX_OUTPUT_TOKENS,
@@ -38,7 +38,6 @@ DETAIL_CHARS = 200
 #: What stands in for the API key wherever an API's message quotes it.
 REDACTED = "[redacted]"
 
-_EXTRAS = {Provider.ANTHROPIC: "anthropic", Provider.OPENAI: "openai"}
 
 
 class LlmFailure(enum.StrEnum):
@@ -99,26 +98,6 @@ class LlmClient(Protocol):
         ...
 
 
-def make_llm(settings: LlmSettings) -> LlmClient | None:
-    """The client ``settings`` ask for, or None offline (then nothing is ever sent anywhere)."""
-    if settings.provider is Provider.OFFLINE:
-        return None
-    try:
-        if settings.provider is Provider.ANTHROPIC:
-            from bot.agents.llm_anthropic import AnthropicLlm
-
-            return AnthropicLlm(settings)
-        from bot.agents.llm_openai import OpenAiLlm
-
-        return OpenAiLlm(settings)
-    except ModuleNotFoundError as exc:
-        extra = _EXTRAS[settings.provider]
-        if exc.name is None or exc.name.split(".")[0] != extra:
-            raise
-        raise LlmError(
-            f"the {extra} provider needs the {extra} package: pip install 'gwi[{extra}]'",
-            failure=LlmFailure.MISSING_SDK,
-        ) from None
 
 
 # -- the prompt ------------------------------------------------------------------------------------

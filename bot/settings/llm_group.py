@@ -1,12 +1,10 @@
-"""Settings from the environment, as frozen pydantic models passed explicitly (never globals)."""
+"""The LLM group of the settings: which provider the agents ask, how, and for how long."""
 
 from __future__ import annotations
 
 import enum
-import os
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 from pydantic import (
     BaseModel,
@@ -17,11 +15,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import GwiError
 from bot.schemas.common import Name
 from bot.schemas.run import AgentConfig, Provider
+from bot.settings.describe import describe_error
 
 ENV_LLM_PROVIDER = "GWI_LLM_PROVIDER"
 ENV_LLM_MODEL = "GWI_LLM_MODEL"
@@ -150,7 +148,10 @@ class LlmSettings(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
-            raise GwiError(_describe(exc, key_env)) from None
+            names = {**_TUNING_ENV, **_MODEL_ENV, "provider": ENV_LLM_PROVIDER}
+            if key_env:
+                names["api_key"] = key_env
+            raise GwiError(describe_error(exc, names)) from None
 
 
 _PROVIDERS = tuple(p.value for p in Provider)
@@ -162,119 +163,3 @@ _TUNING_ENV: dict[str, str] = {
     "json_mode": ENV_LLM_JSON_MODE,
 }
 _MODEL_ENV: dict[str, str] = {"model": ENV_LLM_MODEL, "base_url": ENV_LLM_BASE_URL}
-
-
-def _describe(exc: ValidationError, key_env: str | None) -> str:
-    """The first problem as one line naming its variable; never the value (it may be a key)."""
-    error = exc.errors(include_input=False, include_url=False)[0]
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if not error["loc"]:  # a check across fields: its message names the variables itself
-        return message
-    field = str(error["loc"][0])
-    names = {**_TUNING_ENV, **_MODEL_ENV, "provider": ENV_LLM_PROVIDER}
-    name = key_env if field == "api_key" and key_env else names.get(field, field)
-    return f"bad setting {name}: {message}"
-
-
-def _llm_from_environment() -> LlmSettings:
-    return LlmSettings.from_env(os.environ)
-
-
-MIB = 1024 * 1024
-LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
-
-
-class Settings(BaseSettings):
-    """What gwi reads from the environment, once, into one frozen model passed explicitly.
-
-    Each field is read from the environment variable named by its alias (case-sensitive). The
-    webhook secret may be absent here (commands other than `gwi serve` do not need it);
-    :meth:`webhook_secrets` is what insists on it. GitHub App credentials are
-    `bot.github.settings.GitHubSettings`, read only by the commands that talk to GitHub.
-    """
-
-    model_config = SettingsConfigDict(
-        frozen=True,
-        extra="ignore",
-        populate_by_name=True,
-        case_sensitive=True,
-        env_ignore_empty=False,
-    )
-
-    data_dir: Path = Field(default_factory=lambda: Path.cwd() / ".gwi", alias="GWI_DATA_DIR")
-    signing_key: Path | None = Field(default=None, alias="GWI_SIGNING_KEY")
-    port: int = Field(default=8080, alias="PORT", ge=0, le=65535)
-    host: str = Field(default="0.0.0.0", alias="GWI_HOST", min_length=1)
-    webhook_secret: SecretStr | None = Field(default=None, alias="GITHUB_WEBHOOK_SECRET")
-    # During a rotation GitHub is sent the new secret while deliveries signed with the old
-    # one may still be in flight or be redelivered: both are accepted until this is unset.
-    webhook_secret_old: SecretStr | None = Field(default=None, alias="GITHUB_WEBHOOK_SECRET_OLD")
-    workers: int = Field(default=2, alias="GWI_WORKERS", ge=1, le=64)
-    log_level: LogLevel = Field(default="INFO", alias="GWI_LOG_LEVEL")
-    max_body_bytes: int = Field(default=25 * MIB, alias="GWI_MAX_BODY_BYTES", ge=1024)
-    # A worker renews its lease every third of this while it works; after a crash, what it
-    # held is taken up again once the lease has run out.
-    lease_seconds: float = Field(default=60.0, alias="GWI_LEASE_SECONDS", ge=0.5, le=3600)
-    # Read by LlmSettings.from_env (the key's variable depends on the provider), not by
-    # pydantic-settings; NoDecode keeps anything named `llm` from being parsed as JSON.
-    llm: Annotated[LlmSettings, NoDecode] = Field(default_factory=_llm_from_environment)
-
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _upper_level(cls, value: object) -> object:
-        return value.strip().upper() if isinstance(value, str) else value
-
-    @field_validator("webhook_secret", "webhook_secret_old", mode="before")
-    @classmethod
-    def _empty_is_unset(cls, value: object) -> object:
-        return None if isinstance(value, str) and value == "" else value
-
-    @field_validator("data_dir", mode="after")
-    @classmethod
-    def _absolute(cls, value: Path) -> Path:
-        return value.expanduser().absolute()
-
-    @property
-    def signing_key_path(self) -> Path:
-        """The Ed25519 key: ``GWI_SIGNING_KEY``, else beside (never inside) the runs folder."""
-        return self.signing_key or self.data_dir / "signing-key.pem"
-
-    def webhook_secrets(self) -> tuple[str, ...]:
-        """The secrets a delivery's signature may match, newest first; at least one.
-
-        Raises :class:`GwiError` when ``GITHUB_WEBHOOK_SECRET`` is not set, because a
-        server that cannot check signatures must not start.
-        """
-        if self.webhook_secret is None:
-            raise GwiError(
-                "GITHUB_WEBHOOK_SECRET is not set: it must hold the App's webhook secret"
-            )
-        secrets = [self.webhook_secret.get_secret_value()]
-        if self.webhook_secret_old is not None:
-            secrets.append(self.webhook_secret_old.get_secret_value())
-        return tuple(secrets)
-
-
-_SECRET_ALIASES = frozenset({"GITHUB_WEBHOOK_SECRET", "GITHUB_WEBHOOK_SECRET_OLD"})
-
-
-def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
-    """Read :class:`Settings` from the environment (``overrides`` win, keyed by alias).
-
-    A bad value becomes one :class:`GwiError` line naming the variable, never a traceback,
-    and never echoing a secret.
-    """
-    try:
-        return Settings(**dict(overrides or {}))
-    except ValidationError as exc:
-        raise GwiError(describe_error(exc)) from None
-
-
-def describe_error(exc: ValidationError) -> str:
-    """One line for the first problem: the variable's name, what is wrong, what was given."""
-    error = exc.errors(include_url=False)[0]
-    name = ".".join(str(part) for part in error["loc"]) or "settings"
-    line = f"bad setting {name}: {error['msg']}"
-    if name not in _SECRET_ALIASES and isinstance(error.get("input"), str | int | float):
-        line += f" (got {error['input']!r})"
-    return line

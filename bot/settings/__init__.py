@@ -1,0 +1,97 @@
+"""Settings: one tree read from the environment once, frozen, and passed explicitly (never a
+global). The root holds where gwi keeps its data; its groups are the web process (`server`), the
+GitHub App (`github`, absent until its variables are set) and the LLM (`llm`). Every bad value is
+reported by `bot.settings.describe.describe_error`: one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.errors import GwiError
+from bot.settings.describe import describe_error
+from bot.settings.github_group import GitHubSettings
+from bot.settings.llm_group import JsonMode, LlmSettings
+from bot.settings.server_group import ServerSettings
+
+__all__ = [
+    "GitHubSettings",
+    "JsonMode",
+    "LlmSettings",
+    "ServerSettings",
+    "Settings",
+    "describe_error",
+    "load_settings",
+]
+
+
+class Settings(BaseSettings):
+    """The root of the settings tree. Each field is read from the variable named by its alias."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="ignore",
+        populate_by_name=True,
+        case_sensitive=True,
+        env_ignore_empty=False,
+    )
+
+    data_dir: Path = Field(default_factory=lambda: Path.cwd() / ".gwi", alias="GWI_DATA_DIR")
+    signing_key: Path | None = Field(default=None, alias="GWI_SIGNING_KEY")
+    # The groups are read by their own classes (each knows its variables); NoDecode keeps a
+    # variable that happens to be named like a group from being parsed as JSON.
+    server: Annotated[ServerSettings, NoDecode] = Field(default_factory=ServerSettings)
+    github: Annotated[GitHubSettings | None, NoDecode] = None
+    llm: Annotated[LlmSettings, NoDecode] = Field(default_factory=LlmSettings)
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    @property
+    def signing_key_path(self) -> Path:
+        """The Ed25519 key: ``GWI_SIGNING_KEY``, else beside (never inside) the runs folder."""
+        return self.signing_key or self.data_dir / "signing-key.pem"
+
+    def require_github(self) -> GitHubSettings:
+        """The App's credentials, for the commands that talk to GitHub; a GwiError without them."""
+        if self.github is None:
+            return GitHubSettings.from_env({})  # raises, naming what is missing
+        return self.github
+
+
+#: The variables whose value may be shown in an error: none of them is a secret.
+_ECHO = frozenset({"GWI_DATA_DIR", "GWI_SIGNING_KEY", "PORT", "GWI_HOST", "GWI_WORKERS",
+                   "GWI_LOG_LEVEL", "GWI_MAX_BODY_BYTES", "GWI_LEASE_SECONDS"})
+_ROOT_ALIASES = frozenset({"GWI_DATA_DIR", "GWI_SIGNING_KEY"})
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Read the whole tree from the environment (``overrides`` win, keyed by variable name).
+
+    Each variable is read once, by the one group that owns it. A bad value becomes one
+    :class:`GwiError` line naming the variable, never a traceback, never a secret.
+    """
+    given = dict(overrides or {})
+    # A whole group may be given as it is (tests, or a caller that built it already).
+    groups = {name: given.pop(name) for name in ("server", "github", "llm") if name in given}
+    environ = {**os.environ, **{k: v for k, v in given.items() if isinstance(v, str)}}
+    try:
+        server = groups.get("server") or ServerSettings(
+            **{k: v for k, v in given.items() if k not in _ROOT_ALIASES})
+        github = (groups["github"] if "github" in groups
+                  else GitHubSettings.from_environment(environ))
+        llm = groups["llm"] if "llm" in groups else LlmSettings.from_env(environ)
+        root = {k: v for k, v in given.items() if k in _ROOT_ALIASES}
+        return Settings(**root, server=server, github=github, llm=llm)
+    except ValidationError as exc:
+        names = {name: field.alias for group in (Settings, ServerSettings)
+                 for name, field in group.model_fields.items() if field.alias}
+        raise GwiError(describe_error(exc, names, echo=_ECHO)) from None
