@@ -34,8 +34,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("run_id", metavar="RUN")
     p.set_defaults(func=cmd_apply)
 
+    p = sub.add_parser("abort", help="end a run that has not finished, recording who and why")
+    p.add_argument("run_id", metavar="RUN")
+    p.add_argument("--reason", default=None, help="why (default: aborted by the local user)")
+    p.set_defaults(func=cmd_abort)
+
     p = sub.add_parser("demo", help="the whole pipeline on real conflicts, offline, in a"
                        " temporary repository")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the demo repository (its path is printed) instead of deleting it")
     p.set_defaults(func=cmd_demo)
 
 
@@ -148,9 +155,20 @@ def cmd_apply(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_abort(args: argparse.Namespace) -> int:
+    from bot.engine.local import abort_local
+    from bot.runs.store import RunStore
+    from bot.settings import load_settings
+
+    store = RunStore.from_settings(load_settings())
+    ctx = abort_local(store, args.run_id, local_user(), args.reason)
+    print(f"run {args.run_id}: {ctx.state.value} ({ctx.history[-1].reason})")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.demo.run import run_demo
     from bot.runs.store import RunStore
     from bot.settings import load_settings
 
-    return run_demo(RunStore.from_settings(load_settings()))
+    return run_demo(RunStore.from_settings(load_settings()), keep=args.keep)

@@ -72,59 +72,72 @@ def build_repository(root: Path) -> Path:
     return repo
 
 
-def run_demo(store: RunStore, say: Callable[[str], None] = print) -> int:
+def run_demo(store: RunStore, say: Callable[[str], None] = print, *, keep: bool = False) -> int:
     started = time.monotonic()
+    if keep:
+        root = Path(tempfile.mkdtemp(prefix="gwi-demo-"))
+        code = _demo(store, root, say, started)
+        say(f"kept the demo repository: {root / 'demo-repo'} (delete it when done)")
+        return code
     with tempfile.TemporaryDirectory(prefix="gwi-demo-") as tmp:
-        repo = build_repository(Path(tmp))
-        say(f"demo repository: {repo}")
-        say("  branch feature conflicts with main in: "
-            + ", ".join(path for path, _ in scenarios()))
-        conflicted = subprocess.run(
-            ["git", "-C", str(repo), "merge-tree", "--write-tree", "feature", "main"],
-            capture_output=True, check=False).returncode
-        say(f"  plain `git merge` would stop with conflicts: {'yes' if conflicted else 'no'}")
-        run_id = start_local_run(store, repo, "main", "feature", "demo",
-                                 AgentConfig(provider=Provider.OFFLINE))
-        say(f"\n$ gwi run --repo {repo} --base main --head feature")
-        ctx = Engine(store).advance(
-            run_id, on_step=lambda c: say(f"  -> {c.state.value}: {c.history[-1].reason}"))
-        view = RunView.load(store, run_id)
-        if view.triage:
-            t = view.triage
-            say(f"  complexity {t.final}/10 (route {t.route.value}): "
-                + ", ".join(f"{h.rule} {h.points:+g}" for h in t.breakdown))
-        if view.plan:
-            say(f"  plan: {view.plan.summary}")
-        if view.resolve:
-            for f in view.resolve.files:
-                say(f"    {f.path}: {f.status.value}"
-                    + (f" by {', '.join(f.strategies)}" if f.strategies else "")
-                    + f" - {f.explanation[:110]}")
-        if view.review:
-            say(f"  review: {view.review.verdict.value} ({view.review.blockers} blockers,"
-                f" {view.review.warnings} warnings)")
-        if ctx.state is not RunState.AWAITING_APPROVAL or view.patch_hash is None:
-            say(f"the run ended {ctx.state.value} ({ctx.outcome}); nothing to approve")
-            return 1
-        say(f"  patch hash: {view.patch_hash}")
-        say(f"\n$ gwi approve {run_id} --patch-hash {view.patch_hash} --as demo-maintainer")
-        approve_local(store, run_id, view.patch_hash, "demo-maintainer")
-        say("  approval recorded and signed")
-        say(f"\n$ gwi apply {run_id}")
-        applied = apply_local(store, run_id, "demo-maintainer")
-        if applied.after is None:
-            say(f"  nothing written: {applied.reason}")
-            return 1
-        say(f"  new merge commit {applied.after} on {applied.branch}")
-        say("  " + _git(repo, "log", "--oneline", "--graph", "-4", "feature")
-            .replace("\n", "\n  "))
-        say(f"\n$ gwi runs verify {run_id}")
-        report = verify_bundle(store.run_dir(run_id), trusted_key=store.signer.public_key_hex)
-        if not report.ok:
-            say("  FAILED: " + "; ".join(report.problems))
-            return 1
-        say(f"  OK: {report.events} audit events intact, every artifact matches, signed by"
-            f" {report.signed_by}")
-        say(f"\nthe run bundle: {store.run_dir(run_id)}")
-        say(f"demo finished in {time.monotonic() - started:.1f} s")
+        return _demo(store, Path(tmp), say, started)
+
+
+def _demo(store: RunStore, root: Path, say: Callable[[str], None], started: float) -> int:
+    repo = build_repository(root)
+    say(f"demo repository: {repo}")
+    say("  branch feature conflicts with main in: "
+        + ", ".join(path for path, _ in scenarios()))
+    conflicted = subprocess.run(
+        ["git", "-C", str(repo), "merge-tree", "--write-tree", "feature", "main"],
+        capture_output=True, check=False).returncode
+    say(f"  plain `git merge` would stop with conflicts: {'yes' if conflicted else 'no'}")
+    run_id = start_local_run(store, repo, "main", "feature", "demo",
+                             AgentConfig(provider=Provider.OFFLINE))
+    say(f"\n$ gwi run --repo {repo} --base main --head feature")
+    ctx = Engine(store).advance(
+        run_id, on_step=lambda c: say(f"  -> {c.state.value}: {c.history[-1].reason}"))
+    view = RunView.load(store, run_id)
+    if view.triage:
+        t = view.triage
+        say(f"  complexity {t.final}/10 (route {t.route.value}): "
+            + ", ".join(f"{h.rule} {h.points:+g}" for h in t.breakdown))
+    if view.plan:
+        say(f"  plan: {view.plan.summary}")
+    if view.resolve:
+        for f in view.resolve.files:
+            say(f"    {f.path}: {f.status.value}"
+                + (f" by {', '.join(f.strategies)}" if f.strategies else "")
+                + f" - {f.explanation[:110]}")
+    if view.review:
+        say(f"  review: {view.review.verdict.value} ({view.review.blockers} blockers,"
+            f" {view.review.warnings} warnings)")
+    if ctx.state is not RunState.AWAITING_APPROVAL or view.patch_hash is None:
+        say(f"the run ended {ctx.state.value} ({ctx.outcome}); nothing to approve")
+        return 1
+    say(f"  patch hash: {view.patch_hash}")
+    if view.triage and view.triage.route.value == "human":
+        say("  (routed to a person: gwi proposed only what it could prove and left the rest"
+            " marked; here the demo plays that person and approves the exact patch by its"
+            " hash, as a maintainer would after reading it)")
+    say(f"\n$ gwi approve {run_id} --patch-hash {view.patch_hash} --as demo-maintainer")
+    approve_local(store, run_id, view.patch_hash, "demo-maintainer")
+    say("  approval recorded and signed")
+    say(f"\n$ gwi apply {run_id}")
+    applied = apply_local(store, run_id, "demo-maintainer")
+    if applied.after is None:
+        say(f"  nothing written: {applied.reason}")
+        return 1
+    say(f"  new merge commit {applied.after} on {applied.branch}")
+    say("  " + _git(repo, "log", "--oneline", "--graph", "-4", "feature")
+        .replace("\n", "\n  "))
+    say(f"\n$ gwi runs verify {run_id}")
+    report = verify_bundle(store.run_dir(run_id), trusted_key=store.signer.public_key_hex)
+    if not report.ok:
+        say("  FAILED: " + "; ".join(report.problems))
+        return 1
+    say(f"  OK: {report.events} audit events intact, every artifact matches, signed by"
+        f" {report.signed_by}")
+    say(f"\nthe run bundle: {store.run_dir(run_id)}")
+    say(f"demo finished in {time.monotonic() - started:.1f} s")
     return 0

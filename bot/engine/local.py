@@ -20,13 +20,14 @@ from bot.engine.approval import (
     verify_approval,
 )
 from bot.engine.pipeline import workspace
+from bot.errors import GwiError
 from bot.repo import plumbing as git
 from bot.runs.handle import RunHandle
 from bot.runs.store import RunStore
 from bot.schemas.approval import ApprovalRecord, ApproverKind
 from bot.schemas.audit import AuditAction
 from bot.schemas.common import format_patch_hash, utcnow
-from bot.schemas.run import Actor, ActorType, AgentConfig
+from bot.schemas.run import Actor, ActorType, AgentConfig, RunContext
 from bot.schemas.state import Outcome, RunState
 
 # A commit needs an author; when the user has none configured, gwi signs as itself.
@@ -48,6 +49,12 @@ def start_local_run(
     """Create a queued run for merging ``base`` into ``head`` in the repository at ``repo``."""
     repo = git.check_repository(repo).resolve()
     head_sha = git.resolve_commit(repo, head)
+    full = git.run_git(repo, "rev-parse", "--symbolic-full-name", head,
+                       ok_codes=(0, 128)).stdout.decode().strip()
+    if head.startswith("-") or not full.startswith("refs/heads/"):
+        # `gwi apply` moves the head branch: a patch for a commit id could never be applied.
+        raise GwiError(f"--head {head!r} is not a local branch: give the branch that gwi apply"
+                       " should move (check one out with `git branch NAME COMMIT` first)")
     base_sha = git.resolve_commit(repo, base)
     name = _repo_name(repo)
     return store.create(
@@ -76,9 +83,9 @@ def approve_local(store: RunStore, run_id: str, hash_text: str, approver: str) -
             digest = check_approvable(run, hash_text)
             existing = run.read_model("approval.json", ApprovalRecord)
             if existing is not None:
-                if existing.patch_sha256 == digest:
-                    return existing
-                raise ApprovalRefused("the run is already approved", code="already_approved")
+                raise ApprovalRefused(
+                    f"the run is already approved by {existing.approver.login} at"
+                    f" {existing.approved_at.isoformat()}", code="already_approved")
         except ApprovalRefused as refusal:
             run.record(AuditAction.APPROVAL_REFUSED,
                        {"code": refusal.code, "reason": refusal.reason,
@@ -93,6 +100,16 @@ def approve_local(store: RunStore, run_id: str, hash_text: str, approver: str) -
         run.record(AuditAction.APPROVAL_RECORDED,
                    {"patch": format_patch_hash(digest), "approver": approver}, person)
         return record
+
+
+def abort_local(store: RunStore, run_id: str, who: str, reason: str | None = None) -> RunContext:
+    """End a local run that has not finished: aborted, cancelled, with who did it and why."""
+    person = Actor(type=ActorType.USER, id=who)
+    with store.open(run_id) as run:
+        if run.finished:
+            raise GwiError(f"run {run_id} is already {run.ctx.state.value}: nothing to abort")
+        return run.transition(RunState.ABORTED, reason=reason or f"aborted by {who}",
+                              actor=person, outcome=Outcome.CANCELLED)
 
 
 @dataclass(frozen=True)

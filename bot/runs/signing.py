@@ -51,14 +51,33 @@ def _load(path: Path) -> Signer:
     return Signer(key)
 
 
-def load_or_create_signer(path: Path, *, announce: bool = True) -> Signer:
+def work_tree_of(path: Path) -> Path | None:
+    """The git work tree ``path`` would be inside (a folder above it holding ``.git``), if any."""
+    for folder in path.absolute().parents:
+        if (folder / ".git").exists():
+            return folder
+    return None
+
+
+def load_or_create_signer(
+    path: Path, *, announce: bool = True, allow_in_work_tree: bool = False
+) -> Signer:
     """Load the PEM key at ``path``, creating it (mode 0600) on first use with a clear message.
 
     Creation is exclusive: when two threads or processes make the first key at once, one key
-    wins and both use it (else one would sign with a key that no longer exists anywhere).
+    wins and both use it (else one would sign with a key that no longer exists anywhere). A new
+    key is never written inside a git work tree (where `git add -A` would commit it) unless
+    ``allow_in_work_tree``.
     """
     if path.exists():
         return _load(path)
+    tree = None if allow_in_work_tree else work_tree_of(path)
+    if tree is not None:
+        raise GwiError(
+            f"refusing to create the signing key {path} inside the git work tree {tree}, where"
+            " `git add -A` would commit it: set GWI_DATA_DIR (or GWI_SIGNING_KEY) to a folder"
+            " outside it, or GWI_KEY_IN_WORK_TREE=1 if you mean it"
+        )
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM,

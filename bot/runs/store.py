@@ -37,22 +37,26 @@ S = TypeVar("S", bound=Schema)
 class RunStore:
     """All runs under one data dir."""
 
-    def __init__(self, data_dir: Path, signing_key: Path) -> None:
+    def __init__(self, data_dir: Path, signing_key: Path, *,
+                 key_in_work_tree: bool = False) -> None:
         self.data_dir = data_dir
         self.runs_dir = data_dir / "runs"
         self.locks_dir = data_dir / "locks"
         self.signing_key = signing_key
+        self.key_in_work_tree = key_in_work_tree
         self._signer: Signer | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunStore:
-        return cls(settings.data_dir, settings.signing_key_path)
+        return cls(settings.data_dir, settings.signing_key_path,
+                   key_in_work_tree=settings.key_in_work_tree)
 
     @property
     def signer(self) -> Signer:
         """The signing key, loaded (or created, with a message) the first time a run needs it."""
         if self._signer is None:
-            self._signer = load_or_create_signer(self.signing_key)
+            self._signer = load_or_create_signer(
+                self.signing_key, allow_in_work_tree=self.key_in_work_tree)
         return self._signer
 
     # -- paths -------------------------------------------------------------------------------

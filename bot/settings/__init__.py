@@ -28,6 +28,7 @@ __all__ = [
     "Settings",
     "describe_error",
     "load_settings",
+    "variables",
 ]
 
 
@@ -42,13 +43,24 @@ class Settings(BaseSettings):
         env_ignore_empty=False,
     )
 
-    data_dir: Path = Field(default_factory=lambda: Path.cwd() / ".gwi", alias="GWI_DATA_DIR")
+    # The user's data folder, never the current folder: `cd my-repo && gwi run` must not leave
+    # a signing key in the repository, one `git add -A` away from being committed.
+    data_dir: Path = Field(default_factory=lambda: default_data_dir(os.environ),
+                           alias="GWI_DATA_DIR")
     signing_key: Path | None = Field(default=None, alias="GWI_SIGNING_KEY")
+    key_in_work_tree: bool = Field(default=False, alias="GWI_KEY_IN_WORK_TREE")
     # The groups are read by their own classes (each knows its variables); NoDecode keeps a
     # variable that happens to be named like a group from being parsed as JSON.
     server: Annotated[ServerSettings, NoDecode] = Field(default_factory=ServerSettings)
     github: Annotated[GitHubSettings | None, NoDecode] = None
     llm: Annotated[LlmSettings, NoDecode] = Field(default_factory=LlmSettings)
+
+    @field_validator("data_dir", "signing_key", mode="before")
+    @classmethod
+    def _not_empty(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("is set but empty: give a path, or unset it for the default")
+        return value
 
     @field_validator("data_dir", mode="after")
     @classmethod
@@ -68,9 +80,29 @@ class Settings(BaseSettings):
 
 
 #: The variables whose value may be shown in an error: none of them is a secret.
-_ECHO = frozenset({"GWI_DATA_DIR", "GWI_SIGNING_KEY", "PORT", "GWI_HOST", "GWI_WORKERS",
+_ECHO = frozenset({"GWI_DATA_DIR", "GWI_SIGNING_KEY", "GWI_KEY_IN_WORK_TREE", "PORT", "GWI_HOST", "GWI_WORKERS",
                    "GWI_LOG_LEVEL", "GWI_MAX_BODY_BYTES", "GWI_LEASE_SECONDS"})
-_ROOT_ALIASES = frozenset({"GWI_DATA_DIR", "GWI_SIGNING_KEY"})
+_ROOT_ALIASES = frozenset({"GWI_DATA_DIR", "GWI_SIGNING_KEY", "GWI_KEY_IN_WORK_TREE"})
+
+
+def variables() -> list[str]:
+    """Every environment variable gwi reads (docs/configuration.md lists each; a test checks)."""
+    from bot.settings import github_group, llm_group
+
+    names = {field.alias for group in (Settings, ServerSettings)
+             for field in group.model_fields.values() if field.alias}
+    for module in (github_group, llm_group):
+        names |= {value for key, value in vars(module).items()
+                  if key.startswith("ENV_") and isinstance(value, str)}
+    names |= set(llm_group.API_KEY_ENV.values())
+    return sorted(names)
+
+
+def default_data_dir(environ: Mapping[str, str]) -> Path:
+    """``$XDG_DATA_HOME/gwi``, else ``~/.local/share/gwi`` (the XDG base directory default)."""
+    xdg = environ.get("XDG_DATA_HOME", "").strip()
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
+    return base / "gwi"
 
 
 def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
