@@ -13,10 +13,11 @@ from bot.settings import Settings, load_settings
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("GWI_DATA_DIR")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     monkeypatch.chdir(tmp_path)
     settings = load_settings()
     assert settings.server.port == 8080
-    assert settings.data_dir == tmp_path / ".gwi"
+    assert settings.data_dir == tmp_path / "xdg" / "gwi"
     assert settings.server.workers == 2
     assert settings.server.log_level == "INFO"
     assert settings.server.max_body_bytes == 25 * 1024 * 1024
