@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bot.cli.merge_commands",
     "bot.cli.local_commands",
     "bot.cli.serve_commands",
+    "bot.cli.admin_commands",
 )
 
 

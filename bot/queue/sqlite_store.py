@@ -35,6 +35,7 @@ from bot.queue.records import (
 )
 from bot.queue.redelivery import SqliteRedeliveryLedger
 from bot.queue.schema import DELIVERY_COLUMNS, JOB_COLUMNS, connect
+from bot.queue.sqlite_admin import SqliteAdmin
 from bot.queue.sqlite_ops import (
     DELIVERIES,
     JOBS,
@@ -54,7 +55,7 @@ from bot.queue.writer import Writer
 T = TypeVar("T")
 
 
-class SqliteQueueStore(QueueStore):
+class SqliteQueueStore(SqliteAdmin, QueueStore):
     """The queue database. Open it with :meth:`open`; every method is safe from any task.
 
     ``clock`` gives the time used for leases, delays and timestamps (tests pass their own).
