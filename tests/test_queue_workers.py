@@ -13,10 +13,10 @@ import pytest
 from gidgethub import routing, sansio
 
 from bot import logs
+from bot.queue.intake_priority import IntakePriority
 from bot.queue.records import Delivery, DeliveryStatus, Job, JobRetry, JobStatus, UnitOfWork
 from bot.queue.sqlite_store import SqliteQueueStore
 from bot.queue.workers import (
-    IntakePriority,
     JobHandler,
     PermanentJobError,
     WorkerConfig,

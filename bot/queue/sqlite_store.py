@@ -385,6 +385,13 @@ class SqliteQueueStore(SqliteAdmin, QueueStore):
                 status.value: count(conn, "jobs", status)
                 for status in (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.FAILED)
             }
-            return QueueCounts(deliveries, jobs)
+            now = self.clock()
+            (delivery_at,) = conn.execute(
+                "SELECT MIN(received_at) FROM deliveries WHERE status = 'pending'").fetchone()
+            (job_at,) = conn.execute(
+                "SELECT MIN(created_at) FROM jobs WHERE status = 'pending'").fetchone()
+            oldest = {"deliveries": None if delivery_at is None else now - delivery_at,
+                      "jobs": None if job_at is None else now - job_at}
+            return QueueCounts(deliveries, jobs, oldest)
 
         return await self.call(op)
