@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -16,9 +15,7 @@ def test_the_demo_runs_approves_applies_and_verifies(
 ) -> None:
     data = tmp_path / "demo-data"
     monkeypatch.setenv("GWI_DATA_DIR", str(data))
-    started = time.monotonic()
-    assert main(["demo"]) == 0
-    assert time.monotonic() - started < 10
+    assert main(["demo"]) == 0  # how long it takes is `make demo`'s own line, not a test's
     out = capsys.readouterr().out
     for expected in ("complexity", "plan:", "review: approvable", "patch hash: sha256:",
                      "new merge commit", "OK:", "signed by"):

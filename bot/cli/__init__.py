@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bot.cli.local_commands",
     "bot.cli.serve_commands",
     "bot.cli.config_commands",
+    "bot.cli.admin_commands",
 )
 
 

@@ -30,7 +30,7 @@ from bot.github.models import (
     Repository,
     WebhookDelivery,
 )
-from bot.github.transport import GitHubTransport, HttpRetry
+from bot.github.transport import CallObserver, GitHubTransport, HttpRetry
 from bot.settings import GitHubSettings
 
 _SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
@@ -78,9 +78,11 @@ class GitHubApp:
         clock: Callable[[], float] | None = None,
         wall_clock: Callable[[], float] | None = None,
         rand: Callable[[], float] | None = None,
+        observer: CallObserver | None = None,
     ) -> None:
         options: dict[str, Any] = _drop_none(
-            {"sleep": sleep, "clock": clock, "wall_clock": wall_clock, "rand": rand}
+            {"sleep": sleep, "clock": clock, "wall_clock": wall_clock, "rand": rand,
+             "observer": observer}
         )
         self.settings = settings
         self.transport = GitHubTransport(

@@ -110,6 +110,7 @@ async def accept_approval(gh: GitHubService, client: RepoClient, request: Approv
             return approval
 
     approval = await asyncio.to_thread(record)
+    gh.metrics.approvals.labels("accepted", "none").inc()
     unit.enqueue_job(APPLY_JOB, ApplyRequest(repository=request.repository,
                                              number=request.number,
                                              installation_id=request.installation_id,
@@ -157,6 +158,7 @@ async def audit_refusal(gh: GitHubService, run: IndexedRun | None, action: Audit
                         refusal: ApprovalRefused, who: str, extra: dict[str, Any]) -> None:
     """Write a refusal into the run's audit log, when there is a run still open to write to
     (a finished run is sealed and signed; the structured log line still has it)."""
+    gh.metrics.approvals.labels("refused", refusal.code).inc()
     if run is None:
         return
 

@@ -236,6 +236,8 @@ def _touches_workflows(repo: Path, head: str, commit: str) -> bool:
 
 async def _finish(gh: GitHubService, client: RepoClient, request: ApplyRequest, branch: str,
                   before: str, commit: str) -> None:
+    gh.metrics.pushes.labels("pushed").inc()
+
     def finish() -> None:
         with gh.runs.open(request.run_id) as handle:
             if handle.finished:
@@ -256,6 +258,7 @@ async def _push_failed(gh: GitHubService, client: RepoClient, request: ApplyRequ
                        pr: PullRequest, exc: GitError) -> None:
     """The last try to push failed. On a fork that is GitHub saying the App may not write
     there: the run hands the patch over. On the repository itself the run fails."""
+    gh.metrics.pushes.labels("failed").inc()
     fork = pr.head.repo is not None and not same_login(pr.head.repo.full_name,
                                                         request.repository)
 
@@ -294,6 +297,7 @@ async def _end(gh: GitHubService, client: RepoClient, run_id: str, outcome: Outc
 
 async def _refuse_apply(gh: GitHubService, client: RepoClient, request: ApplyRequest,
                         refusal: ApprovalRefused, unit: UnitOfWork) -> None:
+    gh.metrics.pushes.labels("refused").inc()
     outcome = Outcome.STALE if refusal.code == "stale" else Outcome.CANCELLED
     await _end(gh, client, request.run_id, outcome, f"nothing was pushed: {refusal.reason}",
                refusal.code)
@@ -308,6 +312,7 @@ async def _damaged(gh: GitHubService, client: RepoClient, request: ApplyRequest,
                    exc: RunDamaged) -> None:
     """The run's files no longer match its audit log: stop, push nothing, and say so where
     people look (the bundle cannot take another line: it fails its own check)."""
+    gh.metrics.pushes.labels("damaged").inc()
     log.error("apply.damaged", error=str(exc))
     why = ("gwi stopped: this run's files changed after they were recorded, so nothing was"
            " pushed. Run `/gwi run` for a fresh run.")

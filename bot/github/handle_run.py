@@ -5,6 +5,7 @@ supersede or end the runs it replaces.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from bot import logs
@@ -122,7 +123,9 @@ async def drive(gh: GitHubService, client: RepoClient, run_id: str) -> None:
     engine = gh.engine()
     await publish(gh, client, run_id, comment=False)
     while True:
+        started = time.monotonic()
         ctx = await asyncio.to_thread(engine.step, run_id)
+        gh.metrics.run_stage_seconds.labels(ctx.state.value).observe(time.monotonic() - started)
         stop = ctx.state in STOPS
         await publish(gh, client, run_id, comment=stop)
         if stop:

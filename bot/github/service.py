@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bot.agents.llm import LlmClient
@@ -13,6 +13,7 @@ from bot.engine.pipeline import Engine
 from bot.github.capabilities import WORK_PERMISSIONS
 from bot.github.client import GitHubApp, RepoClient
 from bot.github.repo_cache import RepoCache
+from bot.metrics import Metrics
 from bot.queue.interface import QueueStore, RunIndex
 from bot.runs.store import RunStore
 from bot.settings import GitHubSettings, Settings
@@ -27,6 +28,7 @@ class GitHubService:
     index: RunIndex
     cache: RepoCache
     llm: LlmClient | None = None
+    metrics: Metrics = field(default_factory=Metrics)
     #: Replies to commands on one pull request are capped (a comment storm cannot make gwi spam).
     reply_limit: int = 5
     reply_window: float = 600.0
@@ -42,20 +44,21 @@ class GitHubService:
 
 @asynccontextmanager
 async def open_service(settings: Settings, github: GitHubSettings, queue: QueueStore,
-                       **app_options: Any) -> AsyncIterator[GitHubService]:
+                       metrics: Metrics, **app_options: Any) -> AsyncIterator[GitHubService]:
     """The process's GitHub service, with its HTTP session, for as long as the server runs.
 
     ``app_options`` go to `GitHubApp` (a retry policy, clocks: tests)."""
     from bot.agents.llm import make_llm
 
-    async with GitHubApp.connect(github, **app_options) as app:
+    async with GitHubApp.connect(github, observer=metrics, **app_options) as app:
         index = queue.run_index()
         await index.ensure_schema()
         llm = make_llm(settings.llm)
         try:
             yield GitHubService(app=app, settings=settings,
                                 runs=RunStore.from_settings(settings), queue=queue, index=index,
-                                cache=RepoCache(settings.data_dir), llm=llm)
+                                cache=RepoCache(settings.data_dir), llm=llm,
+                                metrics=metrics)
         finally:
             if llm is not None:
                 llm.close()

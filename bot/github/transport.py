@@ -183,8 +183,10 @@ class GitHubTransport:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
+        observer: CallObserver | None = None,
     ) -> None:
         self.gh = gidgethub.aiohttp.GitHubAPI(session, user_agent, base_url=base_url)
+        self._observer = observer
         self.policy = policy or HttpRetry()
         self._sleep = sleep
         self._clock = clock
@@ -288,15 +290,19 @@ class GitHubTransport:
             auth: _Auth = (secret, None) if kind == "jwt" else (None, secret)
             try:
                 async with asyncio.timeout(self.policy.request_timeout):
-                    return await attempt_once(auth)
+                    result = await attempt_once(auth)
+                self._observe(method, "ok")
+                return result
             except gidgethub.HTTPException as exc:
                 if exc.status_code == 401:
                     # An installation token can die before its expires_at (revoked, App
                     # reinstalled); one fresh token is worth a try, a second 401 is not.
                     if credentials.renewable and not renewed:
                         renewed, refused = True, secret
+                        self._observe_retry("401")
                         log.warning("github %s %s: 401, minting a new token", method, path)
                         continue
+                    self._observe(method, "401")
                     raise GitHubError(
                         f"GitHub refused the credentials: {exc}",
                         method=method,
@@ -309,6 +315,7 @@ class GitHubTransport:
             except (TimeoutError, aiohttp.ClientError) as exc:
                 failure, status = exc, None
                 if not replay_safe and not isinstance(exc, aiohttp.ClientConnectorError):
+                    self._observe(method, "no_answer")
                     what = (f"no answer within {self.policy.request_timeout:g} s"
                             if isinstance(exc, TimeoutError)
                             else f"connection failed: {exc.__class__.__name__}: {exc}")
@@ -325,6 +332,7 @@ class GitHubTransport:
                 rand=self._rand(),
             )
             if not decision.retry:
+                self._observe(method, str(status) if status is not None else "no_answer")
                 raise GitHubError(
                     decision.reason, method=method, path=path, status=status, attempts=attempt
                 ) from None
@@ -336,7 +344,24 @@ class GitHubTransport:
                 decision.delay,
                 attempt,
             )
+            self._observe_retry(str(status) if status is not None else "no_answer")
             await self._sleep(decision.delay)
+
+    def _observe(self, method: str, status: str) -> None:
+        if self._observer is not None:
+            self._observer.github_call(method, status)
+
+    def _observe_retry(self, status: str) -> None:
+        if self._observer is not None:
+            self._observer.github_retry(status)
+
+
+class CallObserver(Protocol):
+    """Told of every call's final status ("ok", an HTTP status, "no_answer") and each retry."""
+
+    def github_call(self, method: str, status: str) -> None: ...
+
+    def github_retry(self, status: str) -> None: ...
 
 
 def _display_path(url: str, url_vars: Mapping[str, str | int] | None) -> str:

@@ -71,6 +71,10 @@ class RunIndex(abc.ABC):
         return runs[-1] if runs else None
 
     @abc.abstractmethod
+    async def forget(self, run_ids: list[str]) -> int:
+        """Drop pruned runs from the index; returns how many rows went."""
+
+    @abc.abstractmethod
     async def take_reply_slot(self, repository: str, pr: int, *, limit: int,
                               window: float) -> bool:
         """Count a reply on the PR if fewer than ``limit`` were sent in ``window`` seconds."""
@@ -225,3 +229,20 @@ class QueueStore(abc.ABC):
     @abc.abstractmethod
     async def counts(self) -> QueueCounts:
         """Deliveries and jobs per unfinished (or failed) status, for health checks."""
+
+    # -- administration (`gwi queue`, `gwi prune`) ---------------------------------------
+
+    @abc.abstractmethod
+    async def list_deliveries(self, *, status: DeliveryStatus | None = None,
+                              limit: int = 100) -> list[DeliveryRecord]:
+        """The newest deliveries (of a status), newest first, without their bodies."""
+
+    @abc.abstractmethod
+    async def retry_job(self, job_id: int) -> bool:
+        """Put a failed or cancelled job back to pending with fresh attempts; False if it
+        does not exist or is not failed or cancelled."""
+
+    @abc.abstractmethod
+    async def prune(self, before: float) -> tuple[int, int]:
+        """Delete deliveries and jobs that finished before ``before``: (deliveries, jobs).
+        Nothing pending, running or processing is ever deleted."""

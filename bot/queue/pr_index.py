@@ -128,6 +128,18 @@ class SqliteRunIndex(RunIndex):
 
         return await self.store.call(op)
 
+    async def forget(self, run_ids: list[str]) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            gone = 0
+            for start in range(0, len(run_ids), 500):
+                chunk = run_ids[start:start + 500]
+                marks = ", ".join("?" * len(chunk))
+                gone += conn.execute(f"DELETE FROM pr_runs WHERE run_id IN ({marks})",
+                                     chunk).rowcount
+            return gone
+
+        return await self.store.call(op)
+
     async def take_reply_slot(self, repository: str, pr: int, *, limit: int,
                               window: float) -> bool:
         """Count a reply on the PR if fewer than ``limit`` were sent in ``window`` seconds."""

@@ -203,6 +203,8 @@ class QueueCounts:
 
     deliveries: dict[str, int]
     jobs: dict[str, int]
+    # Seconds since the oldest pending delivery arrived and the oldest pending job was made.
+    oldest_pending_s: dict[str, float | None] = field(default_factory=dict)
 
 
 def parse_payload(body: bytes) -> dict[str, Any]:

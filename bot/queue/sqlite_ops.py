@@ -135,7 +135,8 @@ def where_clause(filters: Mapping[str, object]) -> tuple[str, tuple[object, ...]
     )
 
 
-def delivery_from_row(conn: sqlite3.Connection, row: Iterable[Any]) -> DeliveryRecord:
+def delivery_from_row(conn: sqlite3.Connection, row: Iterable[Any], *,
+                      body: bool = True) -> DeliveryRecord:
     (
         seq,
         delivery_id,
@@ -159,7 +160,7 @@ def delivery_from_row(conn: sqlite3.Connection, row: Iterable[Any]) -> DeliveryR
         installation_id=installation_id,
         repository=repository,
         received_at=received_at,
-        body=_body(conn, delivery_id),
+        body=_body(conn, delivery_id) if body else b"",
         status=DeliveryStatus(status),
         attempts=attempts,
         lease_owner=lease_owner,

@@ -35,6 +35,7 @@ from bot.queue.records import (
 )
 from bot.queue.redelivery import SqliteRedeliveryLedger
 from bot.queue.schema import DELIVERY_COLUMNS, JOB_COLUMNS, connect
+from bot.queue.sqlite_admin import SqliteAdmin
 from bot.queue.sqlite_ops import (
     DELIVERIES,
     JOBS,
@@ -54,7 +55,7 @@ from bot.queue.writer import Writer
 T = TypeVar("T")
 
 
-class SqliteQueueStore(QueueStore):
+class SqliteQueueStore(SqliteAdmin, QueueStore):
     """The queue database. Open it with :meth:`open`; every method is safe from any task.
 
     ``clock`` gives the time used for leases, delays and timestamps (tests pass their own).
@@ -384,6 +385,13 @@ class SqliteQueueStore(QueueStore):
                 status.value: count(conn, "jobs", status)
                 for status in (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.FAILED)
             }
-            return QueueCounts(deliveries, jobs)
+            now = self.clock()
+            (delivery_at,) = conn.execute(
+                "SELECT MIN(received_at) FROM deliveries WHERE status = 'pending'").fetchone()
+            (job_at,) = conn.execute(
+                "SELECT MIN(created_at) FROM jobs WHERE status = 'pending'").fetchone()
+            oldest = {"deliveries": None if delivery_at is None else now - delivery_at,
+                      "jobs": None if job_at is None else now - job_at}
+            return QueueCounts(deliveries, jobs, oldest)
 
         return await self.call(op)

@@ -7,13 +7,14 @@ import contextlib
 import os
 import secrets
 import socket
-from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from gidgethub import routing, sansio
 
 from bot import logs
+from bot.queue.intake_priority import IntakePriority
 from bot.queue.interface import QueueStore
 from bot.queue.records import (
     Classification,
@@ -71,40 +72,6 @@ def handler_name(callback: Callable[..., Any]) -> str:
     return f"{module}.{qualname}"
 
 
-class IntakePriority:
-    """Lets delivery workers step aside while webhook requests are being answered.
-
-    GitHub waits 10 seconds for an answer and does not redeliver on its own, so during a
-    burst acknowledging comes first: a delivery worker about to claim waits until no
-    request is in flight, but never longer than ``intake_priority_wait``, so work still
-    moves under sustained load. Job workers (long runs, mostly waiting) do not wait.
-    """
-
-    def __init__(self) -> None:
-        self._in_flight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    @contextlib.contextmanager
-    def request(self) -> Iterator[None]:
-        """Count a webhook request as in flight for the duration of the block."""
-        self._in_flight += 1
-        self._idle.clear()
-        try:
-            yield
-        finally:
-            self._in_flight -= 1
-            if not self._in_flight:
-                self._idle.set()
-
-    async def wait(self, limit: float) -> None:
-        """Return once no request is in flight, or after ``limit`` seconds."""
-        if limit > 0 and not self._idle.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(limit):
-                    await self._idle.wait()
-
-
 class Workers:
     """The delivery and job worker tasks of one process, and the way to wake them."""
 
@@ -115,7 +82,11 @@ class Workers:
         job_handlers: JobHandlers,
         config: WorkerConfig = WorkerConfig(),
         services: Mapping[str, object] | None = None,
+        on_job: Callable[[str, str], None] | None = None,
     ) -> None:
+        # ``on_job(kind, outcome)`` hears how each try of a job ended ("done", "failed", a
+        # retry as "pending", "lease_lost"): the server counts them for /metrics.
+        self._on_job = on_job
         self._store = store
         self._router = router
         self._job_handlers = dict(job_handlers)
@@ -326,7 +297,10 @@ class Workers:
         with logs.bind(job_id=job.id, job_kind=job.kind, job_key=job.key, job_origin=job.origin,
                        installation_id=installation if isinstance(installation, int) else None):
             try:
-                return await self._process_job(job, owner)
+                status = await self._process_job(job, owner)
+                if self._on_job is not None:
+                    self._on_job(job.kind, status.value if status else "lease_lost")
+                return status
             except asyncio.CancelledError:
                 await asyncio.shield(self._store.release_job(job, owner))
                 log.info("job.released", attempt=job.attempts)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,7 +29,7 @@ from bot.schemas.audit import AuditAction
 from bot.schemas.base import Schema
 from bot.schemas.common import sha256_hex, utcnow
 from bot.schemas.run import Actor, RunContext, StateEntry
-from bot.schemas.state import RunState
+from bot.schemas.state import TERMINAL, RunState
 from bot.settings import Settings
 
 S = TypeVar("S", bound=Schema)
@@ -161,6 +162,17 @@ class RunStore:
             handle._append(actor, AuditAction.RUN_CREATED, {"context": ctx.model_dump(mode="json")})
             handle._seal(actor)
         return run_id
+
+    def delete_finished(self, run_id: str) -> bool:
+        """Delete a finished run's bundle (pruning); an unfinished run is never deleted."""
+        if not self.exists(run_id):
+            return False
+        with self._locked(run_id):
+            if self.read_context(run_id).state not in TERMINAL:
+                return False
+            shutil.rmtree(self.run_dir(run_id))
+        (self.locks_dir / f"{check_run_id(run_id)}.lock").unlink(missing_ok=True)
+        return True
 
     @contextmanager
     def open(self, run_id: str) -> Iterator[RunHandle]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ from gidgethub import routing
 
 from bot import logs
 from bot.events.router import build_router
+from bot.metrics import CONTENT_TYPE_LATEST, Metrics
 from bot.queue.interface import QueueStore
 from bot.queue.records import DEFAULT_RETRY, JobRetry, StoreError
 from bot.queue.sqlite_store import SqliteQueueStore
@@ -26,6 +28,7 @@ SETTINGS = web.AppKey("settings", Settings)
 SECRETS: web.AppKey[tuple[str, ...]] = web.AppKey("secrets")
 STORE = web.AppKey("store", QueueStore)
 WORKERS = web.AppKey("workers", Workers)
+METRICS = web.AppKey("metrics", Metrics)
 
 HEALTH_TIMEOUT_SECONDS = 2.0
 ACCEPTED = b'{"status": "accepted"}'
@@ -74,6 +77,7 @@ def create_app(
     app = web.Application(client_max_size=settings.server.max_body_bytes)
     app[SETTINGS] = settings
     app[SECRETS] = settings.server.webhook_secrets()
+    metrics = app[METRICS] = Metrics()
     config = worker_config or WorkerConfig(
         delivery_workers=settings.server.workers,
         job_workers=settings.server.workers,
@@ -91,7 +95,7 @@ def create_app(
                 from bot.github.service import open_service
 
                 gh = await stack.enter_async_context(
-                    open_service(settings, github, store, **dict(github_options or {}))
+                    open_service(settings, github, store, metrics, **dict(github_options or {}))
                 )
                 handlers = {**gh_job_handlers(), **handlers}
                 extra = {"gh": gh, "app_id": github.app_id, **extra}
@@ -101,6 +105,7 @@ def create_app(
                 handlers,
                 config,
                 extra,
+                on_job=lambda kind, outcome: metrics.jobs_finished.labels(kind, outcome).inc(),
             )
             app[STORE] = store
             app[WORKERS] = workers
@@ -124,6 +129,7 @@ def create_app(
     app.cleanup_ctx.append(queue_and_workers)
     app.router.add_post("/webhook", handle_webhook)
     app.router.add_get("/healthz", handle_healthz)
+    app.router.add_get("/metrics", handle_metrics)
     return app
 
 
@@ -205,7 +211,9 @@ async def _take(request: web.Request) -> web.Response:
             return web.json_response({"error": "the delivery could not be stored"}, status=503)
         if not stored:
             log.info("delivery.duplicate")
+            app[METRICS].deliveries_deduplicated.inc()
             return _answer(DUPLICATE, 200)
+        app[METRICS].deliveries_received.inc()
         app[WORKERS].notify_deliveries()
         log.debug("delivery.accepted", bytes=len(body))
         # GitHub's ping checks the hook is reachable; it gets a plain 200 like a redelivery.
@@ -217,6 +225,7 @@ def _answer(body: bytes, status: int) -> web.Response:
 
 
 def _refuse(request: web.Request, refusal: Refusal) -> web.Response:
+    request.app[METRICS].deliveries_rejected.labels(_REASONS.get(refusal.status, "other")).inc()
     log.warning(
         "delivery.refused",
         status=refusal.status,
@@ -236,3 +245,32 @@ async def handle_healthz(request: web.Request) -> web.Response:
     except (TimeoutError, StoreError) as exc:
         return web.json_response({"status": "unavailable", "error": str(exc)}, status=503)
     return web.json_response({"status": "ok", "deliveries": counts.deliveries, "jobs": counts.jobs})
+
+
+#: The rejection reasons /metrics counts (the status tells them apart; the text has details).
+_REASONS = {401: "signature", 400: "malformed", 413: "too_large"}
+
+
+async def handle_metrics(request: web.Request) -> web.Response:
+    """Prometheus' text format; with GWI_METRICS_TOKEN set, only for that bearer token."""
+    token = request.app[SETTINGS].server.metrics_token
+    if token is not None:
+        given = request.headers.get("Authorization", "")
+        expected = f"Bearer {token.get_secret_value()}"
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            return web.json_response({"error": "a bearer token is required"}, status=401,
+                                     headers={"WWW-Authenticate": "Bearer"})
+    metrics = request.app[METRICS]
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
+            counts = await request.app[STORE].counts()
+    except (TimeoutError, StoreError):
+        log.warning("metrics.queue_unavailable")
+    else:
+        for table, by_status in (("deliveries", counts.deliveries), ("jobs", counts.jobs)):
+            for status, count in by_status.items():
+                metrics.queue_items.labels(table, status).set(count)
+            age = counts.oldest_pending_s.get(table)
+            metrics.queue_oldest_pending_seconds.labels(table).set(age or 0.0)
+    body = await asyncio.to_thread(metrics.render)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

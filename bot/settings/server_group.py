@@ -40,13 +40,15 @@ class ServerSettings(BaseSettings):
     # A worker renews its lease every third of this while it works; after a crash, what it
     # held is taken up again once the lease has run out.
     lease_seconds: float = Field(default=60.0, alias="GWI_LEASE_SECONDS", ge=0.5, le=3600)
+    # When set, GET /metrics asks for "Authorization: Bearer <token>".
+    metrics_token: SecretStr | None = Field(default=None, alias="GWI_METRICS_TOKEN")
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
 
-    @field_validator("webhook_secret", "webhook_secret_old", mode="before")
+    @field_validator("webhook_secret", "webhook_secret_old", "metrics_token", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and value == "" else value
