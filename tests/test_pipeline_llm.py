@@ -203,7 +203,11 @@ def test_approval_names_the_exact_patch(store: RunStore, ready: tuple[str, str],
     with pytest.raises(ApprovalRefused, match="no approval"):
         apply_local(store, run_id, "maintainer")
     record = approve_local(store, run_id, digest, "maintainer")
-    assert approve_local(store, run_id, digest, "maintainer") == record  # idempotent
+    with pytest.raises(ApprovalRefused, match="already approved by maintainer at") as again:
+        approve_local(store, run_id, digest, "maintainer")  # said and recorded, not silent
+    assert again.value.code == "already_approved"
+    assert _refusals(store, run_id, AuditAction.APPROVAL_REFUSED)[-1] == "already_approved"
+    assert store.read_model(run_id, "approval.json", type(record)) == record
 
 
 def test_apply_refuses_when_the_head_moved(store: RunStore, repo: Path,
