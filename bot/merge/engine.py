@@ -110,6 +110,7 @@ def merge_texts(
     resolve: bool = True,
     policy: Policy | None = None,
     attributes_generated: bool = False,
+    diff_algorithm: str = "myers",
 ) -> MergeResult:
     """Merge three versions of the file at repo-relative ``path``.
 
@@ -117,7 +118,8 @@ def merge_texts(
     conflict region is then offered to the strategies the ``policy`` allows for this kind
     of file, and a resolution is kept only when it passes the checks. Unsettled regions
     stay as diff3 conflict markers. With ``resolve=False`` no strategy runs: the result is
-    git's own merge. A lock, checksum or generated file (``attributes_generated``: marked so
+    git's own merge. ``diff_algorithm`` "myers" gives `git merge-file`'s regions,
+    "histogram" those of `git merge` / `git merge-tree`. A lock, checksum or generated file (``attributes_generated``: marked so
     in `.gitattributes`) is never resolved: its regions say which tool regenerates it.
     """
     b, o, t = split_lines(base), split_lines(ours), split_lines(theirs)
@@ -134,7 +136,9 @@ def merge_texts(
     ours_at = 0
     # Lines become small ints once (equal lines, equal ints): every diff compares ints.
     index = dict(zip(dict.fromkeys(chain(b, o, t)), count())).__getitem__
-    for chunk in merge_chunks(list(map(index, b)), list(map(index, o)), list(map(index, t))):
+    for chunk in merge_chunks(
+        list(map(index, b)), list(map(index, o)), list(map(index, t)), diff_algorithm
+    ):
         pieces.append(o[ours_at : chunk.ours_start])
         ours_at = chunk.ours_end
         if not chunk.conflict:
@@ -343,6 +347,7 @@ def merge_bytes(
     resolve: bool = True,
     policy: Policy | None = None,
     attributes_generated: bool = False,
+    diff_algorithm: str = "myers",
 ) -> MergeResult:
     """Merge file contents as stored: refuse what is not text, then :func:`merge_texts`.
 
@@ -372,7 +377,8 @@ def merge_bytes(
     except UnicodeDecodeError:
         return _refuse(base, ours, theirs, labels, "not UTF-8 text")
     result = merge_texts(texts[0], texts[1], texts[2], path, labels=labels, resolve=resolve,
-                         policy=policy, attributes_generated=attributes_generated)
+                         policy=policy, attributes_generated=attributes_generated,
+                         diff_algorithm=diff_algorithm)
     if not (add_bom or to_crlf):
         return result
     text = result.text
