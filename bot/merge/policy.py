@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-KINDS = ("code", "prose", "data", "ci", "manifest")
+KINDS = ("code", "prose", "data", "ci", "manifest", "pins")
 
 # Manifests that tools rewrite (dependency resolvers, release tools, formatters).
 _MANIFESTS = {
@@ -31,7 +31,8 @@ _CI_NAMES = {".travis.yml", ".gitlab-ci.yml", "appveyor.yml", ".appveyor.yml",
 
 
 def kind(path: str) -> str:
-    """The kind of file at repo-relative ``path``: one of :data:`KINDS`.
+    """The kind of file at repo-relative ``path``: one of :data:`KINDS` (``pins`` is pip's
+    requirements and constraints files).
 
     Manifests that tools rewrite (go.mod, Cargo.toml, pom.xml, build.gradle, package.json,
     pyproject.toml, ...) are one kind: a rule is trusted on them only where it held on every
@@ -44,13 +45,21 @@ def kind(path: str) -> str:
     if name in _CI_NAMES or any(f in "/" + path for f in ("/" + d for d in _CI_FOLDERS)):
         return "ci"
     lower = name.lower()
-    if lower.startswith(("requirements", "constraints")) and lower.endswith((".txt", ".in")):
-        return "data"
+    if _is_pins(path, lower):
+        return "pins"
     if lower.endswith(_PROSE_SUFFIXES) or name.split(".")[0].upper() in _PROSE_NAMES:
         return "prose"
     if lower.endswith(_DATA_SUFFIXES):
         return "data"
     return "code"
+
+
+def _is_pins(path: str, lower: str) -> bool:
+    """pip's requirements and constraints files (and pip-tools' .in), one pin a line: a
+    format of its own, whose rules are not judged by other data files (gradle.properties)."""
+    if not lower.endswith((".txt", ".in")):
+        return False
+    return lower.startswith(("requirements", "constraints")) or "/requirements/" in "/" + path
 
 
 @dataclass(frozen=True)
