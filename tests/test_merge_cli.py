@@ -109,17 +109,20 @@ def merge(repo: Path, name: str = "feature") -> subprocess.CompletedProcess[str]
 
 
 def test_merge_driver_settles_a_conflict_git_leaves(make_repo: Callable[..., Path]) -> None:
-    base = b"requests==2.0.0\nflask==1.0.0\n"
-    feature, main_ = base.replace(b"2.0.0", b"2.1.0"), base.replace(b"2.0.0", b"2.2.0")
-    plain = branches(make_repo(), "requirements.txt", base, feature, main_)
+    # Each side rewrote a different one of two neighbouring entries of a manifest: a pair
+    # (adjacent_entries, manifest) the shipped policy enables.
+    base = b'{\n  "name": "x",\n  "description": "old",\n  "license": "MIT",\n  "main": "i.js"\n}\n'
+    feature = base.replace(b'"old"', b'"new words"')
+    main_ = base.replace(b'"MIT"', b'"ISC"')
+    plain = branches(make_repo(), "package.json", base, feature, main_)
     assert merge(plain).returncode != 0  # git alone: a conflict
     git(plain, "merge", "--abort")
-    use_driver(plain, "requirements.txt")
+    use_driver(plain, "package.json")
     proc = merge(plain)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert (plain / "requirements.txt").read_bytes() == main_  # the higher pin
+    assert (plain / "package.json").read_bytes() == feature.replace(b'"MIT"', b'"ISC"')
     assert git(plain, "log", "-1", "--format=%P").count(" ") == 1  # a merge commit
-    assert "version_bump" in proc.stderr or "version" in proc.stderr
+    assert "adjacent_entries" in proc.stderr
 
 
 def test_merge_driver_hands_a_file_it_refuses_to_gits_own_merge(

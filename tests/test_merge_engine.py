@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from bot.merge import Strategy, merge_texts, strategies
+from bot.merge import Strategy, engine, merge_texts, strategies
 from bot.merge.checks import dangling_imports, imported_names_in, python_tree
 from bot.merge.model import Conflict, Resolution
+from bot.merge.policy import EVERYTHING
+
+
+@pytest.fixture(autouse=True)
+def _every_strategy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about what each strategy proves, so every strategy may fire in every
+    kind of file (the shipped policy enables fewer: see test_merge_policy.py)."""
+    monkeypatch.setattr(engine, "_POLICY", [EVERYTHING])
+
 
 BASE = "def f():\n    return 1\n\n\nX = 1\n"
 OURS = "def f():\n    return 2\n\n\nX = 1\n"

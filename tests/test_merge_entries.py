@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from bot.merge import Strategy, merge_texts
+import pytest
+
+from bot.merge import Strategy, engine, merge_texts
+from bot.merge.policy import EVERYTHING
+
+
+@pytest.fixture(autouse=True)
+def _every_strategy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about what each strategy proves, so every strategy may fire in every
+    kind of file (the shipped policy enables fewer: see test_merge_policy.py)."""
+    monkeypatch.setattr(engine, "_POLICY", [EVERYTHING])
+
 
 
 def settle(base: str, ours: str, theirs: str, path: str) -> tuple[Strategy, str]:

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from bot.merge import Strategy, merge_texts
+from bot.merge import Strategy, engine, merge_texts
+from bot.merge.policy import EVERYTHING
 from bot.merge.strategies.versions import version_key
+
+
+@pytest.fixture(autouse=True)
+def _every_strategy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about what each strategy proves, so every strategy may fire in every
+    kind of file (the shipped policy enables fewer: see test_merge_policy.py)."""
+    monkeypatch.setattr(engine, "_POLICY", [EVERYTHING])
+
 
 
 def settle(base: str, ours: str, theirs: str, path: str = "notes.txt") -> tuple[Strategy, str]:

@@ -58,7 +58,7 @@ def deterministic_outcome(conflict: FileConflict) -> FileOutcome:
     if result.clean:
         how = "; ".join(dict.fromkeys(r.explanation for r in result.regions)) or "merged"
         return FileOutcome(conflict, FileStatus.RESOLVED, ResolverKind.DETERMINISTIC,
-                           strategies, DETERMINISTIC_CONFIDENCE, how, conflict.regions,
+                           strategies, result.confidence, how, conflict.regions,
                            result.to_bytes())
     left = conflict.regions - conflict.regions_resolved
     return FileOutcome(

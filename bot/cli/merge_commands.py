@@ -60,6 +60,12 @@ def register(subparsers: Any) -> None:
     )
     b.add_argument("input", metavar="IN")
     b.add_argument("output", metavar="OUT")
+    b.add_argument(
+        "--policy",
+        metavar="JSON",
+        help="a file {\"enabled\": [[strategy, kind], ...], \"confidence\": {...}} to use "
+        "instead of the shipped table, or \"all\" to let every strategy fire everywhere",
+    )
     b.set_defaults(func=merge_batch)
 
 
@@ -80,7 +86,8 @@ def _write(path: str, data: bytes) -> None:
 def _report(result: Any, name: str) -> None:
     if result.refused:
         print(f"gwi: {name}: left as a conflict: {result.refused}", file=sys.stderr)
-        return
+        if not result.generated:
+            return
     for region in result.regions:
         state = region.strategy.value
         print(
@@ -103,7 +110,7 @@ def merge_file(args: argparse.Namespace) -> int:
     result = merge_bytes(data[0], data[1], data[2], path, labels=(labels[0], labels[1], labels[2]))
     if not args.quiet:
         _report(result, path)
-    if result.refused:
+    if result.refused and not result.generated:
         # Like git with a binary file: the current version stays as it is.
         if args.stdout:
             sys.stdout.buffer.write(data[1])
@@ -124,7 +131,7 @@ def merge_driver(args: argparse.Namespace) -> int:
     path = args.path or args.current
     result = merge_bytes(data[0], data[1], data[2], path, labels=DEFAULT_LABELS)
     _report(result, path)
-    if result.refused:
+    if result.refused and not result.generated:
         return _git_merge_file(args.current, args.ancestor, args.other, DEFAULT_LABELS)
     _write(args.current, result.to_bytes())
     return CLEAN if result.clean else CONFLICTS
@@ -151,6 +158,7 @@ def merge_batch(args: argparse.Namespace) -> int:
     """`gwi merge-batch IN OUT`: merge each scenario folder; never reads ``expected``."""
     from bot.merge.engine import merge_bytes
 
+    policy = _policy(getattr(args, "policy", None))
     source, target = str(args.input), str(args.output)
     if not os.path.isdir(source):
         raise GwiError(f"{source} is not a folder", exit_code=ERROR)
@@ -172,7 +180,7 @@ def merge_batch(args: argparse.Namespace) -> int:
                 log.write(json.dumps(record) + "\n")
                 continue
             start = time.perf_counter()
-            result = merge_bytes(data[0], data[1], data[2], path)
+            result = merge_bytes(data[0], data[1], data[2], path, policy=policy)
             seconds = time.perf_counter() - start
             out = os.path.join(target, name)
             if not os.path.isdir(out):
@@ -186,6 +194,7 @@ def merge_batch(args: argparse.Namespace) -> int:
                 path=path,
                 regions=len(result.regions),
                 regions_resolved=sum(r.resolved for r in result.regions),
+                confidence=[r.confidence for r in result.regions],
             )
             if result.refused:
                 record["refused"] = result.refused
@@ -193,6 +202,21 @@ def merge_batch(args: argparse.Namespace) -> int:
     if failures:
         print(f"gwi: {failures} scenario folder(s) could not be read", file=sys.stderr)
     return CLEAN if not failures else ERROR
+
+
+def _policy(spec: str | None) -> Any:
+    """The policy merge-batch uses: shipped (None), every strategy ("all"), or a JSON file."""
+    from bot.merge.policy import EVERYTHING, Policy
+
+    if spec is None:
+        return None
+    if spec == "all":
+        return EVERYTHING
+    try:
+        data = json.loads(Path(spec).read_text(encoding="utf-8"))
+        return Policy.from_pairs(data["enabled"], data.get("confidence", {}))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise GwiError(f"cannot read the policy {spec}: {exc}", exit_code=ERROR) from exc
 
 
 def _read_whole(path: str) -> bytes:

@@ -404,3 +404,138 @@ def _hunks(changed_a: bytearray, n: int, changed_b: bytearray, m: int) -> list[H
         while j < m and changed_b[j]:
             j += 1
         hunks.append((si, i, sj, j))
+
+
+# git's xdiff histogram diff (xhistogram.c), the diff `git merge` (merge-ort) uses by
+# default: the regions of a merge are those of this diff, not of Myers'.
+_MAX_CHAIN = 64
+
+
+def diff_histogram(a: Sequence[Hashable], b: Sequence[Hashable]) -> list[Hunk]:
+    """Hunks turning ``a`` into ``b`` as git's histogram diff finds them.
+
+    As in xdiff: no common prefix or suffix is set aside first; a region whose common
+    lines all occur more than 64 times falls back to Myers on that region; the result's
+    changed runs are slid as for any xdiff algorithm.
+    """
+    n, m = len(a), len(b)
+    changed_a = bytearray(n + 1)
+    changed_b = bytearray(m + 1)
+    _histogram(a, b, changed_a, changed_b, 1, n, 1, m)
+    _compact(a, changed_a, changed_b)
+    _compact(b, changed_b, changed_a)
+    return _hunks(changed_a, n, changed_b, m)
+
+
+def _histogram(
+    a: Sequence[Hashable], b: Sequence[Hashable], changed_a: bytearray, changed_b: bytearray,
+    line1: int, count1: int, line2: int, count2: int,
+) -> None:
+    """xhistogram.c's histogram_diff on 1-based line1..line1+count1-1 of a (and of b)."""
+    while True:
+        if count1 <= 0 and count2 <= 0:
+            return
+        if not count1:
+            changed_b[line2 - 1 : line2 - 1 + count2] = b"\1" * count2
+            return
+        if not count2:
+            changed_a[line1 - 1 : line1 - 1 + count1] = b"\1" * count1
+            return
+        lcs = _find_lcs(a, b, line1, count1, line2, count2)
+        if lcs is None:
+            _fall_back(a, b, changed_a, changed_b, line1, count1, line2, count2)
+            return
+        begin1, end1, begin2, end2 = lcs
+        if begin1 == 0 and begin2 == 0:
+            changed_a[line1 - 1 : line1 - 1 + count1] = b"\1" * count1
+            changed_b[line2 - 1 : line2 - 1 + count2] = b"\1" * count2
+            return
+        _histogram(a, b, changed_a, changed_b, line1, begin1 - line1, line2, begin2 - line2)
+        last1, last2 = line1 + count1 - 1, line2 + count2 - 1
+        count1, line1 = last1 - end1, end1 + 1
+        count2, line2 = last2 - end2, end2 + 1
+
+
+def _find_lcs(
+    a: Sequence[Hashable], b: Sequence[Hashable], line1: int, count1: int, line2: int,
+    count2: int,
+) -> tuple[int, int, int, int] | None:
+    """The longest common run of the rarest lines (begin1, end1, begin2, end2, inclusive,
+    1-based; all 0 when nothing is common), or None to fall back to Myers."""
+    last1, last2 = line1 + count1 - 1, line2 + count2 - 1
+    # scanA: for each distinct line, its first occurrence and count; next occurrence links.
+    records: dict[Hashable, list[int]] = {}
+    next_ptr: dict[int, int] = {}
+    count_at: dict[int, list[int]] = {}
+    for ptr in range(last1, line1 - 1, -1):
+        key = a[ptr - 1]
+        rec = records.get(key)
+        if rec is not None:
+            next_ptr[ptr] = rec[0]
+            rec[0] = ptr
+            rec[1] += 1
+        else:
+            rec = records[key] = [ptr, 1]
+            next_ptr[ptr] = 0
+        count_at[ptr] = rec
+    cnt = _MAX_CHAIN + 1
+    has_common = False
+    begin1 = end1 = begin2 = end2 = 0
+    b_ptr = line2
+    while b_ptr <= last2:
+        b_next = b_ptr + 1
+        rec = records.get(b[b_ptr - 1])
+        if rec is not None:
+            has_common = True
+            if rec[1] <= cnt:
+                as_ = rec[0]
+                while True:
+                    np = next_ptr[as_]
+                    bs = b_ptr
+                    ae = as_
+                    be = bs
+                    rc = rec[1]
+                    while line1 < as_ and line2 < bs and a[as_ - 2] == b[bs - 2]:
+                        as_ -= 1
+                        bs -= 1
+                        if rc > 1:
+                            rc = min(rc, count_at[as_][1])
+                    while ae < last1 and be < last2 and a[ae] == b[be]:
+                        ae += 1
+                        be += 1
+                        if rc > 1:
+                            rc = min(rc, count_at[ae][1])
+                    if b_next <= be:
+                        b_next = be + 1
+                    if end1 - begin1 < ae - as_ or rc < cnt:
+                        begin1, end1, begin2, end2 = as_, ae, bs, be
+                        cnt = rc
+                    if np == 0:
+                        break
+                    while np and np <= ae:
+                        np = next_ptr[np]
+                    if np == 0:
+                        break
+                    as_ = np
+        b_ptr = b_next
+    if has_common and cnt > _MAX_CHAIN:
+        return None
+    return begin1, end1, begin2, end2
+
+
+def _fall_back(
+    a: Sequence[Hashable], b: Sequence[Hashable], changed_a: bytearray, changed_b: bytearray,
+    line1: int, count1: int, line2: int, count2: int,
+) -> None:
+    """xdl_fall_back_diff: Myers (with its pre-pass) on the two ranges as files of their own."""
+    sub_a = a[line1 - 1 : line1 - 1 + count1]
+    sub_b = b[line2 - 1 : line2 - 1 + count2]
+    top = min(count1, count2)
+    lo = _common_prefix(sub_a, sub_b, top)
+    tail = _common_suffix(sub_a, sub_b, top - lo)
+    ch_a = bytearray(count1 + 1)
+    ch_b = bytearray(count2 + 1)
+    if lo < count1 - tail or lo < count2 - tail:
+        _diff_middle(sub_a, sub_b, lo, count1 - tail, count2 - tail, ch_a, ch_b, None)
+    changed_a[line1 - 1 : line1 - 1 + count1] = ch_a[:count1]
+    changed_b[line2 - 1 : line2 - 1 + count2] = ch_b[:count2]

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
-from bot.merge.diff import Hunk, diff
+from bot.merge.diff import Hunk, diff, diff_histogram
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,16 +28,25 @@ class Chunk:
 
 
 def merge_chunks(
-    base: Sequence[Hashable], ours: Sequence[Hashable], theirs: Sequence[Hashable]
+    base: Sequence[Hashable],
+    ours: Sequence[Hashable],
+    theirs: Sequence[Hashable],
+    algorithm: str = "myers",
 ) -> list[Chunk]:
     """The changed spans of a three-way merge of line ids, in order; unchanged text lies between.
 
     Hunks of the two sides that overlap or touch in the base form one span; a span both
-    sides changed is a conflict unless they made the very same change.
+    sides changed is a conflict unless they made the very same change. ``algorithm`` is
+    "myers" (what `git merge-file` uses) or "histogram" (what `git merge` and `git
+    merge-tree` use by default).
     """
-    base_counts = Counter(base)
-    ours_hunks = diff(base, ours, base_counts)
-    theirs_hunks = diff(base, theirs, base_counts)
+    if algorithm == "histogram":
+        ours_hunks = diff_histogram(base, ours)
+        theirs_hunks = diff_histogram(base, theirs)
+    else:
+        base_counts = Counter(base)
+        ours_hunks = diff(base, ours, base_counts)
+        theirs_hunks = diff(base, theirs, base_counts)
     chunks: list[Chunk] = []
     i = j = 0
     # Line offset of each side against the base after the hunks consumed so far.

@@ -15,8 +15,10 @@ from bot.merge.checks import (
     python_tree,
 )
 from bot.merge.diff3 import merge_chunks
+from bot.merge.generated import regenerate_with
 from bot.merge.lines import conflict_block, has_marker_line, marker_eol, split_lines
 from bot.merge.model import Conflict, MergeResult, Region, Resolution, Strategy, StrategyFn
+from bot.merge.policy import Policy, kind, shipped
 
 DEFAULT_LABELS = ("ours", "base", "theirs")
 DEFAULT_MAX_BYTES = 1 << 20
@@ -29,29 +31,73 @@ def _strategies() -> tuple[StrategyFn, ...]:
     return STRATEGIES
 
 
-def _settle(conflict: Conflict, strategies: Sequence[StrategyFn]) -> Resolution | None:
-    """The first strategy's resolution that passes the region checks, if any.
+_POLICY: list[Policy] = []
+
+
+def _default_policy() -> Policy:
+    if not _POLICY:
+        _POLICY.append(shipped())
+    return _POLICY[0]
+
+
+def _passes(conflict: Conflict, resolution: Resolution) -> bool:
+    """The region checks.
 
     A resolution may not contain a conflict marker, may not drop a line that a side added
     where the other side did not touch, and only its very last line may lack a line end,
     and only at the end of the file.
     """
     at_end = conflict.chunk.ours_end == len(conflict.ours_file)
+    lines = resolution.lines
+    if any(not line.endswith("\n") for line in lines[:-1]) or (
+        lines and not lines[-1].endswith("\n") and not at_end
+    ):
+        return False
+    if has_marker_line("".join(lines)):
+        return False
+    return not lost_lines(conflict.base, conflict.ours, conflict.theirs, lines)
+
+
+def _settle(
+    conflict: Conflict, strategies: Sequence[StrategyFn], policy: Policy, file_kind: str
+) -> Resolution | None:
+    """The first allowed strategy's resolution that passes the region checks, if any."""
     for strategy in strategies:
         resolution = strategy(conflict)
-        if resolution is None:
+        if resolution is None or not policy.allows(resolution.strategy.value, file_kind):
             continue
-        lines = resolution.lines
-        if any(not line.endswith("\n") for line in lines[:-1]) or (
-            lines and not lines[-1].endswith("\n") and not at_end
-        ):
-            continue
-        if has_marker_line("".join(lines)):
-            continue
-        if lost_lines(conflict.base, conflict.ours, conflict.theirs, lines):
-            continue
-        return resolution
+        if _passes(conflict, resolution):
+            return resolution
     return None
+
+
+def probe(base: str, ours: str, theirs: str, path: str) -> list[dict[str, list[str]]]:
+    """For each conflict region of git's merge, what every strategy would answer alone.
+
+    Each answer has passed the region checks (not the whole-file ones); the benchmark uses
+    this to measure each strategy apart from the order in which they are tried.
+    """
+    b, o, t = split_lines(base), split_lines(ours), split_lines(theirs)
+    lang = language(path)
+    index = dict(zip(dict.fromkeys(chain(b, o, t)), count())).__getitem__
+    out: list[dict[str, list[str]]] = []
+    for chunk in merge_chunks(list(map(index, b)), list(map(index, o)), list(map(index, t))):
+        if not chunk.conflict:
+            continue
+        conflict = Conflict(
+            path=path, language=lang,
+            base=b[chunk.base_start : chunk.base_end],
+            ours=o[chunk.ours_start : chunk.ours_end],
+            theirs=t[chunk.theirs_start : chunk.theirs_end],
+            chunk=chunk, base_file=b, ours_file=o, theirs_file=t,
+        )
+        answers: dict[str, list[str]] = {}
+        for strategy in _strategies():
+            resolution = strategy(conflict)
+            if resolution is not None and _passes(conflict, resolution):
+                answers.setdefault(resolution.strategy.value, resolution.lines)
+        out.append(answers)
+    return out
 
 
 def merge_texts(
@@ -62,17 +108,27 @@ def merge_texts(
     *,
     labels: tuple[str, str, str] = DEFAULT_LABELS,
     resolve: bool = True,
+    policy: Policy | None = None,
+    attributes_generated: bool = False,
+    diff_algorithm: str = "myers",
 ) -> MergeResult:
     """Merge three versions of the file at repo-relative ``path``.
 
     The line-level merge is git's (same regions as ``git merge-file --diff3``); each
-    conflict region is then offered to the strategies, and a resolution is kept only when
-    it passes the checks. Unsettled regions stay as diff3 conflict markers. With
-    ``resolve=False`` no strategy runs: the result is git's own merge.
+    conflict region is then offered to the strategies the ``policy`` allows for this kind
+    of file, and a resolution is kept only when it passes the checks. Unsettled regions
+    stay as diff3 conflict markers. With ``resolve=False`` no strategy runs: the result is
+    git's own merge. ``diff_algorithm`` "myers" gives `git merge-file`'s regions,
+    "histogram" those of `git merge` / `git merge-tree`. A lock, checksum or generated file (``attributes_generated``: marked so
+    in `.gitattributes`) is never resolved: its regions say which tool regenerates it.
     """
     b, o, t = split_lines(base), split_lines(ours), split_lines(theirs)
     lang = language(path)
-    strategies = _strategies() if resolve else ()
+    regenerate = regenerate_with(path, (base, ours, theirs),
+                                 attributes_generated=attributes_generated)
+    strategies = _strategies() if resolve and regenerate is None else ()
+    policy = policy or _default_policy()
+    file_kind = kind(path)
     # Pieces of the output: agreed lines, or the index of a conflict in ``conflicts``.
     pieces: list[list[str] | int] = []
     conflicts: list[Conflict] = []
@@ -80,7 +136,9 @@ def merge_texts(
     ours_at = 0
     # Lines become small ints once (equal lines, equal ints): every diff compares ints.
     index = dict(zip(dict.fromkeys(chain(b, o, t)), count())).__getitem__
-    for chunk in merge_chunks(list(map(index, b)), list(map(index, o)), list(map(index, t))):
+    for chunk in merge_chunks(
+        list(map(index, b)), list(map(index, o)), list(map(index, t)), diff_algorithm
+    ):
         pieces.append(o[ours_at : chunk.ours_start])
         ours_at = chunk.ours_end
         if not chunk.conflict:
@@ -100,7 +158,7 @@ def merge_texts(
         )
         pieces.append(len(conflicts))
         conflicts.append(conflict)
-        answers.append(_settle(conflict, strategies) if strategies else None)
+        answers.append(_settle(conflict, strategies, policy, file_kind) if strategies else None)
     pieces.append(o[ours_at:])
     undone: dict[int, str] = {}  # region -> why a check turned its resolution back
     if any(answers) and lang is not None:
@@ -129,11 +187,16 @@ def merge_texts(
         and not (has_conflict_markers(ours) or has_conflict_markers(theirs))
     ):
         clean = False
+    if regenerate is not None and resolve:
+        for i in range(len(conflicts)):
+            undone[i] = f"{regenerate[0].upper()}{regenerate[1:]}; not merged as text."
     regions = tuple(
-        _region(i, c, a, undone.get(i))
+        _region(i, c, a, undone.get(i), policy.confidence_of(a.strategy.value) if a else 0)
         for i, (c, a) in enumerate(zip(conflicts, answers, strict=True))
     )
-    return MergeResult(text=text, clean=clean, regions=regions)
+    refused = regenerate if regenerate is not None and resolve and conflicts else None
+    return MergeResult(text=text, clean=clean, regions=regions, refused=refused,
+                       generated=refused is not None)
 
 
 def _check_syntax(
@@ -224,7 +287,7 @@ def _blame(
 
 
 def _region(index: int, conflict: Conflict, answer: Resolution | None,
-            undone: str | None = None) -> Region:
+            undone: str | None = None, confidence: int = 0) -> Region:
     """The region's outcome; ``undone`` says why a check turned its resolution back."""
     c = conflict.chunk
     return Region(
@@ -239,6 +302,7 @@ def _region(index: int, conflict: Conflict, answer: Resolution | None,
         strategy=answer.strategy if answer is not None else Strategy.CONFLICT,
         explanation=answer.explanation if answer is not None else (undone or UNRESOLVED),
         lines=len(conflict.base) + len(conflict.ours) + len(conflict.theirs),
+        confidence=confidence,
     )
 
 
@@ -281,6 +345,9 @@ def merge_bytes(
     labels: tuple[str, str, str] = DEFAULT_LABELS,
     max_bytes: int = DEFAULT_MAX_BYTES,
     resolve: bool = True,
+    policy: Policy | None = None,
+    attributes_generated: bool = False,
+    diff_algorithm: str = "myers",
 ) -> MergeResult:
     """Merge file contents as stored: refuse what is not text, then :func:`merge_texts`.
 
@@ -309,7 +376,9 @@ def merge_bytes(
         texts = [x.decode("utf-8") for x in datas]
     except UnicodeDecodeError:
         return _refuse(base, ours, theirs, labels, "not UTF-8 text")
-    result = merge_texts(texts[0], texts[1], texts[2], path, labels=labels, resolve=resolve)
+    result = merge_texts(texts[0], texts[1], texts[2], path, labels=labels, resolve=resolve,
+                         policy=policy, attributes_generated=attributes_generated,
+                         diff_algorithm=diff_algorithm)
     if not (add_bom or to_crlf):
         return result
     text = result.text
@@ -317,4 +386,5 @@ def merge_bytes(
         text = text.replace("\n", "\r\n")
     if add_bom:
         text = "\ufeff" + text
-    return MergeResult(text=text, clean=result.clean, regions=result.regions)
+    return MergeResult(text=text, clean=result.clean, regions=result.regions,
+                       refused=result.refused, generated=result.generated)

@@ -40,6 +40,7 @@ class Region:
     strategy: Strategy
     explanation: str
     lines: int
+    confidence: int = 0  # the strategy's leave-one-out precision in percent; 0 if unsettled
 
 
 @dataclass(frozen=True)
@@ -49,12 +50,23 @@ class MergeResult:
     ``text`` keeps unresolved regions as diff3 conflict markers with the base section.
     ``clean`` is True only when every region was settled and the whole-file checks passed.
     ``refused`` names why the file was left as a conflict without trying, if it was.
+    ``generated`` is True when that is because a tool writes the file (a lock file, a
+    checksum file, generated code): ``text`` is then git's merge and ``refused`` says
+    which tool regenerates it.
     """
 
     text: str
     clean: bool
     regions: tuple[Region, ...]
     refused: str | None = None
+    generated: bool = False
+
+    @property
+    def confidence(self) -> int:
+        """The least confidence of the file's settled regions (0 when a region is left)."""
+        if not self.clean or self.refused:
+            return 0
+        return min((r.confidence for r in self.regions), default=100)
 
     @property
     def strategies(self) -> tuple[Strategy, ...]:

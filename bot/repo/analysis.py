@@ -124,7 +124,9 @@ def analyse(repo: Path, head_sha: str, base_sha: str) -> MergeAnalysis:
             head=contents[entry.ours.oid],
             other=contents[entry.theirs.oid],
         )
-        result = merge_bytes(sides.base, sides.head, sides.other, entry.path, labels=LABELS)
+        # histogram: the regions git merge-tree (merge-ort) found, not merge-file's Myers ones
+        result = merge_bytes(sides.base, sides.head, sides.other, entry.path, labels=LABELS,
+                             diff_algorithm="histogram")
         if result.refused:
             files.append(
                 FileConflict(entry.path, entry, ConflictKind.UNMERGEABLE, result.refused, None,

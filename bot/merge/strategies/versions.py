@@ -163,6 +163,10 @@ def resolve(c: Conflict) -> Resolution | None:
         )
         if merged is None or not merged[1]:
             return None
+        if _other_release_line(
+            "".join(merge.base[b0:b1]), "".join(merge.ours[o0:o1]), "".join(merge.theirs[t0:t1])
+        ):
+            return None  # the project's own version, on two release lines
         winners.add(merged[1])
         side, start, end = (
             (merge.ours, chunk.ours_start, chunk.ours_end)
@@ -189,6 +193,25 @@ def resolve(c: Conflict) -> Resolution | None:
     )
 
 
+# A line that sets the project's own version (`version = 1.2`, `"version": "1.2"`,
+# `__version__ = "1.2"`; `<version>` is left out: in a pom every dependency has one).
+# Each branch of a project carries its release line's version (main at 5.0.0-beta, a
+# maintenance branch at 4.20.0): when the two sides are on different release lines the
+# higher one is not the newer of one line, and maintainers keep the branch's own.
+_OWN_VERSION = re.compile(
+    r"""^\s*(?:export\s+)?["']?(?:__version__|version|VERSION|Version|projectVersion)["']?\s*[:=]"""
+)
+_RELEASE_LINE = re.compile(r"(\d+)\.(\d+)")
+
+
+def _other_release_line(base: str, ours: str, theirs: str) -> bool:
+    """Whether the line sets the project's own version and the sides differ in major.minor."""
+    if not _OWN_VERSION.match(base):
+        return False
+    o, t = _RELEASE_LINE.search(ours), _RELEASE_LINE.search(theirs)
+    return o is None or t is None or o.groups() != t.groups()
+
+
 def _bumps_on_both_sides(merge: TokenMerge, path: str) -> bool:
     """Whether each side raised some versions and nothing else changed in the region."""
     raised = set()
@@ -202,8 +225,21 @@ def _bumps_on_both_sides(merge: TokenMerge, path: str) -> bool:
             return False
         if not (_versionish(merge.base, chunk.base_start, path) and _versionish(side, start, path)):
             return False
+        if _OWN_VERSION.match(_line_of(merge.base, chunk.base_start)):
+            return False  # the project's own version is each branch's own
         raised.add("theirs" if chunk.take_theirs else "ours")
     return raised == {"ours", "theirs"}
+
+
+def _line_of(tokens: list[str], index: int) -> str:
+    """The text of the line that holds tokens[index]."""
+    first = index
+    while first > 0 and "\n" not in tokens[first - 1]:
+        first -= 1
+    last = index
+    while last < len(tokens) and "\n" not in tokens[last]:
+        last += 1
+    return "".join(tokens[first : last + 1])
 
 
 def _downgrade(merge: TokenMerge, chunk: Chunk) -> bool:
