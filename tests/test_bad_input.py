@@ -116,7 +116,7 @@ async def test_unicode_in_branch_and_path_names_goes_through_to_the_push(
     make_bot: Callable[..., Any]
 ) -> None:
     path = "dépendances/ünïcode dir/requirements 🚀.txt"
-    weird = "pins/a\ttab, a\nnewline and an \x1b[31mescape.txt"  # git allows all three
+    weird = "requirements/a\ttab, a\nnewline and an \x1b[31mescape.txt"  # git allows all three
     bot = await make_bot({**BASE, path: "requests==2.0.0\n", weird: "flask==1.0.0\n"})
     branch = "feature/ünïcödé-🚀"
     bot.remote.commit(branch, {path: "requests==2.1.0\n", weird: "flask==1.1.0\n"}, "ours",
