@@ -127,5 +127,6 @@ def test_demo_keep_keeps_its_repository_and_explains_the_approval(
     out = capsys.readouterr().out
     kept = re.search(r"kept the demo repository: (\S+)", out)
     assert kept and (Path(kept.group(1)) / ".git").is_dir()
-    assert "routed to a person" in out and "approves the exact patch" in out
+    assert "nothing is pushed until a person approves this exact patch" in out
+    assert "the demo plays that person" in out
     subprocess.run(["rm", "-rf", str(Path(kept.group(1)).parent)], check=True)

@@ -116,10 +116,14 @@ def _demo(store: RunStore, root: Path, say: Callable[[str], None], started: floa
         say(f"the run ended {ctx.state.value} ({ctx.outcome}); nothing to approve")
         return 1
     say(f"  patch hash: {view.patch_hash}")
-    if view.triage and view.triage.route.value == "human":
-        say("  (routed to a person: gwi proposed only what it could prove and left the rest"
-            " marked; here the demo plays that person and approves the exact patch by its"
-            " hash, as a maintainer would after reading it)")
+    if view.triage:
+        why = {"human": "routed to a person: gwi proposed only what it could prove",
+               "agent": "routed to an agent, and with no LLM configured gwi proposed only"
+                        " what it could prove",
+               "deterministic": "simple enough for the deterministic resolver alone"}
+        say(f"  ({why[view.triage.route.value]}; nothing is pushed until a person approves"
+            " this exact patch: here the demo plays that person and approves it by its hash,"
+            " as a maintainer would after reading it)")
     say(f"\n$ gwi approve {run_id} --patch-hash {view.patch_hash} --as demo-maintainer")
     approve_local(store, run_id, view.patch_hash, "demo-maintainer")
     say("  approval recorded and signed")
