@@ -58,7 +58,9 @@ def _file_plan(conflict: FileConflict, llm: bool, route: Route, ignored: bool) -
     if conflict.kind is ConflictKind.UNMERGEABLE:
         return planned(PlannedAction.HUMAN, f"cannot be merged as text: {conflict.reason}")
     if conflict.resolved:
-        return planned(PlannedAction.RESOLVER)
+        assert conflict.result is not None
+        return planned(PlannedAction.RESOLVER).model_copy(
+            update={"confidence": conflict.result.confidence})
     left = conflict.regions - conflict.regions_resolved
     if llm and route is Route.AGENT:
         return planned(PlannedAction.LLM)
@@ -131,11 +133,13 @@ def render_plan(plan: PlanResult, features: ChangeFeatures) -> str:
         "",
     ]
     if plan.files:
-        lines += ["| file | action | regions (resolvable) | risks |", "| --- | --- | --- | --- |"]
+        lines += ["| file | action | regions (resolvable) | confidence | risks |",
+                  "| --- | --- | --- | --- | --- |"]
         for f in plan.files:
             risks = ", ".join(r.value for r in f.risks) or "-"
             regions = f"{f.regions} ({f.regions_resolvable})" if f.conflicted else "-"
-            lines.append(f"| `{f.path}` | {f.action.value} | {regions} | {risks} |")
+            trust = f"{f.confidence}%" if f.confidence is not None else "-"
+            lines.append(f"| `{f.path}` | {f.action.value} | {regions} | {trust} | {risks} |")
         lines.append("")
     reasons = list(plan.human_reasons) + [
         f"`{f.path}`: {reason}" for f in plan.files for reason in f.human_reasons

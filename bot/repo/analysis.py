@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.merge import MergeResult, merge_bytes
+from bot.merge.generated import attributes_say_generated
 from bot.repo import plumbing as git
 from bot.schemas.triage import MergeFeatures
 
@@ -99,6 +100,24 @@ def _why_unmergeable(entry: git.ConflictEntry) -> str | None:
     return None
 
 
+def _marked_generated(repo: Path, commits: tuple[str, ...], paths: list[str]) -> set[str]:
+    """The paths a `.gitattributes` (on either side) marks `linguist-generated` or `-diff`:
+    files a tool writes, which are regenerated, never merged as text."""
+    folders = sorted({"/".join(p.split("/")[:depth]) for p in paths
+                      for depth in range(p.count("/") + 1)})
+    wanted = [f"{folder}/.gitattributes" if folder else ".gitattributes" for folder in folders]
+    attributes: dict[str, str] = {}
+    for commit in commits:
+        for name, blob in git.read_paths(repo, commit, wanted).items():
+            if blob is not None:
+                folder = name.rpartition("/")[0]
+                text = blob.decode("utf-8", "replace")
+                attributes[folder] = attributes.get(folder, "") + "\n" + text
+    if not attributes:
+        return set()
+    return {p for p in paths if attributes_say_generated(attributes, p)}
+
+
 def analyse(repo: Path, head_sha: str, base_sha: str) -> MergeAnalysis:
     """Merge ``base_sha`` into ``head_sha`` (no work tree touched) and try every conflict."""
     tree_merge = git.merge_trees(repo, head_sha, base_sha)
@@ -112,6 +131,8 @@ def analyse(repo: Path, head_sha: str, base_sha: str) -> MergeAnalysis:
             if blob is not None
         ],
     )
+    generated = _marked_generated(repo, (head_sha, base_sha),
+                                  [entry.path for entry in tree_merge.conflicts])
     files = []
     for entry in tree_merge.conflicts:
         why = _why_unmergeable(entry)
@@ -126,7 +147,8 @@ def analyse(repo: Path, head_sha: str, base_sha: str) -> MergeAnalysis:
         )
         # histogram: the regions git merge-tree (merge-ort) found, not merge-file's Myers ones
         result = merge_bytes(sides.base, sides.head, sides.other, entry.path, labels=LABELS,
-                             diff_algorithm="histogram")
+                             diff_algorithm="histogram",
+                             attributes_generated=entry.path in generated)
         if result.refused:
             files.append(
                 FileConflict(entry.path, entry, ConflictKind.UNMERGEABLE, result.refused, None,

@@ -4,7 +4,7 @@ must look."""
 from __future__ import annotations
 
 import enum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -43,6 +43,9 @@ class FilePlan(Schema):
     regions_resolvable: Count
     risks: list[Risk] = Field(default_factory=list)
     human_reasons: list[Text] = Field(default_factory=list)
+    # For the resolver's files: how far its resolution is trusted, in percent, the least
+    # leave-one-project-out precision of the strategies that settled it (docs/merge.md).
+    confidence: Annotated[int, Field(ge=0, le=100)] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> FilePlan:
