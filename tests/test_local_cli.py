@@ -130,3 +130,21 @@ def test_demo_keep_keeps_its_repository_and_explains_the_approval(
     assert "nothing is pushed until a person approves this exact patch" in out
     assert "the demo plays that person" in out
     subprocess.run(["rm", "-rf", str(Path(kept.group(1)).parent)], check=True)
+
+
+def test_a_run_left_to_a_person_names_the_files_and_the_rest(
+    make_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = make_repo({"app.py": "LIMIT = 10\n", "requirements.txt": "requests==2.0.0\n"})
+    git(repo, "checkout", "-q", "-b", "feature")
+    commit_files(repo, {"app.py": "LIMIT = 20\n", "requirements.txt": "requests==2.1.0\n"}, "f")
+    git(repo, "checkout", "-q", "main")
+    commit_files(repo, {"app.py": "LIMIT = 30\n", "requirements.txt": "requests==2.2.0\n"}, "m")
+    assert main(["run", "--repo", str(repo), "--base", "main", "--head", "feature"]) == 0
+    out = capsys.readouterr().out
+    assert "done (needs_human)" in out
+    assert "next step: resolve these files by hand" in out and "    app.py" in out
+    assert "patch.diff (take them with `git apply`" in out
+    store = RunStore.from_settings(load_settings())
+    plan = store.read_bytes(store.list_ids()[-1], "plan.md")
+    assert plan is not None and "## Next step" in plan.decode() and "- `app.py`" in plan.decode()

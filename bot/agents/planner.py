@@ -146,4 +146,12 @@ def render_plan(plan: PlanResult, features: ChangeFeatures) -> str:
     ]
     if reasons:
         lines += ["## Why a person must look", ""] + [f"- {r}" for r in reasons] + [""]
+    by_hand = [f.path for f in plan.files if f.action is PlannedAction.HUMAN]
+    if by_hand:
+        lines += ["## Next step", "",
+                  "Resolve these files by hand, on the head branch with the base merged in:", ""]
+        lines += [f"- `{path}`" for path in by_hand]
+        lines += ["", ("gwi's resolutions of the other files are in this run's `patch.diff`:"
+                  " take them as they are (`git apply` it on the head, then edit the files"
+                  " above), or approve the run once nothing is left to a person."), ""]
     return "\n".join(lines)

@@ -116,6 +116,14 @@ def summary(store: RunStore, run_id: str) -> str:
                 lines.append(f"    {finding.severity.value}: {where}{finding.message}")
     if ctx.error:
         lines.append(f"  error: {ctx.error}")
+    if plan and ctx.outcome is not None and ctx.outcome.value == "needs_human":
+        by_hand = [f.path for f in plan.files if f.action.value == "human"]
+        if by_hand:
+            lines += [("  next step: resolve these files by hand (merge the base into the head,"
+                      " then edit their conflict markers):")]
+            lines += [f"    {path}" for path in by_hand]
+            lines += [(f"  gwi's resolutions of the other files: {store.run_dir(run_id)}"
+                      "/patch.diff (take them with `git apply` on the head, after the merge)")]
     if resolved and ctx.state.value == "awaiting_approval":
         digest = format_patch_hash(resolved.patch_sha256)
         lines += [f"  patch: {store.run_dir(run_id) / 'patch.diff'}",

@@ -117,8 +117,8 @@ async def accept_approval(gh: GitHubService, client: RepoClient, request: Approv
                                              run_id=run.run_id).model_dump(),
                      key=pr_key(request.repository, request.number),
                      idempotency_key=f"apply:{run.run_id}")
-    return (f"Approved by @{approval.approver.login}: pushing"
-            f" {format_patch_hash(approval.patch_sha256)}.")
+    # The reply already starts with "@<approver>": it does not name them twice.
+    return f"approved: pushing {format_patch_hash(approval.patch_sha256)}."
 
 
 def _awaiting_since(handle: RunHandle) -> datetime:

@@ -25,7 +25,7 @@ from bot.github.jobs import (
     enqueue_run,
 )
 from bot.github.publish import load_config, reply
-from bot.github.render import HELP
+from bot.github.render import help_text
 from bot.github.repo_config import (
     RepoConfig,
     RepoConfigError,
@@ -64,7 +64,8 @@ async def handle_command(job: Job, unit: UnitOfWork, *, gh: GitHubService, **_: 
                     "several commands in one comment", code="several_commands"),
                     request.sender.login, {"comment_id": request.comment_id})
             await reply(gh, client, request, "one command per comment, please: none of"
-                        f" the {len(parsed.commands)} commands in that comment was carried out.")
+                        f" the {len(parsed.commands)} commands in that comment was carried out.",
+                        refusal=True)
             return
         command = parsed.command
         assert command is not None
@@ -85,7 +86,8 @@ async def _may_act(gh: GitHubService, client: RepoClient, request: CommandReques
     if role_meets(role_of(permission.role_name, permission.permission), config.approver_role):
         return True
     await reply(gh, client, request,
-                f"`/gwi {what}` needs the {config.approver_role.value} role or higher.")
+                f"`/gwi {what}` needs the {config.approver_role.value} role or higher.",
+                refusal=True)
     return False
 
 
@@ -103,7 +105,7 @@ async def _refuse_unread(gh: GitHubService, client: RepoClient,
                         {"comment_id": request.comment_id})
     log.info("approval.refused", code=refusal.code, sender=request.sender.login)
     if not request.sender.is_bot:
-        await reply(gh, client, request, f"not approved: {refusal.reason}.")
+        await reply(gh, client, request, f"not approved: {refusal.reason}.", refusal=True)
 
 
 async def _carry_out(gh: GitHubService, client: RepoClient, request: CommandRequest,
@@ -111,12 +113,13 @@ async def _carry_out(gh: GitHubService, client: RepoClient, request: CommandRequ
     kind = command.kind
     log.info("command", kind=kind.value, sender=request.sender.login)
     if kind is CommandKind.HELP:
-        await reply(gh, client, request, "\n\n" + HELP)
+        await reply(gh, client, request, "\n\n" + help_text(config.approver_role.value))
     elif kind is CommandKind.UNKNOWN:
         # Echoed inside a code span: no control or format characters (NUL, escapes, a
         # right-to-left override), and no backtick that would end the span early.
         word = "".join(c for c in command.word[:40] if c.isprintable() and c != "`") or "?"
-        await reply(gh, client, request, f"unknown command `/gwi {word}`.\n\n" + HELP)
+        await reply(gh, client, request,
+                    f"unknown command `/gwi {word}`.\n\n" + help_text(config.approver_role.value))
     elif kind is CommandKind.MALFORMED:
         if command.word == "approve":
             run = await gh.index.latest(request.repository, request.number)
@@ -124,7 +127,7 @@ async def _carry_out(gh: GitHubService, client: RepoClient, request: CommandRequ
                                 ApprovalRefused(command.reason or "malformed",
                                                 code="malformed_hash"),
                                 request.sender.login, {"comment_id": request.comment_id})
-        await reply(gh, client, request, f"{command.reason}.")
+        await reply(gh, client, request, f"{command.reason}.", refusal=True)
     elif kind is CommandKind.STATUS:
         await reply(gh, client, request, await _status(gh, request))
     elif kind is CommandKind.RUN:
@@ -133,13 +136,21 @@ async def _carry_out(gh: GitHubService, client: RepoClient, request: CommandRequ
                                          installation_id=request.installation_id, forced=True,
                                          trigger=f"/gwi run by @{request.sender.login}"),
                         dedupe=f"comment:{request.comment_id}")
+            await reply(gh, client, request, "starting a new run on the current head.")
     elif kind is CommandKind.ABORT:
-        if await _may_act(gh, client, request, config, "abort"):
+        latest = await gh.index.latest(request.repository, request.number)
+        if latest is None or latest.finished:
+            state = gh.runs.read_context(latest.run_id).state.value if latest else None
+            await reply(gh, client, request, "nothing to abort: " + (
+                f"run `{latest.run_id}` is already {state}." if latest
+                else "gwi has not run on this pull request."))
+        elif await _may_act(gh, client, request, config, "abort"):
             unit.enqueue_job(ABORT_JOB, AbortRequest(
                 repository=request.repository, number=request.number,
                 installation_id=request.installation_id, outcome=Outcome.CANCELLED,
                 reason=f"aborted by @{request.sender.login}", actor=request.sender.login,
             ).model_dump(), idempotency_key=f"abort:comment:{request.comment_id}")
+            await reply(gh, client, request, f"aborting run `{latest.run_id}`.")
     elif kind is CommandKind.APPROVE:
         await _approve(gh, client, request, command, config, unit)
 
@@ -161,7 +172,7 @@ async def _approve(gh: GitHubService, client: RepoClient, request: CommandReques
                             request.sender.login, {"comment_id": request.comment_id,
                                                    "offered": (command.patch_hash or "")[:80]})
         log.info("approval.refused", code=refusal.code, sender=request.sender.login)
-        await reply(gh, client, request, f"not approved: {refusal.reason}.")
+        await reply(gh, client, request, f"not approved: {refusal.reason}.", refusal=True)
         return
     await reply(gh, client, request, text)
 

@@ -108,7 +108,8 @@ async def _create_run(gh: GitHubService, client: RepoClient, request: RunRequest
             "agents": gh.settings.llm.agent_config,
             "capabilities": CapabilityMode.READ_ONLY if fork and not pr.maintainer_can_modify
             else CapabilityMode.GATED_WRITE,
-            "options": RunOptions(ignore_paths=list(config.ignore_paths)),
+            "options": RunOptions(ignore_paths=list(config.ignore_paths),
+                                  approver_role=config.approver_role.value),
             "workspace": str(refs.git_dir),
         },
         actor=GITHUB,

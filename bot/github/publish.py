@@ -4,6 +4,8 @@ to commands (capped per pull request).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from bot import logs
 from bot.engine.pipeline import STOPS
 from bot.github.client import RepoClient
@@ -85,11 +87,19 @@ async def report_config_error(client: RepoClient, head_sha: str, error: RepoConf
 
 
 async def reply(gh: GitHubService, client: RepoClient, request: CommandRequest,
-                text: str) -> None:
-    if not await gh.index.take_reply_slot(request.repository, request.number,
-                                          limit=gh.reply_limit, window=gh.reply_window):
-        log.warning("reply.rate_limited", text=text[:200])
-        return
+                text: str, *, refusal: bool = False) -> None:
+    """Answer a command. Only refusals are rationed (a storm of bad commands must not make
+    gwi spam the pull request); help, status and acknowledgements always get through. The
+    first refusal past the ration is replaced by one notice saying when replies resume."""
+    if refusal and not await gh.index.take_reply_slot(
+            request.repository, request.number, limit=gh.reply_limit, window=gh.reply_window):
+        if not await gh.index.take_reply_slot(request.repository, request.number,
+                                              limit=gh.reply_limit + 1, window=gh.reply_window):
+            log.warning("reply.rate_limited", text=text[:200])
+            return
+        resume = datetime.now(UTC) + timedelta(seconds=gh.reply_window)
+        text = (f"too many refused commands on this pull request: gwi stops answering them"
+                f" until about {resume:%H:%M} UTC (other commands are still answered).")
     # One reply per command comment, found again by a hidden marker at its end: a job that
     # dies after replying and runs again edits that reply instead of adding a second one.
     marker = f"reply:{request.comment_id}"

@@ -17,9 +17,9 @@ MAX_SUMMARY = 60_000
 MAX_COMMENT = 60_000
 MAX_DIFF_IN_COMMENT = 40_000
 
-HELP = """\
+_HELP = """\
 **gwi** resolves this pull request's merge conflicts with its base branch and pushes only what
-a person with write access approved, byte for byte. Commands (alone on a line):
+{who} approved, byte for byte. Commands (alone on a line):
 
 - `/gwi run`: run again on the current head
 - `/gwi abort`: stop the current run
@@ -27,6 +27,15 @@ a person with write access approved, byte for byte. Commands (alone on a line):
 - `/gwi approve sha256:<patch hash>`: approve the exact patch gwi proposed, so it pushes it
 - `/gwi help`: this text
 """
+
+
+def approvers(role: str) -> str:
+    """Who may approve, as the repository's `.github/gwi.yml` sets it."""
+    return f"a person with the {role} role or higher"
+
+
+def help_text(role: str) -> str:
+    return _HELP.format(who=approvers(role))
 
 _STAGE_TEXT: dict[RunState, str] = {
     RunState.QUEUED: "queued",
@@ -48,6 +57,26 @@ class CheckView:
 
 def approve_line(view: RunView) -> str | None:
     return f"/gwi approve {view.patch_hash}" if view.patch_hash else None
+
+
+def _route_text(view: RunView) -> str:
+    """The route, and what it really means when no LLM is configured."""
+    assert view.triage is not None
+    route = view.triage.route.value
+    if route == "agent" and view.ctx.agents.provider.value == "offline":
+        return "agent, but no LLM is configured: only provable resolutions are proposed"
+    return route
+
+
+def needs_human_next_step(view: RunView) -> str:
+    """What a person does with a run that left conflicts: which files, and the rest."""
+    assert view.plan is not None
+    by_hand = [f.path for f in view.plan.files if f.action.value == "human"]
+    named = ", ".join(f"`{p}`" for p in by_hand) or "the files listed above"
+    return (f"resolve {named} by hand on the pull request's branch (merge `{view.ctx.base.ref}`"
+            " into it and edit the conflict markers); gwi's resolutions of the other files are"
+            " in the run's patch.diff, to take as they are. Then push; gwi runs again on the"
+            " new head.")
 
 
 def check_view(view: RunView) -> CheckView:
@@ -72,7 +101,7 @@ def check_view(view: RunView) -> CheckView:
     elif state is RunState.ABORTED:
         # GitHub alone may set `stale`; a superseded or stale run is shown as cancelled.
         conclusion = "cancelled"
-        title = {Outcome.SUPERSEDED: "Superseded by a newer head",
+        title = {Outcome.SUPERSEDED: "Superseded by a newer run",
                  Outcome.STALE: "Stale: the branch moved, nothing was pushed"}.get(
             ctx.outcome or Outcome.CANCELLED, "Cancelled")
     else:
@@ -89,7 +118,7 @@ def _summary(view: RunView) -> str:
         lines += [f"Error: {ctx.error}", ""]
     if view.triage:
         t = view.triage
-        lines.append(f"Complexity **{t.final}/10** (route: {t.route.value}).")
+        lines.append(f"Complexity **{t.final}/10** (route: {_route_text(view)}).")
     if view.plan:
         lines.append(view.plan.summary)
     if view.review:
@@ -97,7 +126,8 @@ def _summary(view: RunView) -> str:
         lines.append(f"Review: **{r.verdict.value}** ({r.blockers} blocker(s),"
                      f" {r.warnings} warning(s)).")
     if ctx.state is RunState.AWAITING_APPROVAL and view.patch_hash:
-        lines += ["", "A person with write access approves by commenting exactly:", "",
+        lines += ["", (f"{approvers(ctx.options.approver_role).capitalize()} approves by"
+                  " commenting exactly:"), "",
                   f"    {approve_line(view)}"]
     last = ctx.history[-1].reason
     if last:
@@ -147,7 +177,7 @@ def comment_body(view: RunView) -> str:
     if view.triage:
         t = view.triage
         lines += ["", (f"**Complexity {t.final}/10** (baseline {t.baseline},"
-                  f" adjustment {t.adjustment.value:+d}; route {t.route.value}):")]
+                  f" adjustment {t.adjustment.value:+d}; route {_route_text(view)}):")]
         lines += [f"- `{h.rule}` {h.points:+g}: {h.detail}" for h in t.breakdown]
         lines += [f"- LLM: {r.value}" for r in t.adjustment.reasons]
     if view.plan:
@@ -169,7 +199,8 @@ def comment_body(view: RunView) -> str:
                   "</details>"]
     if ctx.state is RunState.AWAITING_APPROVAL and view.patch_hash:
         lines += ["", f"Patch hash: `{view.patch_hash}`", "",
-                  "To push exactly this patch, a person with write access comments:", "",
+                  (f"To push exactly this patch, {approvers(ctx.options.approver_role)}"
+                  " comments:"), "",
                   "```", approve_line(view) or "", "```"]
     elif ctx.outcome is Outcome.HANDED_OFF and view.patch_hash:
         why = ("gwi could not push to the fork after the approval, so nothing was written"
@@ -181,6 +212,8 @@ def comment_body(view: RunView) -> str:
                   "```", f"git merge --no-commit {ctx.base.sha}   # stops with the conflicts",
                   "git read-tree --reset -u HEAD", "git apply --index gwi.patch",
                   "git commit --no-edit && git push", "```"]
+    elif ctx.outcome is Outcome.NEEDS_HUMAN and view.plan:
+        lines += ["", "**Next step:** " + needs_human_next_step(view)]
     elif ctx.outcome is Outcome.APPLIED and view.approval:
         lines += ["", f"Pushed after approval by @{view.approval.approver.login}."]
     body = "\n".join(lines)

@@ -90,6 +90,9 @@ class RunOptions(Schema):
     ignore_paths: list[Annotated[str, StringConstraints(min_length=1, max_length=300)]] = Field(
         default_factory=list, max_length=100
     )
+    #: The least repository role that may approve (`.github/gwi.yml`), for the texts that say
+    #: who can approve; a local run is approved by its local user.
+    approver_role: Literal["read", "triage", "write", "maintain", "admin"] = "write"
 
     def ignores(self, path: str) -> bool:
         import fnmatch
