@@ -148,3 +148,11 @@ def test_a_run_left_to_a_person_names_the_files_and_the_rest(
     store = RunStore.from_settings(load_settings())
     plan = store.read_bytes(store.list_ids()[-1], "plan.md")
     assert plan is not None and "## Next step" in plan.decode() and "- `app.py`" in plan.decode()
+
+
+@pytest.mark.parametrize("command", ["show", "verify"])
+def test_an_unknown_run_is_bad_input_for_every_runs_command(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["runs", command, "20260101T000000Z-aaaaaaaaaaaaaaaaaaaa"]) == 2
+    assert "no run 20260101T000000Z-aaaaaaaaaaaaaaaaaaaa" in capsys.readouterr().err

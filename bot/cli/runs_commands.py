@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from bot.errors import GwiError
+from bot.runs.bundle import RunNotFound
 from bot.runs.signing import load_or_create_signer
 from bot.runs.store import RunStore
 from bot.schemas.common import format_patch_hash
@@ -115,6 +116,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     store = RunStore.from_settings(settings)
+    if not store.exists(args.run_id):  # bad input (2), as for `runs show`; 1 is a failed check
+        raise RunNotFound(f"no run {args.run_id} under {store.runs_dir}")
     trusted = args.public_key
     if trusted is None and settings.signing_key_path.exists():
         trusted = load_or_create_signer(settings.signing_key_path).public_key_hex
