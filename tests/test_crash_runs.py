@@ -328,7 +328,7 @@ class Chain:
         for number in range(1, self.prs + 1):
             mine = [c for c in fake.comments_on(repo, number) if c.via_app]
             assert len([c for c in mine if "gwi:status" in c.body]) == 1, number
-            assert len([c for c in mine if "Approved by" in c.body]) == 1, number
+            assert len([c for c in mine if "approved: pushing" in c.body]) == 1, number
         updates = [line.split() for line in self.pushes.read_text().splitlines()]
         assert Counter(ref for ref, _, _ in updates) == Counter(
             f"refs/heads/change-{n}" for n in range(1, self.prs + 1))

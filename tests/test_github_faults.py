@@ -127,7 +127,7 @@ async def test_transient_failures_are_retried_within_bounds_and_the_run_pushes(
     assert check.status == "completed" and check.conclusion == "success"
     mine = bot.bot_comments(7)
     assert len([c for c in mine if "gwi:status" in c.body]) == 1
-    assert len([c for c in mine if "Approved by" in c.body]) == 1
+    assert len([c for c in mine if "approved: pushing" in c.body]) == 1
 
 
 async def test_a_github_that_keeps_failing_ends_the_run_cleanly_with_a_readable_reason(
