@@ -18,7 +18,7 @@ import pytest
 
 from bot.queue.workers import WorkerConfig
 from bot.schemas.state import Outcome
-from bot.server.app import STORE, WORKERS, create_app
+from bot.server.app import RECOVERED, STORE, WORKERS, create_app
 from bot.settings import load_settings
 from tests.conftest import WEBHOOK_SECRET, signed_headers
 from tests.github_harness import Bot
@@ -50,13 +50,15 @@ async def play_redeliveries(bot: Bot, served: set[int]) -> None:
             delivery.status_code = response.status
 
 
-async def settle(bot: Bot, served: set[int], seconds: float = 1.0) -> None:
-    """Let the start-up recovery ask, GitHub redeliver, and the workers finish."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + seconds
-    while loop.time() < end:
-        await play_redeliveries(bot, served)
-        await asyncio.sleep(0.05)
+async def settle(bot: Bot, served: set[int]) -> None:
+    """Let the start-up recovery end (playing GitHub's redeliveries as it asks for them), then
+    the workers finish: waits on the recovery's own end, never on the clock."""
+    recovered = bot.client.app[RECOVERED]
+    async with asyncio.timeout(60):
+        while not recovered.is_set():
+            await play_redeliveries(bot, served)
+            await asyncio.sleep(0.02)
+    await play_redeliveries(bot, served)
     await bot.idle()
 
 
@@ -102,7 +104,7 @@ async def test_a_pull_request_opened_during_an_outage_gets_its_run(
 
     # Another start-up finds nothing more to ask for, and starts no second run.
     bot = await restart(bot, aiohttp_client, github_settings, tmp_path / "data")
-    await settle(bot, served, seconds=0.5)
+    await settle(bot, served)
     assert len(fake.redeliveries) == 1 and len(bot.views()) == 1 and len(bot.check_runs()) == 1
 
 
@@ -119,7 +121,7 @@ async def test_a_delivery_log_that_cannot_be_read_does_not_stop_the_server(
     with caplog.at_level(logging.WARNING):
         bot = await restart(bot, aiohttp_client, github_settings, tmp_path / "data",
                             github_options={"sleep": no_wait})
-        await settle(bot, set(), seconds=0.3)
+        await settle(bot, set())
     assert (await bot.client.get("/healthz")).status == 200
     assert bot.fake.redeliveries == []
     [failed] = [r for r in caplog.records if r.getMessage() == "webhooks.recovery_failed"]
@@ -147,7 +149,7 @@ async def test_more_missed_deliveries_than_one_round_asks_for_come_in_later_roun
                               payload={**ping, "zen": f"missed {n}"})
     served: set[int] = set()
     bot = await restart(bot, aiohttp_client, github_settings, tmp_path / "data")
-    await settle(bot, served, seconds=1.5)
+    await settle(bot, served)
     # one per round, oldest first, each asked for once, and all three stored
     asked = [d.guid for i in bot.fake.redeliveries for d in bot.fake.deliveries if d.id == i]
     assert asked == ["missed-0", "missed-1", "missed-2"]

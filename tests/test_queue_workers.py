@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -299,7 +298,6 @@ async def test_a_jobs_log_lines_lead_back_to_the_delivery_that_made_it(store: Sq
 
 
 async def test_start_up_takes_up_what_a_crash_left(store: SqliteQueueStore) -> None:
-    clock_now = time.time()
     await store.insert_delivery(Delivery("d-1", "issues", b"{}"))
     assert await store.claim_delivery("crashed", lease_seconds=0.01) is not None
     await asyncio.sleep(0.02)
@@ -310,10 +308,9 @@ async def test_start_up_takes_up_what_a_crash_left(store: SqliteQueueStore) -> N
         return stored is not None and stored.status is DeliveryStatus.DONE
 
     try:
-        await wait_until(done)
+        await wait_until(done)  # long before the default 60 s lease: the expired one was taken
     finally:
         await workers.stop()
-    assert time.time() - clock_now < 5
 
 
 def test_handler_names_are_stable_and_qualified() -> None:

@@ -29,6 +29,8 @@ SECRETS: web.AppKey[tuple[str, ...]] = web.AppKey("secrets")
 STORE = web.AppKey("store", QueueStore)
 WORKERS = web.AppKey("workers", Workers)
 METRICS = web.AppKey("metrics", Metrics)
+#: Set once the start-up's downtime recovery has ended (done, given up, or not needed).
+RECOVERED = web.AppKey("recovered", asyncio.Event)
 
 HEALTH_TIMEOUT_SECONDS = 2.0
 ACCEPTED = b'{"status": "accepted"}'
@@ -78,6 +80,7 @@ def create_app(
     app[SETTINGS] = settings
     app[SECRETS] = settings.server.webhook_secrets()
     metrics = app[METRICS] = Metrics()
+    recovered = app[RECOVERED] = asyncio.Event()
     config = worker_config or WorkerConfig(
         delivery_workers=settings.server.workers,
         job_workers=settings.server.workers,
@@ -111,11 +114,14 @@ def create_app(
             app[WORKERS] = workers
             tasks: list[asyncio.Task[None]] = []
             try:
+                if gh is None or not run_workers:
+                    recovered.set()  # nothing to recover from: no App credentials
                 if run_workers:
                     await workers.start()
                     if gh is not None:
                         every = reconcile_interval or 5 * config.lease_seconds
-                        tasks.append(asyncio.create_task(_recover_deliveries(gh, store)))
+                        tasks.append(asyncio.create_task(
+                            _recover_deliveries(gh, store, recovered)))
                         tasks.append(asyncio.create_task(
                             _reconcile_forever(gh, workers, every, config.lease_seconds)))
                 yield
@@ -139,9 +145,17 @@ RECOVERY_ROUND_SECONDS = 60.0
 RECOVERY_ROUNDS = 30
 
 
-async def _recover_deliveries(gh: GitHubService, store: QueueStore) -> None:
+async def _recover_deliveries(gh: GitHubService, store: QueueStore,
+                              recovered: asyncio.Event) -> None:
     """Start-up: have GitHub redeliver what it could not deliver while the server was down,
     in bounded rounds a minute apart until none is left (a long outage may leave hundreds)."""
+    try:
+        await _recovery_rounds(gh, store)
+    finally:
+        recovered.set()
+
+
+async def _recovery_rounds(gh: GitHubService, store: QueueStore) -> None:
     from bot.server import recovery
 
     for round_ in range(1, RECOVERY_ROUNDS + 1):
