@@ -27,7 +27,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "tests" / "fixtures" / "github" / "webhook-examples.json"
-SECRET = "bench-secret"
+SECRET = "bench-webhook-secret"
 
 
 def payload() -> bytes:

@@ -37,7 +37,7 @@ def settings() -> Settings:
     return load_settings(
         {
             "GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET,
-            "GITHUB_WEBHOOK_SECRET_OLD": "previous-secret",
+            "GITHUB_WEBHOOK_SECRET_OLD": "previous-webhook-secret",
             "GWI_MAX_BODY_BYTES": 64 * 1024,
         }
     )
@@ -149,7 +149,7 @@ async def test_a_ping_is_answered_200_and_logged_by_its_handler(
 
 async def test_the_old_secret_is_accepted_during_rotation(make_client: MakeClient) -> None:
     client = await make_client(run_workers=False)
-    headers = signed_headers(BODY, "issues", "guid-1", secret="previous-secret")
+    headers = signed_headers(BODY, "issues", "guid-1", secret="previous-webhook-secret")
     assert (await post(client, headers=headers))[0] == 202
 
 

@@ -28,8 +28,8 @@ def test_the_environment_sets_every_field(monkeypatch: pytest.MonkeyPatch, tmp_p
     for key, value in {
         "PORT": "9000",
         "GWI_DATA_DIR": str(tmp_path / "d"),
-        "GITHUB_WEBHOOK_SECRET": "new",
-        "GITHUB_WEBHOOK_SECRET_OLD": "old",
+        "GITHUB_WEBHOOK_SECRET": "new-webhook-secret",
+        "GITHUB_WEBHOOK_SECRET_OLD": "old-webhook-secret",
         "GWI_WORKERS": "4",
         "GWI_LOG_LEVEL": "debug",
         "GWI_MAX_BODY_BYTES": "2048",
@@ -40,7 +40,7 @@ def test_the_environment_sets_every_field(monkeypatch: pytest.MonkeyPatch, tmp_p
     server = settings.server
     assert (server.port, server.workers, server.log_level) == (9000, 4, "DEBUG")
     assert settings.data_dir == tmp_path / "d"
-    assert settings.server.webhook_secrets() == ("new", "old")
+    assert settings.server.webhook_secrets() == ("new-webhook-secret", "old-webhook-secret")
     assert (settings.server.max_body_bytes, settings.server.lease_seconds) == (2048, 5.0)
 
 
@@ -112,3 +112,29 @@ def test_gwi_serve_stops_with_one_line_and_exit_2(
     assert captured.out == ""
     assert expected in captured.err
     assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"GITHUB_WEBHOOK_SECRET": "x"}, "GITHUB_WEBHOOK_SECRET"),
+        ({"GITHUB_WEBHOOK_SECRET": "   "}, "GITHUB_WEBHOOK_SECRET"),
+        ({"GITHUB_WEBHOOK_SECRET": " " * 20}, "GITHUB_WEBHOOK_SECRET"),
+        ({"GITHUB_WEBHOOK_SECRET": "fifteen-chars!!"}, "GITHUB_WEBHOOK_SECRET"),
+        ({"GITHUB_WEBHOOK_SECRET": "  padded-short  "}, "GITHUB_WEBHOOK_SECRET"),
+        ({"GITHUB_WEBHOOK_SECRET": "a-long-enough-secret", "GITHUB_WEBHOOK_SECRET_OLD": "old"},
+         "GITHUB_WEBHOOK_SECRET_OLD"),
+    ],
+)
+def test_a_weak_webhook_secret_does_not_start_the_server(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], name: str
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(GwiError, match=f"^{name} is too weak: it needs at least 16"):
+        load_settings().server.webhook_secrets()
+
+
+def test_sixteen_characters_are_enough(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", "sixteen-chars-ok")
+    assert load_settings().server.webhook_secrets() == ("sixteen-chars-ok",)

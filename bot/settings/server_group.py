@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bot.errors import GwiError
 
 MIB = 1024 * 1024
+#: The shortest webhook secret `gwi serve` accepts.
+MIN_SECRET_CHARS = 16
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
@@ -63,7 +65,14 @@ class ServerSettings(BaseSettings):
             raise GwiError(
                 "GITHUB_WEBHOOK_SECRET is not set: it must hold the App's webhook secret"
             )
-        secrets = [self.webhook_secret.get_secret_value()]
+        secrets = [("GITHUB_WEBHOOK_SECRET", self.webhook_secret.get_secret_value())]
         if self.webhook_secret_old is not None:
-            secrets.append(self.webhook_secret_old.get_secret_value())
-        return tuple(secrets)
+            secrets.append(("GITHUB_WEBHOOK_SECRET_OLD", self.webhook_secret_old.get_secret_value()))
+        for name, secret in secrets:
+            # A short or blank secret can be guessed, and anyone who guesses it can sign
+            # deliveries: the server refuses to start on one (the value is never shown).
+            if len(secret.strip()) < MIN_SECRET_CHARS:
+                raise GwiError(f"{name} is too weak: it needs at least {MIN_SECRET_CHARS}"
+                               " characters that are not all spaces (GitHub accepts a long"
+                               " random secret, e.g. `openssl rand -hex 32`)")
+        return tuple(secret for _, secret in secrets)
