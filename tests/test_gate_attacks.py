@@ -36,6 +36,7 @@ from tests.gate_world import (
     pushes,
     refusal_codes,
     replies,
+    seed,
 )
 from tests.github_harness import Bot
 from tests.support import git
@@ -475,3 +476,20 @@ async def test_replies_are_capped_under_a_storm_of_bad_approvals(
     [view] = bot.views()
     assert view.ctx.outcome is Outcome.APPLIED and pushes(bot) == 1
     assert [r for r in replies(bot, "maya") if "approved: pushing" in r]
+
+
+async def test_a_read_approver_role_is_a_config_error_not_an_open_door(
+    make_bot: Callable[..., Any]
+) -> None:
+    """`approver_role: read` would let anyone approve on a public repository (issue 17, 11)."""
+    made = await make_bot(BASE)
+    bot = RepoBot(client=made.client, fake=made.fake, remote=made.remote, runs=made.runs)
+    seed(bot, "approver_role: read\n")
+    await bot.deliver("pull_request", bot.pull_payload(PR, "opened"))
+    assert bot.views() == []  # no run: the configuration is refused
+    [check] = bot.check_runs()
+    assert check.conclusion == "failure" and "read is too weak" in check.output["summary"]
+    await bot.deliver("issue_comment", bot.comment_payload(
+        PR, "/gwi approve sha256:" + "a" * 64, login="rita"))
+    assert pushes(bot) == 0 and push_tokens(bot) == []
+    assert "gwi cannot act here until this is fixed" in replies(bot, "rita")[-1]

@@ -38,6 +38,7 @@ def test_every_setting() -> None:
         (b"auto_run: [unclosed\n", "not valid YAML at line 2"),
         (b"- a\n- b\n", "must be a mapping"),
         (b"approver_role: owner\n", "approver_role"),
+        (b"approver_role: read\n", "approver_role: read is too weak to approve a push"),
         (b"auto_runn: true\n", "auto_runn: Extra inputs"),
         (b"drafts: sometimes\n", "drafts"),
         (b"\xff\xfe", "not UTF-8"),

@@ -8,7 +8,14 @@ import fnmatch
 from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 CONFIG_PATH = ".github/gwi.yml"
 
@@ -58,6 +65,15 @@ class RepoConfig(BaseModel):
     approver_role: Role = Role.WRITE  # the least role that may approve, run and abort
     allow_self_approval: bool = True  # may the pull request's author approve its patch?
 
+    @field_validator("approver_role")
+    @classmethod
+    def _at_least_triage(cls, role: Role) -> Role:
+        # On a public repository everyone can read: `read` would let anyone approve a push.
+        if ROLE_RANK[role] < ROLE_RANK[Role.TRIAGE]:
+            raise ValueError(f"{role.value} is too weak to approve a push: anyone who can read"
+                             " the repository would be an approver (use triage or higher)")
+        return role
+
     def ignored(self, path: str) -> bool:
         return any(fnmatch.fnmatchcase(path, glob) for glob in self.ignore_paths)
 
@@ -88,4 +104,5 @@ def parse_repo_config(text: bytes | None) -> RepoConfig:
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "the file"
-        raise RepoConfigError(f"{CONFIG_PATH}: {where}: {err['msg']}") from None
+        message = str(err["msg"]).removeprefix("Value error, ")
+        raise RepoConfigError(f"{CONFIG_PATH}: {where}: {message}") from None
