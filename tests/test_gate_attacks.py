@@ -493,3 +493,42 @@ async def test_a_read_approver_role_is_a_config_error_not_an_open_door(
         PR, "/gwi approve sha256:" + "a" * 64, login="rita"))
     assert pushes(bot) == 0 and push_tokens(bot) == []
     assert "gwi cannot act here until this is fixed" in replies(bot, "rita")[-1]
+
+
+# -- replays under a new delivery id, and reopening (issue 17, items 3 and 12) ---------------
+
+
+async def test_a_replayed_close_does_not_abort_the_run_of_an_open_pull_request(
+    make_bot: Callable[..., Any]
+) -> None:
+    bot, view = await awaiting(make_bot)
+    captured = bot.pull_payload(PR, "closed")
+    captured["pull_request"]["state"] = "closed"  # as it was when GitHub first sent it
+    await bot.deliver("pull_request", captured, delivery_id="replayed-under-a-new-id")
+    [after] = bot.views()
+    assert after.ctx.state is RunState.AWAITING_APPROVAL  # GitHub says the PR is open
+    await bot.deliver("issue_comment", bot.comment_payload(PR, approve(view)))
+    assert pushes(bot) == 1
+
+
+async def test_a_replayed_base_change_supersedes_nothing(make_bot: Callable[..., Any]) -> None:
+    bot, view = await awaiting(make_bot)
+    for n in range(3):
+        await bot.deliver("pull_request", bot.pull_payload(PR, "edited", base={"ref": {
+            "from": "old-base"}}), delivery_id=f"edited-replay-{n}")
+    assert [v.ctx.run_id for v in bot.views()] == [view.ctx.run_id]
+    assert bot.views()[0].ctx.state is RunState.AWAITING_APPROVAL
+
+
+async def test_a_reopened_pull_request_gets_a_run_once(make_bot: Callable[..., Any]) -> None:
+    bot, view = await awaiting(make_bot)
+    bot.fake.pull(bot.repo, PR).state = "closed"
+    await bot.deliver("pull_request", bot.pull_payload(PR, "closed"))
+    assert bot.views()[0].ctx.outcome is Outcome.CANCELLED
+    bot.fake.pull(bot.repo, PR).state = "open"
+    reopened = bot.pull_payload(PR, "reopened")
+    await bot.deliver("pull_request", reopened)
+    await bot.deliver("pull_request", reopened, delivery_id="reopened-replayed")
+    runs = sorted(bot.views(), key=lambda v: v.ctx.created_at)
+    assert len(runs) == 2 and runs[-1].ctx.state is RunState.AWAITING_APPROVAL
+    assert runs[-1].ctx.head.sha == view.ctx.head.sha

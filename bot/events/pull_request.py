@@ -37,9 +37,12 @@ async def on_new_head(event: sansio.Event, unit: UnitOfWork, **_: Any) -> None:
     pr = data.pull_request
     request = RunRequest(repository=data.repository.full_name, number=pr.number,
                          installation_id=data.installation.id, head_sha=pr.head.sha,
+                         reopened=data.action == "reopened",
                          trigger=f"pull_request.{data.action}")
+    # A reopened PR may be closed and reopened again on the same head: each reopening counts.
+    again = f"/{event.delivery_id}" if request.reopened else ""
     enqueue_run(unit, request, dedupe=f"{request.repository}#{pr.number}@{pr.head.sha}"
-                f"/{data.action}")
+                f"/{data.action}{again}")
 
 
 @router.register("pull_request", action="edited")
@@ -51,6 +54,7 @@ async def on_edited(event: sansio.Event, unit: UnitOfWork, **_: Any) -> None:
     pr = data.pull_request
     enqueue_run(unit, RunRequest(repository=data.repository.full_name, number=pr.number,
                                  installation_id=data.installation.id, forced=True,
+                                 base_ref=pr.base.ref,
                                  trigger="pull_request.edited (new base branch)"),
                 dedupe=f"{data.repository.full_name}#{pr.number}:base:{pr.base.ref}@"
                 f"{event.delivery_id}")
@@ -67,5 +71,5 @@ async def on_closed(event: sansio.Event, unit: UnitOfWork, **_: Any) -> None:
     unit.enqueue_job(ABORT_JOB, AbortRequest(
         repository=data.repository.full_name, number=pr.number,
         installation_id=data.installation.id, outcome=Outcome.CANCELLED,
-        reason="the pull request was closed").model_dump(),
+        reason="the pull request was closed", only_if_closed=True).model_dump(),
         idempotency_key=f"closed:{event.delivery_id}")

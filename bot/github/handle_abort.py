@@ -20,6 +20,11 @@ async def abort_pr(job: Job, unit: UnitOfWork, *, gh: GitHubService, **_: Any) -
     request = AbortRequest.model_validate(job.payload)
     with logs.bind(repository=request.repository, pr=request.number):
         client = gh.work_client(request.installation_id, request.repository)
+        if request.only_if_closed and (await client.get_pull_request(request.number)).state \
+                == "open":
+            log.warning("abort.skipped", reason="GitHub says the pull request is open: a"
+                        " replayed or out-of-date close ends nothing")
+            return
         actor = Actor(type=ActorType.USER if request.actor != "github" else ActorType.SYSTEM,
                       id=request.actor)
         for run in await gh.index.for_pr(request.repository, request.number):

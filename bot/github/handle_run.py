@@ -73,12 +73,21 @@ async def prepare_run(gh: GitHubService, client: RepoClient,
             return None
     runs = await gh.index.for_pr(request.repository, request.number)
     same_head = [r for r in runs if r.head_sha == pr.head.sha]
+    if request.base_ref is not None and same_head:
+        newest = gh.runs.read_context(same_head[-1].run_id)
+        if newest.base.ref == pr.base.ref and newest.outcome is not Outcome.STALE:
+            # A base change this head's newest run already merges: a replayed `edited`.
+            log.info("run.skipped", reason="this head already has a run against its base",
+                     run_id=same_head[-1].run_id)
+            return None
     if same_head and not request.forced:
         latest = same_head[-1]
         latest_ctx = gh.runs.read_context(latest.run_id)
         if latest_ctx.state not in STOPS:
             return latest.run_id  # interrupted by a crash or restart: resume it
-        if latest_ctx.outcome is not Outcome.STALE:  # a stale run's base moved: run again
+        reopened = request.reopened and latest_ctx.outcome is Outcome.CANCELLED
+        if latest_ctx.outcome is not Outcome.STALE and not reopened:
+            # a stale run's base moved, a reopened PR's run was cancelled: both run again
             if latest.published_state != latest_ctx.state.value:
                 # a crash came between the run's stop and its report on GitHub
                 await publish(gh, client, latest.run_id, comment=True)

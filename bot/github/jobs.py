@@ -50,6 +50,8 @@ class RunRequest(BaseModel):
     installation_id: int
     head_sha: str | None = None  # the head the event saw; None: whatever is current
     forced: bool = False  # /gwi run or a re-requested check: run even if one exists
+    reopened: bool = False  # the PR was reopened: its head's cancelled run is run again
+    base_ref: str | None = None  # a new base branch: run again unless a run has this base
     trigger: str  # what asked: "pull_request.synchronize", "/gwi run by @x", ...
 
 
@@ -62,6 +64,9 @@ class AbortRequest(BaseModel):
     outcome: Outcome
     reason: str
     actor: str = "github"
+    # For a `closed` delivery: end the runs only if GitHub says the PR is closed now (a
+    # captured delivery replayed under a new id must not abort the runs of an open PR).
+    only_if_closed: bool = False
 
 
 class ReconcileRequest(BaseModel):
