@@ -532,3 +532,19 @@ async def test_a_reopened_pull_request_gets_a_run_once(make_bot: Callable[..., A
     runs = sorted(bot.views(), key=lambda v: v.ctx.created_at)
     assert len(runs) == 2 and runs[-1].ctx.state is RunState.AWAITING_APPROVAL
     assert runs[-1].ctx.head.sha == view.ctx.head.sha
+
+
+async def test_who_asked_for_the_run_cannot_approve_it_without_self_approval(
+    make_bot: Callable[..., Any]
+) -> None:
+    """Separation of duties counts the run's requester as an author (issue 17, item 2)."""
+    bot, _ = await awaiting(make_bot, config="allow_self_approval: false\n")
+    await bot.deliver("issue_comment", bot.comment_payload(PR, "/gwi run", login="maya"))
+    requested = newest(bot)
+    assert requested.ctx.state is RunState.AWAITING_APPROVAL
+    await bot.deliver("issue_comment", bot.comment_payload(PR, approve(requested), login="maya"))
+    assert pushes(bot) == 0 and push_tokens(bot) == []
+    assert "self_approval" in refusal_codes(bot, requested.ctx.run_id)
+    assert "the person who asked for a run" in replies(bot, "maya")[-1]
+    await bot.deliver("issue_comment", bot.comment_payload(PR, approve(requested), login="omar"))
+    assert pushes(bot) == 1

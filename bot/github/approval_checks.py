@@ -18,6 +18,7 @@ from bot.github.repo_config import (
 )
 from bot.github.service import GitHubService
 from bot.schemas.common import sha256_hex
+from bot.schemas.run import ActorType, RunContext
 
 
 async def head_and_base_hold(client: RepoClient, pr: PullRequest, run_head: str,
@@ -57,6 +58,12 @@ def is_author(pr: PullRequest, login: str, account_id: int | None) -> bool:
     if pr.user is None:
         return False
     return pr.user.id == account_id or same_login(pr.user.login, login)
+
+
+def is_requester(ctx: RunContext, login: str) -> bool:
+    """Whether ``login`` asked for the run (`/gwi run`): with self-approval forbidden, the
+    person who asked for a run must not be the one who approves it."""
+    return ctx.initiator.type is ActorType.USER and same_login(ctx.initiator.id, login)
 
 
 async def comment_holds(client: RepoClient, comment_id: int, body_sha256: str,

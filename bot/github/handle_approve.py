@@ -15,7 +15,13 @@ from bot.engine.approval import (
     check_approvable,
     sign_approval,
 )
-from bot.github.approval_checks import allowed, comment_holds, head_and_base_hold, is_author
+from bot.github.approval_checks import (
+    allowed,
+    comment_holds,
+    head_and_base_hold,
+    is_author,
+    is_requester,
+)
 from bot.github.client import RepoClient
 from bot.github.jobs import APPLY_JOB, ApplyRequest, ApproveRequest, RunRequest, enqueue_run, pr_key
 from bot.github.publish import publish
@@ -55,6 +61,9 @@ async def accept_approval(gh: GitHubService, client: RepoClient, request: Approv
     if run is None:
         raise ApprovalRefused("there is no gwi run on this pull request", code="no_run")
     ctx = gh.runs.read_context(run.run_id)
+    if not config.allow_self_approval and is_requester(ctx, request.sender.login):
+        raise ApprovalRefused("this repository does not let the person who asked for a run"
+                              " approve it", code="self_approval")
     if ctx.capabilities is CapabilityMode.READ_ONLY:
         raise ApprovalRefused("gwi may not push to this pull request's branch: apply the"
                               " patch by hand", code="read_only")

@@ -134,6 +134,7 @@ async def _carry_out(gh: GitHubService, client: RepoClient, request: CommandRequ
         if await _may_act(gh, client, request, config, "run"):
             enqueue_run(unit, RunRequest(repository=request.repository, number=request.number,
                                          installation_id=request.installation_id, forced=True,
+                                         requester=request.sender,
                                          trigger=f"/gwi run by @{request.sender.login}"),
                         dedupe=f"comment:{request.comment_id}")
             await reply(gh, client, request, "starting a new run on the current head.")

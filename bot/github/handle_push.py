@@ -28,6 +28,7 @@ from bot.github.approval_checks import (
     current_role,
     head_and_base_hold,
     is_author,
+    is_requester,
     same_login,
 )
 from bot.github.capabilities import PUSH_PERMISSIONS
@@ -165,6 +166,9 @@ async def _still_holds(gh: GitHubService, client: RepoClient, pr: PullRequest,
     if not self_ok and is_author(pr, record.approver.login, record.approver.id):
         raise ApprovalRefused("this repository does not let authors approve their own pull"
                               " requests", code="self_approval")
+    if not self_ok and is_requester(gh.runs.read_context(record.run_id), record.approver.login):
+        raise ApprovalRefused("this repository does not let the person who asked for a run"
+                              " approve it", code="self_approval")
     if await current_role(client, record.approver.login, record.approver.id or 0, needed) is None:
         raise ApprovalRefused(f"@{record.approver.login} no longer has the role to approve",
                               code="permission_lost")

@@ -112,7 +112,9 @@ async def _create_run(gh: GitHubService, client: RepoClient, request: RunRequest
             "pull_request": {"number": pr.number, "url": pr.html_url},
             "base": {"ref": pr.base.ref, "sha": refs.base_sha},
             "head": {"ref": pr.head.ref, "sha": refs.head_sha},
-            "initiator": {"type": ActorType.SYSTEM, "id": request.trigger[:200]},
+            "initiator": ({"type": ActorType.USER, "id": request.requester.login}
+                          if request.requester else
+                          {"type": ActorType.SYSTEM, "id": request.trigger[:200]}),
             "installation_id": request.installation_id,
             "agents": gh.settings.llm.agent_config,
             "capabilities": CapabilityMode.READ_ONLY if fork and not pr.maintainer_can_modify

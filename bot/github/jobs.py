@@ -42,6 +42,18 @@ def pr_key(repository: str, number: int) -> str:
     return f"pr:{repository.lower()}#{number}"
 
 
+class Commenter(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: int
+    login: str
+    type: str
+
+    @property
+    def is_bot(self) -> bool:
+        return self.type != "User" or self.login.endswith("[bot]")
+
+
 class RunRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -52,6 +64,9 @@ class RunRequest(BaseModel):
     forced: bool = False  # /gwi run or a re-requested check: run even if one exists
     reopened: bool = False  # the PR was reopened: its head's cancelled run is run again
     base_ref: str | None = None  # a new base branch: run again unless a run has this base
+    # Who asked for the run (`/gwi run`): the run's initiator, who counts as an author when
+    # the repository forbids self-approval.
+    requester: Commenter | None = None
     trigger: str  # what asked: "pull_request.synchronize", "/gwi run by @x", ...
 
 
@@ -78,18 +93,6 @@ class ReconcileRequest(BaseModel):
     run_id: str
     state: RunState  # the state the scan saw
     give_up: bool = False
-
-
-class Commenter(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    id: int
-    login: str
-    type: str
-
-    @property
-    def is_bot(self) -> bool:
-        return self.type != "User" or self.login.endswith("[bot]")
 
 
 class ApproveRequest(BaseModel):
