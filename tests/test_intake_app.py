@@ -388,3 +388,24 @@ def test_serving_needs_a_secret(tmp_path: Path) -> None:
 
     with pytest.raises(GwiError, match="GITHUB_WEBHOOK_SECRET"):
         create_app(load_settings({"GWI_DATA_DIR": str(tmp_path)}))
+
+
+async def test_a_locked_database_is_answered_503_well_within_githubs_timeout(
+    aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],
+    settings: Settings,
+) -> None:
+    """Issue 17, item 8: 503 came only after 20 s, past GitHub's 10 s, so GitHub recorded a
+    timeout; the bound is GWI_INTAKE_TIMEOUT (5 s by default, 0.5 s here)."""
+    quick = settings.model_copy(update={"server": settings.server.model_copy(
+        update={"intake_timeout": 0.5})})
+    client = await aiohttp_client(create_app(quick, run_workers=False))
+    assert (await post(client, delivery_id="before"))[0] == 202
+    locker = sqlite3.connect(settings.data_dir / DB_FILENAME, timeout=0)
+    locker.execute("BEGIN EXCLUSIVE")  # another process holds the database
+    try:
+        status, body = await asyncio.wait_for(post(client, delivery_id="during"), 8)
+        assert status == 503 and "did not answer in time" in body["error"]
+    finally:
+        locker.rollback()
+        locker.close()
+    assert (await client.get("/healthz")).status == 200

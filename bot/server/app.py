@@ -219,7 +219,15 @@ async def _take(request: web.Request) -> web.Response:
     # logs them; the request path does not parse the body (see read_delivery).
     with logs.bind(delivery_id=delivery.delivery_id, event=delivery.event):
         try:
-            stored = await app[STORE].insert_delivery(delivery)
+            # GitHub gives up after 10 s and records a timeout; a 503 within the bound is a
+            # failure it shows, which downtime recovery asks for again. The write goes on
+            # behind the answer: if it lands after all, the redelivery is a duplicate.
+            async with asyncio.timeout(app[SETTINGS].server.intake_timeout):
+                stored = await app[STORE].insert_delivery(delivery)
+        except TimeoutError:
+            log.error("delivery.not_stored", reason="the queue database did not answer in time")
+            return web.json_response({"error": "the queue database did not answer in time"},
+                                     status=503)
         except StoreError:
             log.exception("delivery.not_stored")
             return web.json_response({"error": "the delivery could not be stored"}, status=503)

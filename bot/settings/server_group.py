@@ -42,6 +42,9 @@ class ServerSettings(BaseSettings):
     # A worker renews its lease every third of this while it works; after a crash, what it
     # held is taken up again once the lease has run out.
     lease_seconds: float = Field(default=60.0, alias="GWI_LEASE_SECONDS", ge=0.5, le=3600)
+    # How long a webhook request waits for the queue database before answering 503: under
+    # GitHub's 10 s, so GitHub records a failure (and recovery asks again), not a timeout.
+    intake_timeout: float = Field(default=5.0, alias="GWI_INTAKE_TIMEOUT", gt=0, le=9)
     # When set, GET /metrics asks for "Authorization: Bearer <token>".
     metrics_token: SecretStr | None = Field(default=None, alias="GWI_METRICS_TOKEN")
 
