@@ -19,6 +19,7 @@ from bot.runs.view import RunView
 from bot.schemas.audit import AuditAction
 from bot.schemas.common import sha256_hex
 from bot.schemas.state import Outcome, RunState
+from bot.server.app import STORE
 from tests.conftest import signed_headers
 from tests.gate_world import (
     BASE,
@@ -548,3 +549,26 @@ async def test_who_asked_for_the_run_cannot_approve_it_without_self_approval(
     assert "the person who asked for a run" in replies(bot, "maya")[-1]
     await bot.deliver("issue_comment", bot.comment_payload(PR, approve(requested), login="omar"))
     assert pushes(bot) == 1
+
+
+async def test_installations_of_accounts_not_allowed_get_nothing(
+    make_bot: Callable[..., Any]
+) -> None:
+    """Issue 17, item 9: with GWI_ALLOWED_OWNERS, another account's deliveries are answered
+    2xx and recorded, and nothing else happens: no run, no token minted."""
+    made = await make_bot(BASE, GWI_ALLOWED_OWNERS="someone-else, Another-Org")
+    bot = RepoBot(client=made.client, fake=made.fake, remote=made.remote, runs=made.runs)
+    seed(bot)
+    assert await bot.deliver("pull_request", bot.pull_payload(PR, "opened")) == 202
+    assert bot.views() == [] and bot.check_runs() == [] and bot.fake.tokens == []
+    stored = await bot.client.app[STORE].get_delivery(bot.sent[-1])
+    assert stored is not None and stored.status.value == "done"
+    assert stored.repository is not None and stored.repository.lower() == bot.repo.lower()
+
+
+async def test_an_allowed_owner_is_served_whatever_its_case(make_bot: Callable[..., Any]) -> None:
+    made = await make_bot(BASE, GWI_ALLOWED_OWNERS="OCTO-ORG")
+    bot = RepoBot(client=made.client, fake=made.fake, remote=made.remote, runs=made.runs)
+    seed(bot)
+    await bot.deliver("pull_request", bot.pull_payload(PR, "opened"))
+    assert awaiting_view(bot).ctx.state is RunState.AWAITING_APPROVAL

@@ -83,7 +83,11 @@ class Workers:
         config: WorkerConfig = WorkerConfig(),
         services: Mapping[str, object] | None = None,
         on_job: Callable[[str, str], None] | None = None,
+        admit: Callable[[Mapping[str, Any]], str | None] | None = None,
     ) -> None:
+        # ``admit(payload)`` returns why a delivery is not served (an account not allowed),
+        # or None: such a delivery is finished with no handler run, and logged.
+        self._admit = admit
         # ``on_job(kind, outcome)`` hears how each try of a job ended ("done", "failed", a
         # retry as "pending", "lease_lost"): the server counts them for /metrics.
         self._on_job = on_job
@@ -192,6 +196,11 @@ class Workers:
             # Trying again cannot help.
             return await self._finish(claim, owner, [], [str(exc)], None, permanent=True)
         classification = classify(data)
+        refused = self._admit(data) if self._admit is not None else None
+        if refused is not None:
+            with logs.bind(**classification._asdict()):
+                log.warning("delivery.not_served", reason=refused)
+            return await self._finish(claim, owner, [], [], classification)
         with logs.bind(**classification._asdict()):
             event = sansio.Event(data, event=claim.event, delivery_id=claim.delivery_id)
             completed: list[tuple[str, UnitOfWork]] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -109,6 +109,7 @@ def create_app(
                 config,
                 extra,
                 on_job=lambda kind, outcome: metrics.jobs_finished.labels(kind, outcome).inc(),
+                admit=_owners_admitted(settings.server.allowed_owners),
             )
             app[STORE] = store
             app[WORKERS] = workers
@@ -296,3 +297,30 @@ async def handle_metrics(request: web.Request) -> web.Response:
             metrics.queue_oldest_pending_seconds.labels(table).set(age or 0.0)
     body = await asyncio.to_thread(metrics.render)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _owners_admitted(allowed: frozenset[str]) -> Callable[[Mapping[str, Any]], str | None] | None:
+    """With GWI_ALLOWED_OWNERS set, a delivery is served only for those accounts' installations
+    (the repository's owner, else the installation's account); others get nothing but a log
+    line, after the 2xx that keeps GitHub from retrying them."""
+    if not allowed:
+        return None
+
+    def admit(payload: Mapping[str, Any]) -> str | None:
+        owner = _owner(payload)
+        if owner is not None and owner.lower() in allowed:
+            return None
+        return f"the account {owner or '(none)'} is not in GWI_ALLOWED_OWNERS"
+
+    return admit
+
+
+def _owner(payload: Mapping[str, Any]) -> str | None:
+    for path in (("repository", "owner", "login"), ("installation", "account", "login"),
+                 ("organization", "login")):
+        node: Any = payload
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, str):
+            return node
+    return None

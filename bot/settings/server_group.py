@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import GwiError
 
@@ -45,6 +45,9 @@ class ServerSettings(BaseSettings):
     # How long a webhook request waits for the queue database before answering 503: under
     # GitHub's 10 s, so GitHub records a failure (and recovery asks again), not a timeout.
     intake_timeout: float = Field(default=5.0, alias="GWI_INTAKE_TIMEOUT", gt=0, le=9)
+    # Accounts (users or organisations) whose installations are served; empty: every one.
+    allowed_owners: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset(), alias="GWI_ALLOWED_OWNERS")
     # When set, GET /metrics asks for "Authorization: Bearer <token>".
     metrics_token: SecretStr | None = Field(default=None, alias="GWI_METRICS_TOKEN")
 
@@ -52,6 +55,13 @@ class ServerSettings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("allowed_owners", mode="before")
+    @classmethod
+    def _owner_list(cls, value: object) -> object:
+        if isinstance(value, str):  # "octo-org, someone": GitHub logins ignore case
+            return frozenset(v.strip().lower() for v in value.split(",") if v.strip())
+        return value
 
     @field_validator("webhook_secret", "webhook_secret_old", "metrics_token", mode="before")
     @classmethod
