@@ -89,19 +89,31 @@ async def test_500_then_success(fake_github, github_app, github_sleeps) -> None:
 async def test_502_every_time_gives_up_with_a_readable_error(
     fake_github, github_app, github_sleeps
 ) -> None:
-    fake_github.fault("checks/create", status=502, times=10)
+    fake_github.fault("repos/get", status=502, times=10)
     repo = github_app.repo(GITHUB_INSTALLATION_ID, GITHUB_REPO)
     with pytest.raises(GitHubError) as info:
-        await repo.create_check_run("gwi", "d" * 40)
+        await repo.get_repo()
     error = info.value
     assert error.status == 502 and error.attempts == 4
     assert str(error) == (
-        f"GitHub POST /repos/{GITHUB_REPO}/check-runs failed after 4 attempts (502): "
+        f"GitHub GET /repos/{GITHUB_REPO} failed after 4 attempts (502): "
         "GitHub answered 502 Bad Gateway; gave up after 4 attempts"
     )
-    assert len(fake_github.calls_to("checks/create")) == 4
+    assert len(fake_github.calls_to("repos/get")) == 4
     assert len(github_sleeps) == 3
     assert github_sleeps == sorted(github_sleeps)  # backing off, not hammering
+
+
+async def test_a_create_answered_5xx_is_not_sent_again_by_the_transport(
+    fake_github, github_app, github_sleeps
+) -> None:
+    # GitHub may have made the check-run before a proxy answered 502: the caller looks first
+    fake_github.fault("checks/create", status=502, times=10)
+    repo = github_app.repo(GITHUB_INSTALLATION_ID, GITHUB_REPO)
+    with pytest.raises(GitHubError, match="not sent again, since it may have acted") as info:
+        await repo.create_check_run("gwi", "d" * 40)
+    assert info.value.status == 502 and info.value.attempts == 1
+    assert len(fake_github.calls_to("checks/create")) == 1 and github_sleeps == []
 
 
 async def test_secondary_rate_limit_waits_what_github_asks(

@@ -363,7 +363,15 @@ class RepoClient:
         body = with_marker(body, marker)
         existing = await self.find_marked_comment(issue_number, marker)
         if existing is None:
-            return await self.create_comment(issue_number, body)
+            try:
+                return await self.create_comment(issue_number, body)
+            except GitHubError as exc:
+                if exc.status is None or exc.status < 500:
+                    raise  # no answer: the job's retry looks later; 4xx: nothing was made
+                # GitHub may have made it before failing: adopt it rather than make a second.
+                existing = await self.find_marked_comment(issue_number, marker)
+                if existing is None:
+                    return await self.create_comment(issue_number, body)
         if existing.body == body:
             return existing
         return await self.update_comment(existing.id, body)

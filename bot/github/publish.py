@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from bot import logs
 from bot.engine.pipeline import STOPS
 from bot.github.client import RepoClient
+from bot.github.failures import GitHubError
 from bot.github.jobs import CommandRequest
 from bot.github.markers import comment_marker
 from bot.github.models import CheckOutput
@@ -44,9 +45,19 @@ async def ensure_check_run(gh: GitHubService, client: RepoClient, run: IndexedRu
             await gh.index.set_check_run(run.run_id, existing.id)
             return existing.id
     view = check_view(RunView.load(gh.runs, run.run_id))
-    created = await client.create_check_run(CHECK_NAME, run.head_sha, status=view.status,
-                                            conclusion=view.conclusion, output=view.output,
-                                            external_id=run.run_id)
+    try:
+        created = await client.create_check_run(CHECK_NAME, run.head_sha, status=view.status,
+                                                conclusion=view.conclusion, output=view.output,
+                                                external_id=run.run_id)
+    except GitHubError as exc:
+        if exc.status is None or exc.status < 500:
+            raise  # no answer: the job's retry looks later; 4xx: nothing was made
+        # GitHub may have made it before failing: adopt it rather than make a second.
+        for existing in await client.list_check_runs(run.head_sha, check_name=CHECK_NAME):
+            if existing.external_id == run.run_id:
+                await gh.index.set_check_run(run.run_id, existing.id)
+                return existing.id
+        raise
     await gh.index.set_check_run(run.run_id, created.id)
     return created.id
 

@@ -312,6 +312,15 @@ class GitHubTransport:
                     ) from None
                 failure: BaseException = exc
                 status: int | None = int(exc.status_code)
+                if not replay_safe and status is not None and status >= 500:
+                    # A server error can come after GitHub acted (a proxy's 502 after the
+                    # comment was made): sending it again could act twice. The caller looks
+                    # for what the first try made before it creates anything again.
+                    self._observe(method, str(status))
+                    raise GitHubError(
+                        f"GitHub answered {status}; not sent again, since it may have acted",
+                        method=method, path=path, status=status, attempts=attempt,
+                    ) from None
             except (TimeoutError, aiohttp.ClientError) as exc:
                 failure, status = exc, None
                 if not replay_safe and not isinstance(exc, aiohttp.ClientConnectorError):

@@ -220,17 +220,21 @@ class FakeGitHub(RequestChecks, AppsOps, ReposOps, ChecksOps, IssuesOps, PullsOp
         reset_in: float | None = None,
         delay: float = 0.0,
         message: str | None = None,
+        after_acting: bool = False,
     ) -> None:
         """Make the next ``times`` calls of ``operation_id`` misbehave (after validation).
 
         ``status`` 5xx answers a server error; 403 with ``retry_after`` a secondary rate limit;
         403 with ``reset_in`` an exhausted primary rate limit; 429 a plain rate limit;
-        ``delay`` (seconds) holds the answer back to provoke a client timeout.
+        ``delay`` (seconds) holds the answer back to provoke a client timeout;
+        ``after_acting`` carries the operation out first (a 502 from a proxy after GitHub
+        created the comment), so that a retry would do it twice.
         """
         if operation_id not in {o.operation_id for o in operations()}:
             raise KeyError(f"unknown operation {operation_id!r}")
         queue = self.faults.setdefault(operation_id, [])
-        queue.extend(Fault(status, retry_after, reset_in, delay, message) for _ in range(times))
+        queue.extend(Fault(status, retry_after, reset_in, delay, message, after_acting)
+                     for _ in range(times))
 
     def expire_tokens(self, *, installation_id: int | None = None) -> None:
         """Revoke every minted token (of one installation): GitHub will answer them 401."""
@@ -352,12 +356,14 @@ class FakeGitHub(RequestChecks, AppsOps, ReposOps, ChecksOps, IssuesOps, PullsOp
                     await asyncio.wait_for(self._closing.wait(), fault.delay)
                 except TimeoutError:
                     pass
-            if fault.status is not None:
+            if fault.status is not None and not fault.after_acting:
                 raise self._fault_answer(fault)
 
         ctx = Context(op, request, params, query, body, token, repo)
         handler = getattr(self, "_op_" + op.operation_id.replace("/", "_").replace("-", "_"))
         status, payload, headers = handler(ctx)
+        if fault is not None and fault.after_acting and fault.status is not None:
+            raise self._fault_answer(fault)
         if self.check_responses:
             self._check_response(request, op, status, payload)
         return status, payload, headers

@@ -47,6 +47,7 @@ class Fault:
     reset_in: float | None = None  # primary rate limit: x-ratelimit-remaining 0, reset then
     delay: float = 0.0
     message: str | None = None
+    after_acting: bool = False  # do the operation, then answer with ``status`` anyway
 
 
 @dataclass
