@@ -346,3 +346,26 @@ def test_quoting_a_whole_comment_neutralises_it(parts: list[str]) -> None:
 def test_any_text_parses_without_error(body: str) -> None:
     parsed = parse_comment(body)
     assert parsed.outcome in set(CommandOutcome)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        f"> quoting the bot\n/gwi approve sha256:{HASH}",  # lazy continuation: still the quote
+        f"> a\n> b\n/gwi approve sha256:{HASH}\n",
+        f"<pre>\n/gwi approve sha256:{HASH}\n</pre>",
+        f"<blockquote>\n/gwi approve sha256:{HASH}\n</blockquote>",
+        f"<details><summary>old</summary>\n/gwi approve sha256:{HASH}\n</details>",
+        f"- a list item\n/gwi approve sha256:{HASH}",  # lazy continuation of the list item
+    ],
+)
+def test_what_github_renders_as_a_quote_code_or_html_is_no_command(body: str) -> None:
+    """Issue 17, item 4: each of these approved and pushed when lines were read one by one."""
+    assert parse_comment(body).commands == ()
+
+
+@pytest.mark.parametrize("body", [f"/gwi approve sha256:{HASH}",
+                                  f"LGTM, thanks!\n\n/gwi approve sha256:{HASH}\n",
+                                  f"> quoted\n\n/gwi approve sha256:{HASH}"])
+def test_a_command_in_a_paragraph_of_its_own_still_counts(body: str) -> None:
+    assert parse_comment(body).outcome is CommandOutcome.ONE

@@ -6,7 +6,9 @@ block in Markdown), then the command word and its arguments. Lines that GitHub r
 something other than the author's own words are never commands: quoted lines (``>``),
 fenced code blocks (``` and ~~~), indented code, inline code spans running over several
 lines, and HTML comments. Quoting a comment that holds an approval therefore never approves
-anything.
+anything. A CommonMark parser (markdown-it-py) has the last word: the command line must lie in
+a top-level paragraph, so a lazy quote continuation, a list item, and HTML blocks such as
+`<pre>`, `<blockquote>` or `<details>` never carry one.
 
 Parsing is linear in the comment's length, which is capped at GitHub's own limit for a
 comment body; what lies past the cap is not read.
@@ -17,6 +19,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+
+from markdown_it import MarkdownIt
 
 # GitHub refuses comment bodies longer than this; nothing longer is a real comment.
 MAX_COMMENT_CHARS = 65_536
@@ -90,8 +94,24 @@ def parse_comment(body: str) -> ParsedComment:
     truncated = len(body) > MAX_COMMENT_CHARS
     text = body[:MAX_COMMENT_CHARS].replace("\r\n", "\n").replace("\r", "\n")
     lines = text.split("\n")
-    commands = tuple(parse_command_line(lines[index], index + 1) for index in _command_lines(lines))
+    own = _top_level_paragraph_lines(text)
+    commands = tuple(parse_command_line(lines[index], index + 1)
+                     for index in _command_lines(lines) if index in own)
     return ParsedComment(commands, truncated)
+
+
+_MARKDOWN = MarkdownIt("commonmark")
+
+
+def _top_level_paragraph_lines(text: str) -> frozenset[int]:
+    """The lines GitHub renders as the author's own top-level paragraphs, by a CommonMark
+    parser: not a quote (lazy continuation lines included), a list, code, or an HTML block
+    such as `<pre>` or `<blockquote>`. A command must stand on one of them."""
+    found: set[int] = set()
+    for token in _MARKDOWN.parse(text):
+        if token.type == "paragraph_open" and token.level == 0 and token.map is not None:
+            found.update(range(token.map[0], token.map[1]))
+    return frozenset(found)
 
 
 def parse_command_line(line: str, number: int = 1) -> Command:
