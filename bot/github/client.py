@@ -7,7 +7,7 @@ import binascii
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
@@ -29,18 +29,12 @@ from bot.github.models import (
     ReactionContent,
     Repository,
     WebhookDelivery,
+    github_time,
 )
 from bot.github.transport import CallObserver, GitHubTransport, HttpRetry
 from bot.settings import GitHubSettings
 
 _SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
-
-
-def github_time(moment: datetime) -> str:
-    """GitHub's timestamp form, ``YYYY-MM-DDTHH:MM:SSZ``."""
-    if moment.tzinfo is None:
-        raise ValueError("timestamps sent to GitHub must be timezone-aware")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _seg(value: str | int) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -153,3 +153,10 @@ class WebhookDelivery(ApiModel):
     action: str | None = None
     installation_id: int | None = None
     repository_id: int | None = None
+
+
+def github_time(moment: datetime) -> str:
+    """GitHub's timestamp form, ``YYYY-MM-DDTHH:MM:SSZ``."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamps sent to GitHub must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
