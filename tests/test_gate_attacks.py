@@ -572,3 +572,48 @@ async def test_an_allowed_owner_is_served_whatever_its_case(make_bot: Callable[.
     seed(bot)
     await bot.deliver("pull_request", bot.pull_payload(PR, "opened"))
     assert awaiting_view(bot).ctx.state is RunState.AWAITING_APPROVAL
+
+
+async def test_a_base_that_moves_while_the_token_is_minted_stops_the_push(
+    make_bot: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17, item 5: the last look is taken after the push token exists."""
+    from bot.github.auth import AppAuth
+
+    bot, view = await awaiting(make_bot)
+    original = AppAuth.mint_once
+
+    async def mint_then_move(self: Any, *args: Any, **kwargs: Any) -> Any:
+        token = await original(self, *args, **kwargs)
+        bot.fake.set_ref(bot.repo, "heads/main", "e" * 40)  # main moved meanwhile
+        return token
+
+    monkeypatch.setattr(AppAuth, "mint_once", mint_then_move)
+    await bot.deliver("issue_comment", bot.comment_payload(PR, approve(view)))
+    assert pushes(bot) == 0
+    [approved] = [v for v in bot.views() if v.ctx.run_id == view.ctx.run_id]
+    assert approved.ctx.outcome is Outcome.STALE
+
+
+async def test_a_pr_retargeted_during_the_push_is_reported_at_once(
+    make_bot: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bot, view = await awaiting(make_bot)
+    original = gate._push_with_lease
+
+    async def push_then_retarget(*args: Any, **kwargs: Any) -> Any:
+        result = await original(*args, **kwargs)
+        bot.fake.pull(bot.repo, PR).base_ref = "release"  # retargeted as the push landed
+        bot.fake.set_ref(bot.repo, "heads/release", "d" * 40)
+        return result
+
+    monkeypatch.setattr(gate, "_push_with_lease", push_then_retarget)
+    await bot.deliver("issue_comment", bot.comment_payload(PR, approve(view)))
+    assert pushes(bot) == 1
+    commit = bot.remote.sha(f"refs/heads/{BRANCH}")
+    [check] = bot.check_runs()
+    assert check.output["title"] == "Pushed, but the base moved during the push"
+    assert commit[:12] in check.output["summary"] and "now targets release" in check.output[
+        "summary"]
+    warned = [c.body for c in bot.bot_comments(PR) if "the base moved during the push" in c.body]
+    assert len(warned) == 1 and commit[:12] in warned[0]

@@ -36,7 +36,7 @@ from bot.github.client import RepoClient
 from bot.github.failures import GitHubError, PushRejected, UnapprovedPush
 from bot.github.jobs import ApplyRequest, RunRequest, enqueue_run
 from bot.github.models import CheckOutput, PullRequest
-from bot.github.publish import load_config, publish
+from bot.github.publish import load_config, publish, report_base_moved
 from bot.github.render import COMMENT_MARKER
 from bot.github.repo_cache import SHA_RE, RepoCache, Token, check_url, last_lines
 from bot.github.repo_config import (
@@ -92,8 +92,11 @@ async def push_approved(job: Job, unit: UnitOfWork, *, gh: GitHubService, **_: A
         commit = await asyncio.to_thread(_commit_once, gh, request.run_id, record,
                                          await gh.app.bot_login())
         permissions = dict(PUSH_PERMISSIONS)
-        workflows = await asyncio.to_thread(_touches_workflows, Path(ctx.workspace or "."),
-                                            ctx.head.sha, commit)
+        # Read from the trees, not the patch text: a mode change, an empty new file or a binary
+        # file has no `+++` line, and the base's own workflow changes arrive with the merge too.
+        changed = await asyncio.to_thread(git.changed_paths, Path(ctx.workspace or "."),
+                                          ctx.head.sha, commit)
+        workflows = any(path.startswith(WORKFLOWS_PREFIX) for path in changed)
         if workflows:
             permissions["workflows"] = "write"
         try:
@@ -111,6 +114,13 @@ async def push_approved(job: Job, unit: UnitOfWork, *, gh: GitHubService, **_: A
             else:
                 await _end(gh, client, request.run_id, Outcome.CANCELLED,
                            "the App may not write to this repository", "no_write_permission")
+            return
+        # GitHub offers no compare-and-swap on a PR's base: narrow the window as far as it
+        # allows by looking once more now that the token exists, just before the push.
+        pr = await client.get_pull_request(request.number)
+        moved = await head_and_base_hold(client, pr, ctx.head.sha, ctx.base.sha, ctx.base.ref)
+        if moved:
+            await _refuse_apply(gh, client, request, ApprovalRefused(moved, code="stale"), unit)
             return
         try:
             await _push_with_lease(gh.cache, request.repository, push_url, commit=commit,
@@ -130,6 +140,13 @@ async def push_approved(job: Job, unit: UnitOfWork, *, gh: GitHubService, **_: A
             await _push_failed(gh, client, request, pr, exc)
             return
         await _finish(gh, client, request, branch, ctx.head.sha, commit)
+        # ...and once right after: a base that moved (or a retargeted PR) in that window is
+        # said at once, naming the commit pushed, on the check-run and in a comment.
+        after = await client.get_pull_request(request.number)
+        late = await head_and_base_hold(client, after, after.head.sha, ctx.base.sha,
+                                        ctx.base.ref)  # the head is ours now: the base only
+        if late:
+            await report_base_moved(gh, client, request.run_id, request.number, commit, late)
 
 
 def _verified(gh: GitHubService, run_id: str) -> ApprovalRecord:
@@ -226,16 +243,6 @@ def _make_commit(handle: RunHandle, record: ApprovalRecord, bot_login: str) -> s
 
 
 WORKFLOWS_PREFIX = ".github/workflows/"
-
-
-def _touches_workflows(repo: Path, head: str, commit: str) -> bool:
-    """Whether pushing ``commit`` onto ``head`` changes anything under .github/workflows/.
-
-    Read from the trees, not the patch text: a mode change, an empty new file or a binary
-    file has no ``+++`` line, and the base's own workflow changes arrive with the merge too.
-    """
-    out = git.run_git(repo, "diff", "--name-only", "--no-renames", "-z", head, commit).stdout
-    return any(path.startswith(WORKFLOWS_PREFIX.encode()) for path in out.split(b"\0"))
 
 
 async def _finish(gh: GitHubService, client: RepoClient, request: ApplyRequest, branch: str,

@@ -116,3 +116,18 @@ async def reply(gh: GitHubService, client: RepoClient, request: CommandRequest,
     marker = f"reply:{request.comment_id}"
     await client.upsert_marked_comment(
         request.number, marker, f"@{request.sender.login} {text}\n\n{comment_marker(marker)}")
+
+
+async def report_base_moved(gh: GitHubService, client: RepoClient, run_id: str, number: int,
+                            commit: str, why: str) -> None:
+    """Said at once when the base moved (or the PR was retargeted) while a push was in flight."""
+    log.warning("apply.base_moved_during_push", commit=commit, reason=why)
+    text = (f"**gwi: the base moved during the push.** The approved merge `{commit[:12]}` was"
+            f" pushed, but {why}: it merges the base the approval named, not the one the pull"
+            " request has now. Review the pull request again before merging it.")
+    run = await gh.index.get(run_id)
+    if run is not None and run.check_run_id is not None:
+        await client.update_check_run(run.check_run_id, conclusion="neutral", output=CheckOutput(
+            title="Pushed, but the base moved during the push", summary=text))
+    await client.upsert_marked_comment(number, f"base-moved:{run_id.lower()}",
+                                       text)
