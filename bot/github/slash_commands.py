@@ -100,7 +100,9 @@ def parse_comment(body: str) -> ParsedComment:
     return ParsedComment(commands, truncated)
 
 
-_MARKDOWN = MarkdownIt("commonmark")
+# Block structure only: code spans are the line scanner's, and inline parsing, the costly part
+# on a comment of many unmatched backticks, is not needed to tell paragraphs from quotes.
+_MARKDOWN = MarkdownIt("commonmark").disable("inline")
 
 
 def _top_level_paragraph_lines(text: str) -> frozenset[int]:
