@@ -143,7 +143,7 @@ async def test_unicode_in_branch_and_path_names_goes_through_to_the_push(
     assert bot.remote.show(tip, path) == "requests==2.2.0"
     assert bot.remote.show(tip, weird) == "flask==1.2.0"
     assert verify_bundle(bot.runs.run_dir(view.ctx.run_id),
-                         trusted_key=bot.runs.signer.public_key_hex).ok
+                         trusted_keys={bot.runs.signer.public_key_hex}).ok
 
 
 def _tree_with_escape(bot: Bot, start: str, extra: dict[str, bytes], message: str) -> str:

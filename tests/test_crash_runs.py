@@ -317,7 +317,7 @@ class Chain:
             ctx = self.runs.read_context(run_id)
             assert ctx.state in (RunState.DONE, RunState.FAILED, RunState.ABORTED), ctx
             report = verify_bundle(self.runs.run_dir(run_id),
-                                   trusted_key=self.runs.signer.public_key_hex)
+                                   trusted_keys={self.runs.signer.public_key_hex})
             assert report.ok, (run_id, report.problems)
             assert ctx.pull_request is not None
             by_pr.setdefault(ctx.pull_request.number, []).append(ctx)

@@ -105,8 +105,8 @@ def test_a_run_that_ended_without_its_signature_is_signed_when_reconciled(
         with pytest.raises(KeyboardInterrupt), store.open(run_id) as run:
             run.fail("something went wrong")
     assert store.read_context(run_id).state is RunState.FAILED
-    report = verify_bundle(store.run_dir(run_id), trusted_key=store.signer.public_key_hex)
+    report = verify_bundle(store.run_dir(run_id), trusted_keys={store.signer.public_key_hex})
     assert not report.ok and "not signed" in report.problems[0]
     gh: Any = SimpleNamespace(runs=store)
     assert recovered_state(gh, run_id) is RunState.FAILED
-    assert verify_bundle(store.run_dir(run_id), trusted_key=store.signer.public_key_hex).ok
+    assert verify_bundle(store.run_dir(run_id), trusted_keys={store.signer.public_key_hex}).ok

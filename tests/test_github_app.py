@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.runs.verify import verify_bundle
 from bot.schemas.state import Outcome, RunState
+from bot.server.app import STORE
 from tests.fake_llm import json_text
 
 BASE = {"settings.py": "import os\n\nLIMIT = 10\nNAME = 'app'\n", "README.md": "hello\n"}
@@ -84,8 +85,14 @@ async def test_llm_resolution_then_approval_pushes_exactly_the_patch(
     living = [c for c in bot.bot_comments(7) if "gwi:status" in c.body]
     assert len(living) == 1 and "Pushed after approval by @maya" in living[0].body
     assert any(r.content == "eyes" for r in bot.fake.reactions)
+    # The chain head gwi last published is kept outside the bundle: in the check-run and in
+    # the queue database; the bundle verifies against it (and a copy cut back would not).
+    anchor = await bot.client.app[STORE].run_index().latest_anchor(view.ctx.run_id)
+    assert anchor is not None and anchor == view.anchor
+    [check] = bot.check_runs()
+    assert f"Audit anchor `{anchor[0]}:{anchor[1]}`" in check.output["summary"]
     report = verify_bundle(bot.runs.run_dir(view.ctx.run_id),
-                           trusted_key=bot.runs.signer.public_key_hex)
+                           trusted_keys={bot.runs.signer.public_key_hex}, anchor=anchor)
     assert report.ok, report.problems
     tokens = [t for t in bot.fake.tokens if t.permissions.get("contents") == "write"]
     assert len(tokens) == 1  # minted once, by the gate, just before the push

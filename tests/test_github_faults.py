@@ -107,7 +107,7 @@ async def test_transient_failures_are_retried_within_bounds_and_the_run_pushes(
     assert view.ctx.outcome is Outcome.APPLIED
     assert bot.remote.sha("refs/heads/feature^1") == head
     assert verify_bundle(bot.runs.run_dir(view.ctx.run_id),
-                         trusted_key=bot.runs.signer.public_key_hex).ok
+                         trusted_keys={bot.runs.signer.public_key_hex}).ok
 
     # each fault was retried, once
     assert statuses(fake, "pulls/get")[:2] == [502, 200]

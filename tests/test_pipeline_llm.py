@@ -89,7 +89,7 @@ def test_an_llm_resolution_is_reviewed_approved_and_applied(
     assert sha256_hex(diff) == sha256_hex(body)
     assert header.decode().split("\n") == [f"gwi patch for run {run_id}", f"head {before}",
                                             f"base {parents[2]}"]
-    report = verify_bundle(store.run_dir(run_id), trusted_key=store.signer.public_key_hex)
+    report = verify_bundle(store.run_dir(run_id), trusted_keys={store.signer.public_key_hex})
     assert report.ok, report.problems
     actions = [e.action.value for e in store.read_chain(run_id).events]
     assert actions.index("approval_recorded") < actions.index("commit_created") < actions.index(

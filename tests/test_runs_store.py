@@ -63,9 +63,9 @@ def test_a_whole_run_writes_every_artifact_and_verifies(store: RunStore) -> None
         review = ReviewResult.model_validate(b.review(run_id=run_id))
         run.write_artifact("review.json", review, actor=AGENT)
         run.transition(RunState.DONE, reason="needs a person", outcome=Outcome.NEEDS_HUMAN)
-    report = verify_bundle(store.run_dir(run_id), trusted_key=store.signer.public_key_hex)
+    report = verify_bundle(store.run_dir(run_id), trusted_keys={store.signer.public_key_hex})
     assert report.ok, report.problems
-    assert report.signed_by == store.signer.public_key_hex
+    assert report.signed_by == [store.signer.public_key_hex]
     ctx = store.read_context(run_id)
     assert [h.state.value for h in ctx.history] == [
         "queued", "triaged", "planned", "resolving", "review", "done"]

@@ -120,8 +120,10 @@ def test_each_tamper_is_caught(store: RunStore, case: str) -> None:
 def test_a_signature_by_another_key_is_caught(store: RunStore, tmp_path: Path) -> None:
     run_id = _finished_run(store)
     other = RunStore(tmp_path / "other", tmp_path / "other.pem")
-    report = verify_bundle(store.run_dir(run_id), trusted_key=other.signer.public_key_hex)
-    assert not report.ok and "not by the trusted key" in report.problems[0]
+    report = verify_bundle(store.run_dir(run_id), trusted_keys={other.signer.public_key_hex})
+    assert not report.ok and report.chain_intact and report.last_seal_signed
+    assert report.key_trusted is False and report.verdict.value == "failed"
+    assert any("NOT TRUSTED" in line for line in report.explain())
 
 
 def test_a_forged_transition_rehashed_whole_is_caught_by_the_signature(store: RunStore) -> None:
@@ -172,22 +174,26 @@ def test_cli_verify_list_show(store: RunStore, monkeypatch: pytest.MonkeyPatch,
     assert main(["runs", "verify", run_id]) == 1
     assert "plan.md" in capsys.readouterr().err
     assert main(["runs", "verify", "../../etc"]) == 2
-    assert "not a run id" in capsys.readouterr().err
+    assert "not a run bundle folder" in capsys.readouterr().err
     assert main(["runs", "show", "20260101T000000Z-aaaaaaaaaaaaaaaaaaaa"]) == 2
     assert "no run" in capsys.readouterr().err
 
 
-def test_key_show_creates_the_key_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_key_show_never_creates_a_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
     key = tmp_path / "k" / "signing.pem"
     monkeypatch.setenv("GWI_SIGNING_KEY", str(key))
+    assert main(["key", "show"]) == 2
+    err = capsys.readouterr().err
+    assert "there is no signing key" in err and "gwi key rotate" in err
+    assert not key.exists() and not key.parent.exists()
+    assert main(["key", "rotate"]) == 0
+    made = capsys.readouterr().out
     assert main(["key", "show"]) == 0
-    first = capsys.readouterr()
-    assert "created a new Ed25519 signing key" in first.err
+    shown = capsys.readouterr()
+    assert len(shown.out.strip()) == 64 and shown.out.strip() in made
+    assert "BEGIN PUBLIC KEY" in shown.err and "fingerprint SHA256:" in shown.err
     assert key.stat().st_mode & 0o777 == 0o600
-    assert main(["key", "show"]) == 0
-    second = capsys.readouterr()
-    assert second.out == first.out and len(first.out.strip()) == 64 and not second.err
     key.write_text("not a key")
     assert main(["key", "show"]) == 2
     assert "not a PEM private key" in capsys.readouterr().err

@@ -1,19 +1,35 @@
-"""`gwi runs list|show|verify` and `gwi key show`: the run bundles, for people and scripts."""
+"""`gwi runs list|show|verify` and `gwi key show|rotate`: the run bundles and the key that signs
+them, for people and scripts."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bot.errors import GwiError
 from bot.runs.bundle import RunNotFound
-from bot.runs.signing import load_or_create_signer
+from bot.runs.ids import check_run_id
+from bot.runs.signing import (
+    fingerprint,
+    load_signer,
+    parse_public_key,
+    public_key_pem,
+    retired_keys,
+    ring_path,
+    rotate,
+    trusted_keys,
+)
 from bot.runs.store import RunStore
 from bot.schemas.common import format_patch_hash
 from bot.schemas.resolve import ResolveResult
 from bot.settings import load_settings
+
+if TYPE_CHECKING:
+    from bot.queue.interface import QueueStore
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,16 +45,38 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_show)
 
-    p = runs_sub.add_parser("verify", help="check a bundle's audit chain, artifacts and signature")
-    p.add_argument("run_id", metavar="RUN")
-    p.add_argument("--public-key", help="the Ed25519 key (hex) signatures must come from")
+    p = runs_sub.add_parser(
+        "verify", help="check a bundle's audit chain, signatures, signing key and anchor",
+        description="Exit 0: intact, signed by a trusted key (and matching the anchor); 1: a"
+        " check failed (damaged, a bad signature, an untrusted key, an anchor not matched);"
+        " 3: intact but unsigned, so nothing vouches for who wrote it; 2: bad input.")
+    p.add_argument("run_id", metavar="PATH_OR_ID",
+                   help="a run id of this data folder, or a bundle folder anywhere")
+    p.add_argument("--public-key", action="append", metavar="KEY",
+                   help="a trusted Ed25519 public key: hex, or a file holding hex or PEM"
+                   " (repeatable; default: the local key and its retired keys)")
+    p.add_argument("--anchor", metavar="SEQ:HASH", type=_anchor,
+                   help="a chain head gwi published (the check-run shows it); default for a"
+                   " run id: the latest one in the queue database")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_verify)
 
     key = sub.add_parser("key", help="the Ed25519 key that signs audit logs and approvals")
     key_sub = key.add_subparsers(dest="key_command", metavar="ACTION", required=True)
-    p = key_sub.add_parser("show", help="print the public key (hex), creating the key if needed")
+    p = key_sub.add_parser("show", help="print the public key (hex), its fingerprint and PEM;"
+                           " never creates a key")
+    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_key_show)
+    p = key_sub.add_parser("rotate", help="retire the key (its public half stays trusted for"
+                           " old bundles) and make a new one")
+    p.set_defaults(func=cmd_key_rotate)
+
+
+def _anchor(text: str) -> tuple[int, str]:
+    seq, _, digest = text.partition(":")
+    if not seq.isdigit() or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise argparse.ArgumentTypeError(f"not SEQ:HASH (a number and 64 hex digits): {text!r}")
+    return int(seq), digest
 
 
 def _store() -> RunStore:
@@ -112,32 +150,127 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from bot.runs.verify import verify_bundle
+    from bot.runs.verify import EXIT_CODES, verify_bundle
 
     settings = load_settings()
-    store = RunStore.from_settings(settings)
-    if not store.exists(args.run_id):  # bad input (2), as for `runs show`; 1 is a failed check
-        raise RunNotFound(f"no run {args.run_id} under {store.runs_dir}")
-    trusted = args.public_key
-    if trusted is None and settings.signing_key_path.exists():
-        trusted = load_or_create_signer(settings.signing_key_path).public_key_hex
-    report = verify_bundle(store.run_dir(args.run_id), trusted_key=trusted)
-    if args.json:
-        print(json.dumps({"run_id": report.run_id, "ok": report.ok, "problems": report.problems,
-                          "events": report.events, "signed_by": report.signed_by,
-                          "state": report.state}, sort_keys=True))
-    elif report.ok:
-        signed = f", signed by {report.signed_by}" if report.signed_by else ", not signed yet"
-        print(f"run {report.run_id}: OK ({report.events} audit events intact, every artifact"
-              f" matches{signed})")
+    folder, run_id = _bundle_folder(args.run_id, RunStore.from_settings(settings))
+    if args.public_key:
+        trusted = frozenset(_read_key(text) for text in args.public_key)
     else:
-        print(f"run {report.run_id}: FAILED: {report.problems[0]}", file=sys.stderr)
-        for more in report.problems[1:]:
-            print(f"  also: {more}", file=sys.stderr)
-    return 0 if report.ok else 1
+        trusted = trusted_keys(settings.signing_key_path)
+    anchor = args.anchor
+    anchor_source = "given" if anchor else None
+    if anchor is None and run_id is not None:
+        anchor = _recorded_anchor(settings.data_dir, run_id)
+        anchor_source = "queue database" if anchor else None
+    report = verify_bundle(folder, trusted_keys=trusted, anchor=anchor)
+    code = EXIT_CODES[report.verdict]
+    if args.json:
+        print(json.dumps({
+            "run_id": report.run_id, "verdict": report.verdict.value, "ok": report.ok,
+            "chain_intact": report.chain_intact, "problems": report.problems,
+            "signature_valid": report.last_seal_signed, "signed_by": report.signed_by,
+            "key_trusted": report.key_trusted, "trusted_keys": sorted(trusted),
+            "anchor": None if anchor is None else {
+                "seq": anchor[0], "hash": anchor[1], "source": anchor_source,
+                "matched": report.anchor_matched},
+            "head": None if report.head is None else f"{report.head[0]}:{report.head[1]}",
+            "events": report.events, "state": report.state}, sort_keys=True))
+        return code
+    out = sys.stdout if report.ok else sys.stderr
+    print(f"run {report.run_id}: {report.verdict.value.upper()}", file=out)
+    for line in report.explain():
+        print(f"  {line}", file=out)
+    for more in report.problems[1:]:
+        print(f"  also: {more}", file=out)
+    if report.key_trusted is False and not trusted:
+        print(f"  (no key is trusted here: there is no signing key at {settings.signing_key_path};"
+              " give --public-key)", file=out)
+    if report.ok and anchor is None:
+        print("  (no anchor checked: give --anchor SEQ:HASH from the check-run to rule out a"
+              " bundle cut back to an earlier signed point)", file=out)
+    return code
+
+
+def _bundle_folder(arg: str, store: RunStore) -> tuple[Path, str | None]:
+    """A bundle folder given by path, or a run id of this data folder (then also its id)."""
+    path = Path(arg)
+    if "/" in arg or arg in (".", "..") or (path.is_dir() and not _is_run_id(arg)):
+        if not (path / "audit.log").is_file():
+            raise GwiError(f"{arg} is not a run bundle folder (it has no audit.log)")
+        return path.resolve(), None
+    if not _is_run_id(arg) or not store.exists(arg):
+        # bad input (2), as for `runs show`; 1 is a failed check
+        raise RunNotFound(f"no run {arg} under {store.runs_dir}, and no bundle folder {arg}")
+    return store.run_dir(arg), arg
+
+
+def _is_run_id(text: str) -> bool:
+    try:
+        check_run_id(text)
+    except GwiError:
+        return False
+    return True
+
+
+def _read_key(text: str) -> str:
+    path = Path(text)
+    if len(text) != 64 and path.is_file():
+        return parse_public_key(path.read_text())
+    return parse_public_key(text)
+
+
+def _recorded_anchor(data_dir: Path, run_id: str) -> tuple[int, str] | None:
+    """The latest anchor the queue database kept for the run (None without a database)."""
+    from bot.queue.schema import DB_FILENAME
+    from bot.queue.sqlite_store import SqliteQueueStore
+
+    if not (data_dir / DB_FILENAME).exists():
+        return None
+
+    async def read(store: QueueStore) -> tuple[int, str] | None:
+        index = store.run_index()
+        await index.ensure_schema()
+        return await index.latest_anchor(run_id)
+
+    store = SqliteQueueStore.open(data_dir)
+    try:
+        return asyncio.run(read(store))
+    finally:
+        store.close()
 
 
 def cmd_key_show(args: argparse.Namespace) -> int:
     settings = load_settings()
-    print(load_or_create_signer(settings.signing_key_path).public_key_hex)
+    signer = load_signer(settings.signing_key_path)
+    if signer is None:
+        raise GwiError(
+            f"there is no signing key at {settings.signing_key_path}: gwi makes one the first"
+            " time it writes a run (`gwi run`, `gwi serve`), `gwi key rotate` makes one now, or"
+            " set GWI_SIGNING_KEY to an Ed25519 PEM key you keep")
+    public = signer.public_key_hex
+    retired = retired_keys(settings.signing_key_path)
+    if args.json:
+        print(json.dumps({"public_key": public, "fingerprint": fingerprint(public),
+                          "pem": public_key_pem(public), "path": str(settings.signing_key_path),
+                          "retired": retired}, sort_keys=True))
+        return 0
+    print(public)
+    print(f"fingerprint {fingerprint(public)}", file=sys.stderr)
+    print(public_key_pem(public), end="", file=sys.stderr)
+    if retired:
+        print(f"{len(retired)} retired key(s) still trusted for old bundles:", file=sys.stderr)
+        for key in retired:
+            print(f"  {key}", file=sys.stderr)
+    return 0
+
+
+def cmd_key_rotate(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    old, new = rotate(settings.signing_key_path, allow_in_work_tree=settings.key_in_work_tree)
+    if old:
+        print(f"retired {old} (kept in {ring_path(settings.signing_key_path)}, so bundles it"
+              " signed still verify)")
+    print(f"new signing key {new.public_key_hex} ({fingerprint(new.public_key_hex)})")
+    print("restart every gwi process that uses this key so they sign with the new one")
     return 0

@@ -136,12 +136,13 @@ def _demo(store: RunStore, root: Path, say: Callable[[str], None], started: floa
     say("  " + _git(repo, "log", "--oneline", "--graph", "-4", "feature")
         .replace("\n", "\n  "))
     say(f"\n$ gwi runs verify {run_id}")
-    report = verify_bundle(store.run_dir(run_id), trusted_key=store.signer.public_key_hex)
+    report = verify_bundle(store.run_dir(run_id),
+                           trusted_keys={store.signer.public_key_hex})
     if not report.ok:
-        say("  FAILED: " + "; ".join(report.problems))
+        say("  FAILED: " + "; ".join(report.explain()))
         return 1
-    say(f"  OK: {report.events} audit events intact, every artifact matches, signed by"
-        f" {report.signed_by}")
+    say(f"  OK: {report.events} audit events intact, every artifact matches, every seal"
+        f" signed by the trusted key {store.signer.public_key_hex}")
     say(f"\nthe run bundle: {store.run_dir(run_id)}")
     say(f"demo finished in {time.monotonic() - started:.1f} s")
     return 0

@@ -69,6 +69,8 @@ async def publish(gh: GitHubService, client: RepoClient, run_id: str, *,
     if run is None:
         return
     view = RunView.load(gh.runs, run_id)
+    if view.anchor is not None:  # kept where a bundle's holder cannot rewrite it
+        await gh.index.record_anchor(run_id, *view.anchor)
     check_id = await ensure_check_run(gh, client, run)
     shown = check_view(view)
     await client.update_check_run(check_id, status=shown.status, conclusion=shown.conclusion,

@@ -114,6 +114,10 @@ def _summary(view: RunView) -> str:
     ctx = view.ctx
     lines = [f"Run `{ctx.run_id}`: **{ctx.state.value}**"
              + (f" ({ctx.outcome.value})" if ctx.outcome else ""), ""]
+    if view.anchor is not None:  # first, so no cut of a long summary loses it
+        seq, digest = view.anchor
+        lines += [(f"Audit anchor `{seq}:{digest}`: a copy of the bundle is checked against it"
+                   f" with `gwi runs verify BUNDLE --anchor {seq}:{digest}`."), ""]
     if ctx.error:
         lines += [f"Error: {ctx.error}", ""]
     if view.triage:

@@ -52,6 +52,15 @@ class RunIndex(abc.ABC):
         """Record that GitHub shows the run at ``state`` (a stop), finished or not."""
 
     @abc.abstractmethod
+    async def record_anchor(self, run_id: str, seq: int, digest: str) -> None:
+        """Keep a chain head (seq and hash) gwi published for the run, outside its bundle: a
+        bundle cut back before it fails `gwi runs verify`. The first hash kept for a seq stays."""
+
+    @abc.abstractmethod
+    async def latest_anchor(self, run_id: str) -> tuple[int, str] | None:
+        """The highest anchor kept for the run, if any."""
+
+    @abc.abstractmethod
     async def unfinished(self) -> list[IndexedRun]:
         """Runs whose final check-run GitHub has not been shown yet, oldest first."""
 

@@ -34,6 +34,13 @@ SCHEMA = (
         at REAL NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS pr_replies_by_pr ON pr_replies (repository, pr, at)",
+    """CREATE TABLE IF NOT EXISTS run_anchors (
+        run_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        at REAL NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    ) WITHOUT ROWID""",
 )
 
 
@@ -88,6 +95,20 @@ class SqliteRunIndex(RunIndex):
             "UPDATE pr_runs SET published_state = ?, finished = MAX(finished, ?)"
             " WHERE run_id = ?", (state, int(finished), run_id)))
 
+    async def record_anchor(self, run_id: str, seq: int, digest: str) -> None:
+        now = time.time()
+        await self.store.call(lambda conn: conn.execute(
+            "INSERT OR IGNORE INTO run_anchors (run_id, seq, hash, at) VALUES (?, ?, ?, ?)",
+            (run_id, int(seq), digest, now)))
+
+    async def latest_anchor(self, run_id: str) -> tuple[int, str] | None:
+        def op(conn: sqlite3.Connection) -> tuple[int, str] | None:
+            row = conn.execute("SELECT seq, hash FROM run_anchors WHERE run_id = ?"
+                               " ORDER BY seq DESC LIMIT 1", (run_id,)).fetchone()
+            return None if row is None else (int(row[0]), str(row[1]))
+
+        return await self.store.call(op)
+
     async def unfinished(self) -> list[IndexedRun]:
         """Runs whose final check-run GitHub has not been shown yet, oldest first."""
         def op(conn: sqlite3.Connection) -> list[IndexedRun]:
@@ -136,6 +157,7 @@ class SqliteRunIndex(RunIndex):
                 marks = ", ".join("?" * len(chunk))
                 gone += conn.execute(f"DELETE FROM pr_runs WHERE run_id IN ({marks})",
                                      chunk).rowcount
+                conn.execute(f"DELETE FROM run_anchors WHERE run_id IN ({marks})", chunk)
             return gone
 
         return await self.store.call(op)

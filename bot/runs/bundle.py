@@ -36,6 +36,15 @@ def audit_signature_message(run_id: str, seq: int, head: str) -> bytes:
     return b"gwi-audit-v1\n" + canonical_json({"run_id": run_id, "seq": seq, "hash": head})
 
 
+def seal_signature_message(run_id: str, seq: int, prev: str, sha256: str) -> bytes:
+    """What the signature inside each seal of ``run.json`` covers: the run, the seal's place in
+    the chain (its seq and the hash of the line before, which covers every earlier line) and the
+    sha256 of the ``run.json`` it seals. So no state can be written, and no line before it
+    changed, without the key."""
+    return b"gwi-seal-v1\n" + canonical_json(
+        {"run_id": run_id, "seq": seq, "prev": prev, "sha256": sha256})
+
+
 def validation_errors(exc: ValidationError) -> list[JsonValue]:
     """Pydantic's errors in a form fit for the audit log (no input echo: it may be huge)."""
     return [

@@ -3,7 +3,10 @@
 Every public operation of a handle ends by *sealing*: ``run.json`` is rewritten with the seq of
 the last event it has seen, and an ``artifact_written`` event records its hash. So an intact log
 always ends with the seal of ``run.json`` (then, once the run has finished, the signature), which
-is what lets `bot.runs.verify` notice lines cut off its end.
+is what lets `bot.runs.verify` notice lines cut off its end. Every seal carries an Ed25519
+signature of its place in the chain and of the ``run.json`` it seals, so no state can be written
+without the key; cutting a log back to an earlier seal is caught by the anchors published
+outside the bundle (`bot.runs.verify`).
 
 Artifacts are written ahead: the new bytes go to a temporary file, the ``artifact_written``
 event with their sha256 is appended, and only then is the file renamed into place. A crash at
@@ -27,6 +30,7 @@ from bot.runs.bundle import (
     RunFinished,
     SchemaRejected,
     audit_signature_message,
+    seal_signature_message,
     validation_errors,
 )
 from bot.runs.ids import AUDIT_LOG, check_artifact_name
@@ -114,7 +118,10 @@ class RunHandle:
         self.ctx = self.ctx.model_copy(update={"updated_at": last.ts, "audit_seq": last.seq})
         RunContext.model_validate(self.ctx.model_dump())  # model_copy does not validate
         data = self.ctx.model_dump_json(indent=2).encode() + b"\n"
-        self._write_ahead(actor, "run.json", data, {})
+        signer = self.store.signer
+        message = seal_signature_message(self.run_id, last.seq + 1, last.hash, sha256_hex(data))
+        self._write_ahead(actor, "run.json", data, {
+            "public_key": signer.public_key_hex, "signature": signer.sign(message)})
         if self.finished:
             self._sign()
 

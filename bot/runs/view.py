@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.runs.audit import ChainError
 from bot.runs.store import RunStore
 from bot.schemas.approval import ApprovalRecord
 from bot.schemas.common import format_patch_hash
@@ -23,9 +24,17 @@ class RunView:
     review: ReviewResult | None
     approval: ApprovalRecord | None
     patch: bytes | None
+    #: The audit log's head (seq, hash) when this view was read: published as the anchor a
+    #: bundle must still hold later (None when the log is damaged).
+    anchor: tuple[int, str] | None = None
 
     @classmethod
     def load(cls, store: RunStore, run_id: str) -> RunView:
+        try:
+            chain = store.read_chain(run_id)
+        except ChainError:
+            chain = None
+        anchor = (chain.events[-1].seq, chain.events[-1].hash) if chain and chain.events else None
         return cls(
             ctx=store.read_context(run_id),
             triage=store.read_model(run_id, "triage.json", TriageResult),
@@ -34,6 +43,7 @@ class RunView:
             review=store.read_model(run_id, "review.json", ReviewResult),
             approval=store.read_model(run_id, "approval.json", ApprovalRecord),
             patch=store.read_bytes(run_id, "patch.diff"),
+            anchor=anchor,
         )
 
     @property
