@@ -24,6 +24,9 @@ class Metrics:
             registry=r)
         self.deliveries_deduplicated = Counter(
             "gwi_deliveries_deduplicated", "Deliveries whose id was already stored", registry=r)
+        self.commands_ignored = Counter(
+            "gwi_commands_ignored", "Commands past their sender's budget (a comment storm)",
+            registry=r)
         self.queue_items = Gauge(
             "gwi_queue_items", "Deliveries and jobs by status", ["table", "status"], registry=r)
         self.queue_oldest_pending_seconds = Gauge(

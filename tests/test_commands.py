@@ -312,7 +312,9 @@ def test_nothing_past_the_cap_is_read() -> None:
 def test_pathological_comments_stay_linear(body: str) -> None:
     started = time.perf_counter()
     parse_comment(body)
-    assert time.perf_counter() - started < 0.2
+    # Linear takes ~0.01 s; the quadratic paths this guards against take seconds. The bound
+    # leaves room for a machine busy with other work.
+    assert time.perf_counter() - started < 1.0
 
 
 # -- properties ------------------------------------------------------------------------------------

@@ -24,18 +24,56 @@ async def test_refusals_are_rationed_and_the_pause_is_said_once(
     make_bot: Callable[..., Any]
 ) -> None:
     bot, view = await awaiting(make_bot)
-    for _ in range(8):
-        await bot.deliver("issue_comment", bot.comment_payload(PR, "/gwi approve sha256:12"))
-    answered = replies(bot)
+    for _ in range(8):  # rita has the read role: she may not approve
+        await bot.deliver("issue_comment", bot.comment_payload(PR, "/gwi approve sha256:12",
+                                                               login="rita"))
+    answered = replies(bot, "rita")
     assert sum("64 hex digits" in r for r in answered) == 5
     [notice] = [r for r in answered if "stops answering them until about" in r]
     assert "UTC" in notice
-    await bot.deliver("issue_comment", bot.comment_payload(PR, "/gwi status"))
-    assert "awaiting_approval" in replies(bot)[-1]  # other commands still answered
+    await bot.deliver("issue_comment", bot.comment_payload(PR, "/gwi status", login="rita"))
+    assert "awaiting_approval" in replies(bot, "rita")[-1]  # other commands still answered
+    # People who may approve are never silenced, not even their refusals.
+    await bot.deliver("issue_comment", bot.comment_payload(PR, "/gwi approve sha256:12"))
+    assert "64 hex digits" in replies(bot)[-1]
     await bot.deliver("issue_comment", bot.comment_payload(PR, approve(view)))
     [approved] = [r for r in replies(bot) if "pushing" in r]
     assert approved.startswith("@maya approved: pushing sha256:")
     assert approved.count("maya") == 1
+
+
+async def test_a_storm_of_cheap_comments_is_capped_per_sender_and_recorded_once(
+    make_bot: Callable[..., Any]
+) -> None:
+    """Issue 17, item 10: 120 comments made 120 reactions and 60 audit lines, and silenced
+    gwi's replies on the pull request for everyone for ten minutes."""
+    bot, view = await awaiting(make_bot)
+    run_id = view.ctx.run_id
+    before = len(bot.runs.read_chain(run_id).events)
+    storm = ["/gwi approve sha256:12", "/gwi help", "/gwi frobnicate", "/gwi status"]
+    for i in range(60):
+        await bot.deliver("issue_comment", bot.comment_payload(PR, storm[i % 4], login="rita"))
+    by_rita = {c.id for c in bot.comments(PR) if c.user == "rita"}
+    reactions = [r for r in bot.fake.reactions if r.comment_id in by_rita]
+    assert len(reactions) == 10  # her budget: 10 commands in 10 minutes
+    added = bot.runs.read_chain(run_id).events[before:]
+    refusals = [e for e in added if e.action.value == "approval_refused"]
+    storms = [e for e in added if e.action.value == "note" and e.data.get("storm")]
+    assert len(refusals) <= 3 and len(storms) == 1  # the storm is recorded once
+    assert storms[0].data["sender"] == "rita"
+    heard = replies(bot, "rita")
+    assert len(heard) <= 11 and sum("gwi ignores your commands" in r for r in heard) == 1
+    # Everyone else is still heard, and the approver can approve.
+    await bot.deliver("issue_comment", bot.comment_payload(PR, "/gwi status", login="tess"))
+    assert "awaiting_approval" in replies(bot, "tess")[-1]
+    await bot.deliver("issue_comment", bot.comment_payload(PR, "/gwi approve sha256:12"))
+    assert "64 hex digits" in replies(bot)[-1]
+    await bot.deliver("issue_comment", bot.comment_payload(PR, approve(view)))
+    assert any(r.startswith("@maya approved: pushing sha256:") for r in replies(bot))
+    # A maintainer's own burst of commands is never cut off.
+    for _ in range(12):
+        await bot.deliver("issue_comment", bot.comment_payload(PR, "/gwi status", login="omar"))
+    assert len(replies(bot, "omar")) == 12
 
 
 async def test_texts_name_the_configured_role(make_bot: Callable[..., Any]) -> None:

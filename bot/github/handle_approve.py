@@ -163,21 +163,27 @@ async def _restart_stale(gh: GitHubService, client: RepoClient, unit: UnitOfWork
     return True
 
 
-async def audit_refusal(gh: GitHubService, run: IndexedRun | None, action: AuditAction,
-                        refusal: ApprovalRefused, who: str, extra: dict[str, Any]) -> None:
-    """Write a refusal into the run's audit log, when there is a run still open to write to
+async def audit_line(gh: GitHubService, run: IndexedRun | None, action: AuditAction, who: str,
+                     data: dict[str, Any]) -> None:
+    """One line by ``who`` in the run's audit log, when there is a run still open to write to
     (a finished run is sealed and signed; the structured log line still has it)."""
-    gh.metrics.approvals.labels("refused", refusal.code).inc()
     if run is None:
         return
 
     def write() -> None:
         with gh.runs.open(run.run_id) as handle:
             if not handle.finished:
-                handle.record(action, {"code": refusal.code, "reason": refusal.reason, **extra},
-                              Actor(type=ActorType.USER, id=who[:255] or "unknown"))
+                handle.record(action, data, Actor(type=ActorType.USER, id=who[:255] or "unknown"))
 
     try:
         await asyncio.to_thread(write)
     except RunDamaged as exc:
-        log.error("refusal.unrecorded", run_id=run.run_id, error=str(exc))
+        log.error("audit.unrecorded", run_id=run.run_id, action=action.value, error=str(exc))
+
+
+async def audit_refusal(gh: GitHubService, run: IndexedRun | None, action: AuditAction,
+                        refusal: ApprovalRefused, who: str, extra: dict[str, Any]) -> None:
+    """Write a refusal into the run's audit log (see `audit_line`), and count it."""
+    gh.metrics.approvals.labels("refused", refusal.code).inc()
+    await audit_line(gh, run, action, who, {"code": refusal.code, "reason": refusal.reason,
+                                            **extra})

@@ -1,12 +1,15 @@
 """Slash commands on pull requests: acknowledged with a reaction, then carried out by a job.
 
 `/gwi run`, `/gwi abort`, `/gwi status`, `/gwi help` and `/gwi approve sha256:<hash>`; anything
-else gets the help text. Replies are short, never show internals, and are capped per pull
-request so that a comment storm cannot make gwi spam.
+else gets the help text. Replies are short and never show internals. A comment storm cannot
+make gwi spam nor fill audit logs: each sender's commands are budgeted per repository (past it,
+no reaction, no audit line, no reply: the storm is recorded once), refusals are rationed per pull
+request, and people with the approver role are never silenced.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot import logs
@@ -15,7 +18,7 @@ from bot.engine.approval import (
 )
 from bot.github.client import RepoClient
 from bot.github.failures import GitHubError
-from bot.github.handle_approve import accept_approval, audit_refusal
+from bot.github.handle_approve import accept_approval, audit_line, audit_refusal
 from bot.github.jobs import (
     ABORT_JOB,
     AbortRequest,
@@ -42,6 +45,30 @@ from bot.schemas.state import Outcome
 log = logs.get_logger("gwi.commands")
 
 
+class Standing:
+    """Whether the sender holds the approver role here, asked of GitHub once and only when it
+    matters (a budget is spent): such people are never silenced."""
+
+    def __init__(self, client: RepoClient, request: CommandRequest) -> None:
+        self.client = client
+        self.request = request
+        self._answer: bool | None = None
+
+    async def is_approver(self) -> bool:
+        if self._answer is None:
+            self._answer = not self.request.sender.is_bot and await self._ask()
+        return self._answer
+
+    async def _ask(self) -> bool:
+        try:
+            config = await load_config(self.client)
+        except RepoConfigError:
+            config = RepoConfig()
+        permission = await self.client.get_collaborator_permission(self.request.sender.login)
+        return role_meets(role_of(permission.role_name, permission.permission),
+                          config.approver_role)
+
+
 async def handle_command(job: Job, unit: UnitOfWork, *, gh: GitHubService, **_: Any) -> None:
     request = CommandRequest.model_validate(job.payload)
     parsed = parse_comment(request.comment_body)
@@ -49,8 +76,11 @@ async def handle_command(job: Job, unit: UnitOfWork, *, gh: GitHubService, **_: 
         return
     with logs.bind(repository=request.repository, pr=request.number):
         client = gh.work_client(request.installation_id, request.repository)
+        standing = Standing(client, request)
+        if not await _within_budget(gh, client, request, standing):
+            return
         if request.sender.is_bot or request.edited:
-            await _refuse_unread(gh, client, request)
+            await _refuse_unread(gh, client, request, standing)
             return
         try:  # acknowledge first (Prow's hook does the same), then work
             await client.add_reaction(request.comment_id, "eyes")
@@ -65,7 +95,7 @@ async def handle_command(job: Job, unit: UnitOfWork, *, gh: GitHubService, **_: 
                     request.sender.login, {"comment_id": request.comment_id})
             await reply(gh, client, request, "one command per comment, please: none of"
                         f" the {len(parsed.commands)} commands in that comment was carried out.",
-                        refusal=True)
+                        refusal=True, exempt=standing.is_approver)
             return
         command = parsed.command
         assert command is not None
@@ -74,7 +104,36 @@ async def handle_command(job: Job, unit: UnitOfWork, *, gh: GitHubService, **_: 
         except RepoConfigError as error:
             await reply(gh, client, request, f"gwi cannot act here until this is fixed: {error}")
             return
-        await _carry_out(gh, client, request, command, config, unit)
+        await _carry_out(gh, client, request, command, config, unit, standing)
+
+
+async def _within_budget(gh: GitHubService, client: RepoClient, request: CommandRequest,
+                         standing: Standing) -> bool:
+    """Each sender's commands on a repository are budgeted (a reaction, audit lines, a reply
+    each); past the budget gwi does nothing for them but record the storm once per window.
+    People with the approver role are never stopped."""
+    scope = f"commands:{request.repository.lower()}:{request.sender.login.lower()}"
+    if await gh.index.take_slot(scope, limit=gh.command_limit, window=gh.command_window):
+        return True
+    if await standing.is_approver():
+        return True
+    gh.metrics.commands_ignored.inc()
+    if not await gh.index.take_slot(scope + ":storm", limit=1, window=gh.command_window):
+        return False
+    log.warning("command.storm", sender=request.sender.login, limit=gh.command_limit,
+                window_s=gh.command_window)
+    run = await gh.index.latest(request.repository, request.number)
+    resume = datetime.now(UTC) + timedelta(seconds=gh.command_window)
+    await audit_line(gh, run, AuditAction.NOTE, request.sender.login, {
+        "storm": "commands", "sender": request.sender.login, "limit": gh.command_limit,
+        "window_s": gh.command_window, "comment_id": request.comment_id,
+        "ignored_until": resume.isoformat(timespec="seconds")})
+    if not request.sender.is_bot:
+        await reply(gh, client, request, (
+            f"more than {gh.command_limit} commands from you on this repository in"
+            f" {gh.command_window / 60:g} minutes: gwi ignores your commands until about"
+            f" {resume:%H:%M} UTC."), refusal=True)
+    return False
 
 
 async def _may_act(gh: GitHubService, client: RepoClient, request: CommandRequest,
@@ -92,7 +151,7 @@ async def _may_act(gh: GitHubService, client: RepoClient, request: CommandReques
 
 
 async def _refuse_unread(gh: GitHubService, client: RepoClient,
-                         request: CommandRequest) -> None:
+                         request: CommandRequest, standing: Standing) -> None:
     """An approval in an edit, or by an app or bot: audited, never carried out. Bots get no
     reply (two bots answering each other would never stop)."""
     if request.sender.is_bot:
@@ -105,11 +164,13 @@ async def _refuse_unread(gh: GitHubService, client: RepoClient,
                         {"comment_id": request.comment_id})
     log.info("approval.refused", code=refusal.code, sender=request.sender.login)
     if not request.sender.is_bot:
-        await reply(gh, client, request, f"not approved: {refusal.reason}.", refusal=True)
+        await reply(gh, client, request, f"not approved: {refusal.reason}.", refusal=True,
+                    exempt=standing.is_approver)
 
 
 async def _carry_out(gh: GitHubService, client: RepoClient, request: CommandRequest,
-                     command: Command, config: RepoConfig, unit: UnitOfWork) -> None:
+                     command: Command, config: RepoConfig, unit: UnitOfWork,
+                     standing: Standing) -> None:
     kind = command.kind
     log.info("command", kind=kind.value, sender=request.sender.login)
     if kind is CommandKind.HELP:
@@ -127,7 +188,8 @@ async def _carry_out(gh: GitHubService, client: RepoClient, request: CommandRequ
                                 ApprovalRefused(command.reason or "malformed",
                                                 code="malformed_hash"),
                                 request.sender.login, {"comment_id": request.comment_id})
-        await reply(gh, client, request, f"{command.reason}.", refusal=True)
+        await reply(gh, client, request, f"{command.reason}.", refusal=True,
+                    exempt=standing.is_approver)
     elif kind is CommandKind.STATUS:
         await reply(gh, client, request, await _status(gh, request))
     elif kind is CommandKind.RUN:
@@ -153,11 +215,12 @@ async def _carry_out(gh: GitHubService, client: RepoClient, request: CommandRequ
             ).model_dump(), idempotency_key=f"abort:comment:{request.comment_id}")
             await reply(gh, client, request, f"aborting run `{latest.run_id}`.")
     elif kind is CommandKind.APPROVE:
-        await _approve(gh, client, request, command, config, unit)
+        await _approve(gh, client, request, command, config, unit, standing)
 
 
 async def _approve(gh: GitHubService, client: RepoClient, request: CommandRequest,
-                   command: Command, config: RepoConfig, unit: UnitOfWork) -> None:
+                   command: Command, config: RepoConfig, unit: UnitOfWork,
+                   standing: Standing) -> None:
     approve = ApproveRequest(
         repository=request.repository, number=request.number,
         installation_id=request.installation_id, delivery_id=request.delivery_id,
@@ -173,7 +236,8 @@ async def _approve(gh: GitHubService, client: RepoClient, request: CommandReques
                             request.sender.login, {"comment_id": request.comment_id,
                                                    "offered": (command.patch_hash or "")[:80]})
         log.info("approval.refused", code=refusal.code, sender=request.sender.login)
-        await reply(gh, client, request, f"not approved: {refusal.reason}.", refusal=True)
+        await reply(gh, client, request, f"not approved: {refusal.reason}.", refusal=True,
+                    exempt=standing.is_approver)
         return
     await reply(gh, client, request, text)
 

@@ -4,6 +4,7 @@ to commands (capped per pull request).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from bot import logs
@@ -100,19 +101,25 @@ async def report_config_error(client: RepoClient, head_sha: str, error: RepoConf
 
 
 async def reply(gh: GitHubService, client: RepoClient, request: CommandRequest,
-                text: str, *, refusal: bool = False) -> None:
-    """Answer a command. Only refusals are rationed (a storm of bad commands must not make
-    gwi spam the pull request); help, status and acknowledgements always get through. The
-    first refusal past the ration is replaced by one notice saying when replies resume."""
-    if refusal and not await gh.index.take_reply_slot(
-            request.repository, request.number, limit=gh.reply_limit, window=gh.reply_window):
-        if not await gh.index.take_reply_slot(request.repository, request.number,
-                                              limit=gh.reply_limit + 1, window=gh.reply_window):
+                text: str, *, refusal: bool = False,
+                exempt: Callable[[], Awaitable[bool]] | None = None) -> None:
+    """Answer a command. Only refusals are rationed per pull request (a storm of bad commands
+    must not make gwi spam it), and never for a sender ``exempt`` says holds the approver role;
+    help, status and acknowledgements always get through. The first refusal past the ration is
+    replaced by one notice saying when replies resume."""
+    scope = f"replies:{request.repository.lower()}#{request.number}"
+    if refusal and not await gh.index.take_slot(scope, limit=gh.reply_limit,
+                                                window=gh.reply_window):
+        if exempt is not None and await exempt():
+            pass  # people who may approve are always answered
+        elif not await gh.index.take_slot(scope + ":notice", limit=1, window=gh.reply_window):
             log.warning("reply.rate_limited", text=text[:200])
             return
-        resume = datetime.now(UTC) + timedelta(seconds=gh.reply_window)
-        text = (f"too many refused commands on this pull request: gwi stops answering them"
-                f" until about {resume:%H:%M} UTC (other commands are still answered).")
+        else:
+            resume = datetime.now(UTC) + timedelta(seconds=gh.reply_window)
+            text = (f"too many refused commands on this pull request: gwi stops answering them"
+                    f" until about {resume:%H:%M} UTC (other commands, and people who may"
+                    " approve, are still answered).")
     # One reply per command comment, found again by a hidden marker at its end: a job that
     # dies after replying and runs again edits that reply instead of adding a second one.
     marker = f"reply:{request.comment_id}"

@@ -32,6 +32,10 @@ class GitHubService:
     #: Replies to commands on one pull request are capped (a comment storm cannot make gwi spam).
     reply_limit: int = 5
     reply_window: float = 600.0
+    #: Commands one sender may give on one repository in a window before gwi stops reacting,
+    #: auditing and replying to them (people with the approver role are never stopped).
+    command_limit: int = 10
+    command_window: float = 600.0
 
     def work_client(self, installation_id: int, repository: str) -> RepoClient:
         """A client whose token can read, comment and report, and cannot write code."""

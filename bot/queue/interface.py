@@ -84,9 +84,9 @@ class RunIndex(abc.ABC):
         """Drop pruned runs from the index; returns how many rows went."""
 
     @abc.abstractmethod
-    async def take_reply_slot(self, repository: str, pr: int, *, limit: int,
-                              window: float) -> bool:
-        """Count a reply on the PR if fewer than ``limit`` were sent in ``window`` seconds."""
+    async def take_slot(self, scope: str, *, limit: int, window: float) -> bool:
+        """Count one use of ``scope`` (replies on a PR, commands by a sender) if fewer than
+        ``limit`` were counted in the last ``window`` seconds; False when the budget is spent."""
 
 
 class RedeliveryLedger(abc.ABC):

@@ -28,12 +28,13 @@ SCHEMA = (
         published_state TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS pr_runs_by_pr ON pr_runs (repository, pr, created_at)",
-    """CREATE TABLE IF NOT EXISTS pr_replies (
-        repository TEXT NOT NULL,
-        pr INTEGER NOT NULL,
+    # Budgets: what gwi did, and for whom, in a sliding window (`take_slot`).
+    """CREATE TABLE IF NOT EXISTS rate_slots (
+        scope TEXT NOT NULL,
         at REAL NOT NULL
     )""",
-    "CREATE INDEX IF NOT EXISTS pr_replies_by_pr ON pr_replies (repository, pr, at)",
+    "CREATE INDEX IF NOT EXISTS rate_slots_by_scope ON rate_slots (scope, at)",
+    "DROP TABLE IF EXISTS pr_replies",  # the per-PR reply budget before rate_slots
     """CREATE TABLE IF NOT EXISTS run_anchors (
         run_id TEXT NOT NULL,
         seq INTEGER NOT NULL,
@@ -42,6 +43,10 @@ SCHEMA = (
         PRIMARY KEY (run_id, seq)
     ) WITHOUT ROWID""",
 )
+
+
+#: Slots older than this are dropped whatever their scope (no budget looks further back).
+MAX_WINDOW = 86_400.0
 
 
 def _row(row: tuple[Any, ...]) -> IndexedRun:
@@ -162,19 +167,18 @@ class SqliteRunIndex(RunIndex):
 
         return await self.store.call(op)
 
-    async def take_reply_slot(self, repository: str, pr: int, *, limit: int,
-                              window: float) -> bool:
-        """Count a reply on the PR if fewer than ``limit`` were sent in ``window`` seconds."""
+    async def take_slot(self, scope: str, *, limit: int, window: float) -> bool:
         now = time.time()
+        window = min(window, MAX_WINDOW)
 
         def op(conn: sqlite3.Connection) -> bool:
-            conn.execute("DELETE FROM pr_replies WHERE at < ?", (now - window,))
-            (sent,) = conn.execute(
-                "SELECT COUNT(*) FROM pr_replies WHERE repository = ? AND pr = ? AND at >= ?",
-                (repository.lower(), pr, now - window)).fetchone()
-            if sent >= limit:
+            conn.execute("DELETE FROM rate_slots WHERE (scope = ? AND at < ?) OR at < ?",
+                         (scope, now - window, now - MAX_WINDOW))
+            (used,) = conn.execute("SELECT COUNT(*) FROM rate_slots WHERE scope = ? AND at >= ?",
+                                   (scope, now - window)).fetchone()
+            if used >= limit:
                 return False
-            conn.execute("INSERT INTO pr_replies VALUES (?, ?, ?)", (repository.lower(), pr, now))
+            conn.execute("INSERT INTO rate_slots VALUES (?, ?)", (scope, now))
             return True
 
         return await self.store.call(op)
