@@ -31,7 +31,7 @@ Clock = Callable[[], float]
 
 class RunIndex(abc.ABC):
     """The PR index: which run belongs to which PR and head, its check-run, what GitHub was
-    last shown of it, and the per-PR reply budget. The run bundles are the truth; this makes
+    last shown of it, its anchors, and the budgets against comment storms. The run bundles are the truth; this makes
     "the current run of PR #7" fast and tells a restart what still needs publishing."""
 
     @abc.abstractmethod
