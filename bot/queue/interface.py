@@ -31,8 +31,9 @@ Clock = Callable[[], float]
 
 class RunIndex(abc.ABC):
     """The PR index: which run belongs to which PR and head, its check-run, what GitHub was
-    last shown of it, its anchors, and the budgets against comment storms. The run bundles are the truth; this makes
-    "the current run of PR #7" fast and tells a restart what still needs publishing."""
+    last shown of it, its anchors, and the budgets against comment storms. The run bundles are
+    the truth; this makes "the current run of PR #7" fast and tells a restart what still needs
+    publishing."""
 
     @abc.abstractmethod
     async def ensure_schema(self) -> None: ...
