@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 SESSION_SECONDS = 8 * 3600
 #: The time a person has to sign in at GitHub before the state cookie expires.
 STATE_SECONDS = 10 * 60
+#: A Fernet token as `seal` writes it. Base64 decoders ignore what follows the padding, so
+#: without this a cookie with bytes appended would still open: one sealed value, one cookie.
+_TOKEN = re.compile(r"[A-Za-z0-9_-]+={0,2}")
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,7 @@ class CookieSealer:
         return fernet.encrypt_at_time(raw, int(self._clock())).decode("ascii")
 
     def _open(self, fernet: Fernet, cookie: str | None, ttl: int) -> dict[str, Any] | None:
-        if not cookie or len(cookie) > 4096:
+        if not cookie or len(cookie) > 4096 or not _TOKEN.fullmatch(cookie):
             return None
         try:
             raw = fernet.decrypt_at_time(cookie.encode("ascii"), ttl, int(self._clock()))

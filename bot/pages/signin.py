@@ -108,6 +108,10 @@ def login_redirect(request: web.Request) -> web.HTTPFound:
                          headers={"Cache-Control": "no-store"})
 
 
+def _redirect(location: str) -> web.Response:
+    return web.Response(status=302, headers={"Location": location, "Cache-Control": "no-store"})
+
+
 def _pkce_challenge(verifier: str) -> str:
     digest = hashlib.sha256(verifier.encode("ascii")).digest()
     return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
@@ -127,8 +131,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         "code_challenge_method": "S256",
         "allow_signup": "false",
     })
-    response = web.HTTPFound(f"{pages.web_url}/login/oauth/authorize?{query}",
-                             headers={"Cache-Control": "no-store"})
+    response = _redirect(f"{pages.web_url}/login/oauth/authorize?{query}")
     ctx.set_cookie(response, ctx.state_cookie, ctx.sealer.seal_state(state), STATE_SECONDS)
     return response
 
@@ -171,7 +174,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
                       int(ctx.sealer.now()) + SESSION_SECONDS)
     log.info("signin.ok", login=user.login)
     if started.next_path:
-        response: web.StreamResponse = web.HTTPFound(started.next_path)
+        response = _redirect(started.next_path)
     else:
         response = web.Response(text=f"Signed in to gwi as {user.login}. Open a run from the"
                                      " link on its pull request.\n")
