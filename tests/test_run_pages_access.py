@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import re
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -474,3 +475,41 @@ async def test_pages_are_off_without_their_settings(aiohttp_client: Any, tmp_pat
     for path in ("/login", "/runs/20260101T000000Z-abcdefghijklmnopqrst",
                  "/.well-known/gwi-signing-key"):
         assert (await client.get(path, allow_redirects=False)).status == 404
+
+
+async def test_a_private_repository_the_app_is_not_installed_on_is_not_found(
+        make_world: Callable[..., Any]) -> None:
+    world = await make_world()
+    world.fake.repo(ALPHA).installation_id = None  # the App was removed from the repository
+    await world.sign_in("alice")
+    assert (await world.client.get(f"/runs/{world.runs[ALPHA]}")).status == 404
+
+
+async def test_static_files_stay_in_their_folder(make_world: Callable[..., Any]) -> None:
+    world = await make_world()
+    for path in ("/static/..%2Fsessions.py", "/static/%2e%2e/sessions.py",
+                 "/static/../sessions.py", "/static/..%2F..%2F..%2Fpyproject.toml"):
+        answer = await world.client.get(URL(path, encoded=True))
+        assert answer.status in (403, 404), path
+        assert b"Fernet" not in await answer.read()
+
+
+async def test_the_fake_github_shows_its_consent_page_to_a_browser(
+        make_world: Callable[..., Any]) -> None:
+    """Without a chosen person, GitHub's authorize page asks; a click signs that person in."""
+    world = await make_world()
+    world.fake.oauth_users[:] = ["alice", "bob"]
+    start = await world.client.get("/login", params={"next": f"/runs/{world.runs[BETA]}"},
+                                   allow_redirects=False)
+    async with aiohttp.ClientSession() as browser:
+        async with browser.get(start.headers["Location"]) as page:
+            html = await page.text()
+        assert page.status == 200 and "Authorize as bob" in html
+        form = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', html.split("</form>")[1]))
+        async with browser.post(f"{world.fake.base_url}/login/oauth/authorize", data=form,
+                                allow_redirects=False) as click:
+            back = click.headers["Location"]
+    done = await world.client.get(world.local(back.replace("&amp;", "&")),
+                                  allow_redirects=False)
+    assert done.headers["Location"] == f"/runs/{world.runs[BETA]}"
+    assert MARKER in await (await world.client.get(done.headers["Location"])).text()

@@ -30,9 +30,9 @@ are checked here by hand against what that page documents:
   counts and dates); 401 without a valid token; 403 "Resource not accessible by integration" to
   an installation token (and a violation: gwi asked the wrong way).
 
-A user's token reaches a repository only when GitHub would let both the person and the App see it
-(the App installed on it, and the repository public or the person a collaborator); anything else
-is GitHub's 404. The token may only read: any other operation with it is a violation.
+A user's token reaches a public repository, and a private one only when GitHub would let both the
+person and the App see it (the person a collaborator, the App installed on it); anything else is
+GitHub's 404. The token may only read: any other operation with it is a violation.
 """
 
 from __future__ import annotations
@@ -98,10 +98,12 @@ class OAuthOps:
         self.repo(full_name).collaborators.pop(login, None)
 
     def user_can_see(self, login: str, repo: Repo) -> bool:
-        if repo.installation_id is None:  # a user token reaches only the App's repositories
-            return False
+        """Public: anyone. Private: a collaborator, and only where the App is installed (a
+        user's token reaches what both the person and the App can)."""
+        if not repo.private:
+            return True
         role = repo.collaborators.get(login)
-        return not repo.private or (role is not None and role != "none")
+        return repo.installation_id is not None and role is not None and role != "none"
 
     def _oauth_routes(self, app: web.Application) -> None:
         app.router.add_get("/login/oauth/authorize", self._oauth_authorize)
