@@ -334,6 +334,19 @@ async def test_logout_ends_the_session(make_world: Callable[..., Any]) -> None:
     assert out.status == 200 and "Signed out" in await out.text()
     answer = await world.client.get(f"/runs/{world.runs[ALPHA]}", allow_redirects=False)
     assert answer.status == 302
+    (revoke,) = world.fake.calls_to("apps/delete-token")
+    assert revoke.status == 204
+
+
+async def test_a_copy_of_the_cookie_is_worthless_after_logout(
+        make_world: Callable[..., Any], aiohttp_client: Any) -> None:
+    world = await make_world()
+    await world.sign_in("alice")
+    assert (await world.client.get(f"/runs/{world.runs[ALPHA]}")).status == 200
+    copy = _session_cookie(world.client)
+    await world.client.post("/logout")
+    answer = await _with_cookie(world, aiohttp_client, copy)
+    assert answer.status == 302 and MARKER not in await answer.text()
 
 
 # -- which runs -------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ exactly what a run page may show them.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -112,6 +113,22 @@ async def can_read_repository(http: aiohttp.ClientSession, pages: PagesSettings,
     # includes them) must still grant reading.
     permissions = body.get("permissions")
     return not (isinstance(permissions, dict) and permissions.get("pull") is False)
+
+
+async def revoke_token(http: aiohttp.ClientSession, pages: PagesSettings, token: str) -> bool:
+    """Ask GitHub to revoke the user's token (DELETE /applications/{client_id}/token, with the
+    client id and secret as basic auth): a copy of the session cookie then opens nothing."""
+    url = f"{pages.api_url}/applications/{quote(pages.client_id, safe='')}/token"
+    pair = f"{pages.client_id}:{pages.client_secret.get_secret_value()}".encode()
+    headers = {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii"),
+               "Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION,
+               "User-Agent": USER_AGENT}
+    try:
+        async with http.delete(url, json={"access_token": token}, headers=headers,
+                               timeout=TIMEOUT) as response:
+            return response.status == 204
+    except (aiohttp.ClientError, TimeoutError):
+        return False
 
 
 async def _get(http: aiohttp.ClientSession, url: str, token: str) -> tuple[int, Any]:

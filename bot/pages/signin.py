@@ -27,6 +27,7 @@ from bot.pages.github_user import (
     TokenRejected,
     authenticated_user,
     exchange_code,
+    revoke_token,
 )
 from bot.pages.sessions import (
     SESSION_SECONDS,
@@ -186,12 +187,14 @@ async def callback(request: web.Request) -> web.StreamResponse:
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    """End the session: the cookie is cleared and what was known of the user's access dropped."""
+    """End the session: the cookie is cleared, what was known of the user's access dropped, and
+    the token revoked at GitHub, so that a copy of the cookie is worth nothing either."""
     ctx = request.app[PAGES]
     session = ctx.session_of(request)
     if session is not None:
         ctx.access.forget_user(session.user_id)
-        log.info("signin.logout", login=session.login)
+        revoked = await revoke_token(ctx.client(), ctx.pages, session.token)
+        log.info("signin.logout", login=session.login, token_revoked=revoked)
     response = web.Response(text="Signed out of gwi.\n", headers={"Cache-Control": "no-store"})
     ctx.end_session(response)
     return response

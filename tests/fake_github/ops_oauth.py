@@ -29,6 +29,8 @@ are checked here by hand against what that page documents:
   description's examples, plus ``name``, ``company``, ``blog``, ``location``, ``email``, ``bio``,
   counts and dates); 401 without a valid token; 403 "Resource not accessible by integration" to
   an installation token (and a violation: gwi asked the wrong way).
+- ``DELETE /applications/{client_id}/token`` (apps/delete-token, also outside the subset) revokes
+  a user's token: basic auth with the client id and secret, ``{"access_token"}``, 204.
 
 A user's token reaches a public repository, and a private one only when GitHub would let both the
 person and the App see it (the person a collaborator, the App installed on it); anything else is
@@ -110,6 +112,8 @@ class OAuthOps:
         app.router.add_post("/login/oauth/authorize", self._oauth_authorize)
         app.router.add_post("/login/oauth/access_token", self._oauth_access_token)
         app.router.add_get(self.api_prefix + "/user", self._oauth_user)
+        app.router.add_delete(self.api_prefix + "/applications/{client_id}/token",
+                              self._oauth_delete_token)
 
     def _record(self, request: web.Request, operation_id: str, body: Any = None) -> Call:
         call = Call(method=request.method, path=request.path, operation_id=operation_id,
@@ -233,6 +237,28 @@ class OAuthOps:
             status, payload = 200, self._private_user(token.user)
         call.status = status
         return web.json_response(payload, status=status)
+
+    # -- DELETE /applications/{client_id}/token ---------------------------------------------
+    async def _oauth_delete_token(self, request: web.Request) -> web.StreamResponse:
+        """apps/delete-token (docs.github.com/rest/apps/oauth-applications#delete-an-app-token):
+        basic auth with the client id and secret, ``{"access_token": ...}``; 204, else 404/422."""
+        body = await request.json() if request.can_read_body else None
+        call = self._record(request, "apps/delete-token", {"access_token": "(hidden)"})
+        expected = "Basic " + base64.b64encode(
+            f"{self.oauth_client_id}:{self.oauth_client_secret}".encode()).decode()
+        if (request.match_info["client_id"] != self.oauth_client_id
+                or request.headers.get("Authorization") != expected):
+            self._violate("apps/delete-token without the client's basic auth", request, "")
+            call.status = 404
+            return web.json_response({"message": "Not Found"}, status=404)
+        given = body.get("access_token") if isinstance(body, dict) else None
+        token = next((t for t in self.tokens if t.token == given and t.user), None)
+        if token is None:
+            call.status = 422
+            return web.json_response({"message": "Validation Failed"}, status=422)
+        token.revoked = True
+        call.status = 204
+        return web.Response(status=204)
 
     def _private_user(self, login: str) -> dict[str, Any]:
         user = self._user(login)
