@@ -114,7 +114,7 @@ def _finished_run(store: RunStore, full_name: str) -> str:
 @pytest.fixture
 def make_world(aiohttp_server: Any, aiohttp_client: Any, fake_github: Any,
                tmp_path: Path) -> Callable[..., Any]:
-    async def make(*, runs: bool = True, **env: str) -> World:
+    async def make(*, runs: bool = True, real_page: bool = False, **env: str) -> World:
         port = unused_port()
         public_url = f"http://127.0.0.1:{port}"
         data_dir = tmp_path / "data"
@@ -136,8 +136,10 @@ def make_world(aiohttp_server: Any, aiohttp_client: Any, fake_github: Any,
         (data_dir / "outside.txt").write_bytes(OUTSIDE)
         rendered: list[str] = []
         clock, wall = Clock(1000.0), Clock(1_800_000_000.0)
-        app = create_app(settings, run_workers=False, page_options={
-            "render": _render(rendered), "clock": clock, "wall_clock": wall})
+        options: dict[str, Any] = {"clock": clock, "wall_clock": wall}
+        if not real_page:
+            options["render"] = _render(rendered)
+        app = create_app(settings, run_workers=False, page_options=options)
         server = await aiohttp_server(app, port=port)
         client = await aiohttp_client(server)
         return World(client, fake_github, store, data_dir, ids, rendered, clock, wall, public_url)
@@ -526,3 +528,14 @@ async def test_the_fake_github_shows_its_consent_page_to_a_browser(
                                   allow_redirects=False)
     assert done.headers["Location"] == f"/runs/{world.runs[BETA]}"
     assert MARKER in await (await world.client.get(done.headers["Location"])).text()
+
+
+async def test_the_real_page_is_served_once_it_exists(make_world: Callable[..., Any]) -> None:
+    """Without ``render``, the web process serves `bot.pages.render.render_run_page`."""
+    pytest.importorskip("bot.pages.render", reason="the run page's renderer is not on this branch")
+    world = await make_world(real_page=True)
+    await world.sign_in("alice")
+    answer = await world.client.get(f"/runs/{world.runs[ALPHA]}")
+    html = await answer.text()
+    assert answer.status == 200 and answer.content_type == "text/html"
+    assert world.runs[ALPHA] in html and "acme/alpha" in html

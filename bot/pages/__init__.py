@@ -1,1 +1,2 @@
-"""Run pages: each run's bundle shown to the people who may read its repository, behind GitHub sign-in."""
+"""The run pages of `gwi serve`: what one run shows a person (content, rendering), and who may
+see it (GitHub sign-in, sessions, access checks)."""
