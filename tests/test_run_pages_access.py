@@ -419,6 +419,24 @@ async def test_a_token_github_revoked_signs_the_person_out(
                 if c.key == "gwi-session" and c.value]
 
 
+async def test_github_failing_is_a_502_and_never_remembered(
+        make_world: Callable[..., Any]) -> None:
+    world = await make_world()
+    await world.sign_in("alice")
+    world.fake.fault("repos/get", status=502)
+    failed = await world.client.get(f"/runs/{world.runs[ALPHA]}")
+    assert failed.status == 502 and MARKER not in await failed.text()
+    assert (await world.client.get(f"/runs/{world.runs[ALPHA]}")).status == 200
+    assert [c.status for c in _repo_checks(world.fake)] == [502, 200]
+
+
+async def test_a_wrong_client_secret_starts_no_session(make_world: Callable[..., Any]) -> None:
+    world = await make_world(GITHUB_CLIENT_SECRET="not-the-client-secret")
+    answer = await world.sign_in("alice", "/runs/x")
+    assert answer.status == 400 and "incorrect_client_credentials" in await answer.text()
+    assert world.fake.calls_to("users/get-authenticated") == []
+
+
 # -- next -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("next_path", [
