@@ -322,6 +322,9 @@ async def test_cookies_are_httponly_lax_and_secure_by_default(
                                   cookies={"__Host-gwi-signin": value})
     session = next(h for h in done.headers.getall("Set-Cookie")
                    if h.startswith("__Host-gwi-session="))
+    cleared = next(h for h in done.headers.getall("Set-Cookie")
+                   if h.startswith("__Host-gwi-signin="))
+    assert "Max-Age=0" in cleared and "Secure" in cleared  # else the browser keeps it
     for attribute in ("HttpOnly", "Secure", "SameSite=Lax", "Path=/", "Max-Age=28800"):
         assert attribute in session
     assert "ghu_" not in session  # the token travels encrypted

@@ -15,13 +15,14 @@ import io
 import os
 import stat
 import tarfile
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Protocol, cast
 
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from bot import logs
 from bot.errors import GwiError
@@ -81,9 +82,8 @@ def add_run_pages(app: web.Application, settings: Settings, *, render: RenderPag
     if pages is None:
         raise GwiError("run pages are off: set GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET,"
                        " GWI_PUBLIC_URL and GWI_SESSION_SECRET")
-    sealer = (CookieSealer(pages.session_secret.get_secret_value(), clock=wall_clock)
-              if wall_clock else CookieSealer(pages.session_secret.get_secret_value()))
-    access = AccessCache(pages, clock=clock) if clock else AccessCache(pages)
+    sealer = CookieSealer(pages.session_secret.get_secret_value(), clock=wall_clock or time.time)
+    access = AccessCache(pages, clock=clock or time.monotonic)
     ctx = app[PAGES] = PagesContext(pages, sealer, access)
     app[RUN_PAGES] = RunPages(settings, render)
     app.cleanup_ctx.append(ctx.http_session)
@@ -221,7 +221,7 @@ def _read_regular(path: Path) -> tuple[bytes | None, float]:
         return handle.read(), info.st_mtime
 
 
-def _public_key(path: Path) -> Any:
+def _public_key(path: Path) -> Ed25519PublicKey | None:
     """The signing key's public half, or None when there is no key; never creates one."""
     try:
         pem = path.read_bytes()

@@ -80,8 +80,15 @@ class PagesContext:
                             secure=self.pages.cookie_secure, samesite="Lax")
 
     def end_session(self, response: web.StreamResponse) -> None:
-        response.del_cookie(self.session_cookie, path="/", secure=self.pages.cookie_secure,
-                            httponly=True, samesite="Lax")
+        self._clear(response, self.session_cookie)
+
+    def end_sign_in(self, response: web.StreamResponse) -> None:
+        self._clear(response, self.state_cookie)
+
+    def _clear(self, response: web.StreamResponse, name: str) -> None:
+        # A browser drops a `__Host-` cookie only when told so with the same attributes.
+        response.del_cookie(name, path="/", secure=self.pages.cookie_secure, httponly=True,
+                            samesite="Lax")
 
 
 PAGES = web.AppKey("pages", PagesContext)
@@ -140,7 +147,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 def _refuse(ctx: PagesContext, status: int, reason: str) -> web.Response:
     response = web.Response(status=status, text=f"Sign-in failed: {reason}\n"
                             "Start again at /login.\n", headers={"Cache-Control": "no-store"})
-    response.del_cookie(ctx.state_cookie, path="/")
+    ctx.end_sign_in(response)
     return response
 
 
@@ -180,7 +187,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
         response = web.Response(text=f"Signed in to gwi as {user.login}. Open a run from the"
                                      " link on its pull request.\n")
     response.headers["Cache-Control"] = "no-store"
-    response.del_cookie(ctx.state_cookie, path="/")
+    ctx.end_sign_in(response)
     ctx.set_cookie(response, ctx.session_cookie, ctx.sealer.seal_session(session),
                    SESSION_SECONDS)
     return response
