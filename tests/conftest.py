@@ -252,6 +252,14 @@ SERVE_ENV = (
     "GWI_LOG_LEVEL",
     "GWI_MAX_BODY_BYTES",
     "GWI_LEASE_SECONDS",
+    # the run pages' sign-in (bot/settings/pages_group.py)
+    "GITHUB_CLIENT_ID",
+    "GITHUB_CLIENT_SECRET",
+    "GWI_PUBLIC_URL",
+    "GWI_SESSION_SECRET",
+    "GWI_COOKIE_SECURE",
+    "GWI_ACCESS_CACHE_SECONDS",
+    "GITHUB_WEB_URL",
 )
 
 

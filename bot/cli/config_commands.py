@@ -35,6 +35,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"LLM: {settings.llm.provider.value}"
               + (f" ({settings.llm.model})" if settings.llm.model else ""))
         print(f"GitHub App: {'app ' + settings.github.app_id if settings.github else 'not set'}")
+        pages = settings.pages
+        print(f"run pages: {'at ' + pages.public_url + '/runs/' if pages else 'off'}")
         if args.serve:
             for check in (settings.server.webhook_secrets, settings.require_github):
                 try:

@@ -63,6 +63,7 @@ def create_app(
     run_workers: bool = True,
     github_options: Mapping[str, Any] | None = None,
     reconcile_interval: float | None = None,
+    page_options: Mapping[str, Any] | None = None,
 ) -> web.Application:
     """The web application. Its start-up opens the queue and starts the workers.
 
@@ -72,7 +73,9 @@ def create_app(
     at start-up it asks GitHub to redeliver what it missed while down
     (:mod:`bot.server.recovery`) and looks for runs a crash left behind, again every
     ``reconcile_interval`` seconds (five lease lengths by default). ``github_options`` go to
-    the GitHub client (retry policy, clocks: tests). ``run_workers=False`` stores deliveries
+    the GitHub client (retry policy, clocks: tests). With ``settings.pages`` the run pages and
+    their GitHub sign-in are served too (:mod:`bot.pages.routes`; ``page_options`` go to
+    ``add_run_pages``: the page renderer, clocks). ``run_workers=False`` stores deliveries
     without processing them (tests of the intake alone). Raises :class:`GwiError` when no
     webhook secret is configured.
     """
@@ -137,6 +140,10 @@ def create_app(
     app.router.add_post("/webhook", handle_webhook)
     app.router.add_get("/healthz", handle_healthz)
     app.router.add_get("/metrics", handle_metrics)
+    if settings.pages is not None:
+        from bot.pages.routes import add_run_pages
+
+        add_run_pages(app, settings, **dict(page_options or {}))
     return app
 
 

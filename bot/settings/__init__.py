@@ -1,6 +1,7 @@
 """Settings: one tree read from the environment once, frozen, and passed explicitly (never a
 global). The root holds where gwi keeps its data; its groups are the web process (`server`), the
-GitHub App (`github`, absent until its variables are set) and the LLM (`llm`). Every bad value is
+GitHub App (`github`, absent until its variables are set), the LLM (`llm`) and the run pages' sign-in
+(`pages`, absent until its four variables are set). Every bad value is
 reported by `bot.settings.describe.describe_error`: one line naming the variable.
 """
 
@@ -15,19 +16,24 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import GwiError
+from bot.schemas.run import RUN_ID_RE
 from bot.settings.describe import describe_error
 from bot.settings.github_group import GitHubSettings
 from bot.settings.llm_group import JsonMode, LlmSettings
+from bot.settings.pages_group import PagesSettings
 from bot.settings.server_group import ServerSettings
 
 __all__ = [
     "GitHubSettings",
     "JsonMode",
     "LlmSettings",
+    "PagesSettings",
     "ServerSettings",
     "Settings",
     "describe_error",
     "load_settings",
+    "pages_enabled",
+    "run_page_url",
     "variables",
 ]
 
@@ -54,6 +60,7 @@ class Settings(BaseSettings):
     server: Annotated[ServerSettings, NoDecode] = Field(default_factory=ServerSettings)
     github: Annotated[GitHubSettings | None, NoDecode] = None
     llm: Annotated[LlmSettings, NoDecode] = Field(default_factory=LlmSettings)
+    pages: Annotated[PagesSettings | None, NoDecode] = None
 
     @field_validator("data_dir", "signing_key", mode="before")
     @classmethod
@@ -87,15 +94,29 @@ _ROOT_ALIASES = frozenset({"GWI_DATA_DIR", "GWI_SIGNING_KEY", "GWI_KEY_IN_WORK_T
 
 def variables() -> list[str]:
     """Every environment variable gwi reads (docs/configuration.md lists each; a test checks)."""
-    from bot.settings import github_group, llm_group
+    from bot.settings import github_group, llm_group, pages_group
 
     names = {field.alias for group in (Settings, ServerSettings)
              for field in group.model_fields.values() if field.alias}
-    for module in (github_group, llm_group):
+    for module in (github_group, llm_group, pages_group):
         names |= {value for key, value in vars(module).items()
                   if key.startswith("ENV_") and isinstance(value, str)}
     names |= set(llm_group.API_KEY_ENV.values())
     return sorted(names)
+
+
+def pages_enabled(settings: Settings) -> bool:
+    """Whether `gwi serve` serves run pages (and links to them are posted)."""
+    return settings.pages is not None
+
+
+def run_page_url(settings: Settings, run_id: str) -> str | None:
+    """The run's page, to link from GitHub; None while pages are off (then nothing links)."""
+    if settings.pages is None:
+        return None
+    if not RUN_ID_RE.fullmatch(run_id):
+        raise GwiError(f"not a run id: {run_id!r}")
+    return f"{settings.pages.public_url}/runs/{run_id}"
 
 
 def default_data_dir(environ: Mapping[str, str]) -> Path:
@@ -113,7 +134,8 @@ def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
     """
     given = dict(overrides or {})
     # A whole group may be given as it is (tests, or a caller that built it already).
-    groups = {name: given.pop(name) for name in ("server", "github", "llm") if name in given}
+    groups = {name: given.pop(name) for name in ("server", "github", "llm", "pages")
+              if name in given}
     environ = {**os.environ, **{k: v for k, v in given.items() if isinstance(v, str)}}
     try:
         server = groups.get("server") or ServerSettings(
@@ -121,8 +143,10 @@ def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
         github = (groups["github"] if "github" in groups
                   else GitHubSettings.from_environment(environ))
         llm = groups["llm"] if "llm" in groups else LlmSettings.from_env(environ)
+        pages = (groups["pages"] if "pages" in groups
+                 else PagesSettings.from_environment(environ))
         root = {k: v for k, v in given.items() if k in _ROOT_ALIASES}
-        return Settings(**root, server=server, github=github, llm=llm)
+        return Settings(**root, server=server, github=github, llm=llm, pages=pages)
     except ValidationError as exc:
         names = {name: field.alias for group in (Settings, ServerSettings)
                  for name, field in group.model_fields.items() if field.alias}

@@ -11,6 +11,9 @@ status, and fails the test at teardown unless the test consumes it with ``pop_vi
 Responses are built from the OpenAPI description's own examples with the fake's state laid
 over them, and are themselves checked loosely against the response schemas (missing required
 fields and nulls tolerated: the examples predate some fields).
+
+GitHub's web sign-in (the OAuth web flow of an App), ``GET /user`` and token revocation are not in
+the description; ``ops_oauth.py`` checks them against what GitHub's documentation says.
 """
 
 from __future__ import annotations

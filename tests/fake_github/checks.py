@@ -159,6 +159,9 @@ class RequestChecks:
         return body
 
     def _check_scope(self, op: Operation, token: Token, repo: Repo) -> None:
+        if token.user is not None:
+            self._check_user_scope(op, token, repo)
+            return
         if token.repositories is not None and repo.full_name.lower() not in token.repositories:
             raise Answer(
                 404,

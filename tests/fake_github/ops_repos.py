@@ -14,7 +14,10 @@ class ReposOps:
 
     def _op_repos_get(self, ctx: Context) -> tuple[int, Any, dict[str, str]]:
         assert ctx.repo is not None
-        return 200, self._repo_json(ctx.repo), {}
+        data = self._repo_json(ctx.repo)
+        if ctx.token is not None and ctx.token.user is not None:  # as that person sees it
+            data["permissions"] = self.user_permissions(ctx.token.user, ctx.repo)
+        return 200, data, {}
 
     def _op_repos_get_collaborator_permission_level(
         self, ctx: Context

@@ -18,6 +18,7 @@ from tests.fake_github.ops_apps import AppsOps
 from tests.fake_github.ops_checks import ChecksOps
 from tests.fake_github.ops_git import GitOps
 from tests.fake_github.ops_issues import IssuesOps
+from tests.fake_github.ops_oauth import OAuthOps
 from tests.fake_github.ops_pulls import PullsOps
 from tests.fake_github.ops_repos import ReposOps
 from tests.fake_github.shapes import Shapes
@@ -40,7 +41,8 @@ from tests.fake_github.state import (
 )
 
 
-class FakeGitHub(RequestChecks, AppsOps, ReposOps, ChecksOps, IssuesOps, PullsOps, GitOps, Shapes):
+class FakeGitHub(RequestChecks, AppsOps, ReposOps, ChecksOps, IssuesOps, PullsOps, GitOps, OAuthOps,
+                 Shapes):
     """In-memory GitHub. Seed with ``add_*``/``set_*``, inspect attributes, inject ``fault``s.
 
     A story, with the fixtures of ``tests/conftest.py``::
@@ -97,6 +99,7 @@ class FakeGitHub(RequestChecks, AppsOps, ReposOps, ChecksOps, IssuesOps, PullsOp
 
         self._ids = itertools.count(1001)
         self._closing = asyncio.Event()
+        self._init_oauth()
 
     def add_installation(
         self, installation_id: int, account: str, permissions: dict[str, str] | None = None
@@ -244,6 +247,7 @@ class FakeGitHub(RequestChecks, AppsOps, ReposOps, ChecksOps, IssuesOps, PullsOp
 
     def make_app(self) -> web.Application:
         app = web.Application()
+        self._oauth_routes(app)  # GitHub's web sign-in and GET /user: not in the description
         app.router.add_route("*", "/{tail:.*}", self._handle)
         return app
 

@@ -66,6 +66,7 @@ class Token:
     permissions: dict[str, str]
     expires_at: datetime
     revoked: bool = False
+    user: str | None = None  # a user's token (the OAuth web flow, ops_oauth.py): whose
 
 
 @dataclass

@@ -1,0 +1,264 @@
+"""The run pages' routes: a run's page, its bundle and patch behind sign-in, the public key, static.
+
+Every run route asks, in this order: is someone signed in (else a redirect to sign in, and not a
+byte of the run)? is the id a run id (checked before it names a path)? does the run exist, and
+can this person read its repository on GitHub? A run that does not exist and a run the person
+may not see get the same 404, so a page never confirms that a run exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib
+import io
+import os
+import stat
+import tarfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol, cast
+
+from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from bot import logs
+from bot.errors import GwiError
+from bot.pages.access import AccessCache
+from bot.pages.github_user import GitHubUnavailable, TokenRejected
+from bot.pages.sessions import CookieSealer
+from bot.pages.signin import PAGES, PagesContext, add_signin_routes, login_redirect
+from bot.runs.bundle import RunNotFound
+from bot.runs.ids import check_run_id
+from bot.runs.store import RunStore
+from bot.settings import Settings
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+STATIC_PREFIX = "/static"
+KEY_PATH = "/.well-known/gwi-signing-key"
+#: Pages may load what gwi serves and nothing else; no page may frame them.
+CSP = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+NOT_FOUND = "Not found.\n"
+
+log = logs.get_logger("gwi.pages")
+
+
+class RenderPage(Protocol):
+    """`bot.pages.render.render_run_page`'s signature (the page itself is built there)."""
+
+    def __call__(self, store: RunStore, run_id: str, *, trusted_keys: frozenset[str],
+                 static_prefix: str = ..., anchor: tuple[int, str] | None = ...) -> str: ...
+
+
+class RunPages:
+    """The run routes' shared parts: the store, how a page is rendered, the signing key's file."""
+
+    def __init__(self, settings: Settings, render: RenderPage | None) -> None:
+        self.store = RunStore.from_settings(settings)
+        self.key_path = settings.signing_key_path
+        self._render = render
+
+    def render(self) -> RenderPage:
+        if self._render is None:  # imported when first used: the page module is P1's
+            module = importlib.import_module("bot.pages.render")
+            self._render = cast(RenderPage, module.render_run_page)
+        return self._render
+
+
+RUN_PAGES = web.AppKey("run_pages", RunPages)
+
+
+def add_run_pages(app: web.Application, settings: Settings, *, render: RenderPage | None = None,
+                  clock: Callable[[], float] | None = None,
+                  wall_clock: Callable[[], float] | None = None) -> None:
+    """Add sign-in, the run routes, the public key and the static files to ``app``.
+
+    ``render`` builds a run's HTML (default: `bot.pages.render.render_run_page`); ``clock``
+    (monotonic) times the access answers and ``wall_clock`` (Unix seconds) the cookies: tests.
+    """
+    pages = settings.pages
+    if pages is None:
+        raise GwiError("run pages are off: set GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET,"
+                       " GWI_PUBLIC_URL and GWI_SESSION_SECRET")
+    sealer = CookieSealer(pages.session_secret.get_secret_value(), clock=wall_clock or time.time)
+    access = AccessCache(pages, clock=clock or time.monotonic)
+    ctx = app[PAGES] = PagesContext(pages, sealer, access)
+    app[RUN_PAGES] = RunPages(settings, render)
+    app.cleanup_ctx.append(ctx.http_session)
+    app.on_response_prepare.append(_security_headers)
+    add_signin_routes(app)
+    app.router.add_get("/runs/{run_id}", run_page)
+    app.router.add_get("/runs/{run_id}/bundle.tar.gz", run_bundle)
+    app.router.add_get("/runs/{run_id}/patch.diff", run_patch)
+    app.router.add_get(KEY_PATH, signing_key)
+    STATIC_DIR.mkdir(exist_ok=True)
+    app.router.add_static(STATIC_PREFIX, STATIC_DIR, follow_symlinks=False)
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CSP)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("X-Frame-Options", "DENY")
+    if request.path.startswith(("/runs/", "/login", "/oauth/", "/logout")):
+        headers["Cache-Control"] = "no-store"
+
+
+async def _readable_run(request: web.Request) -> str:
+    """The run id of a request the signed-in person may see; else the answer, raised."""
+    ctx: PagesContext = request.app[PAGES]
+    session = ctx.session_of(request)
+    if session is None:
+        raise login_redirect(request)
+    try:
+        run_id = check_run_id(request.match_info["run_id"])
+    except GwiError:
+        raise web.HTTPNotFound(text=NOT_FOUND) from None
+    store = request.app[RUN_PAGES].store
+    try:
+        context = await asyncio.to_thread(store.read_context, run_id)
+    except RunNotFound:
+        raise web.HTTPNotFound(text=NOT_FOUND) from None
+    except GwiError as exc:  # damaged: whose repository it is cannot be trusted, so nobody's
+        log.warning("pages.run_unreadable", run_id=run_id, error=str(exc)[:200])
+        raise web.HTTPNotFound(text=NOT_FOUND) from None
+    full_name = context.repository.full_name
+    try:
+        allowed = await ctx.access.can_read(ctx.client(), user_id=session.user_id,
+                                            token=session.token, full_name=full_name)
+    except TokenRejected:
+        ctx.access.forget_user(session.user_id)
+        redirect = login_redirect(request)
+        ctx.end_session(redirect)
+        raise redirect from None
+    except GitHubUnavailable as exc:
+        log.warning("pages.access_unknown", run_id=run_id, error=str(exc)[:200])
+        raise web.HTTPBadGateway(text="GitHub did not answer whether you may read this;"
+                                      " try again in a moment.\n") from None
+    if not allowed:
+        log.info("pages.access_denied", run_id=run_id, login=session.login,
+                 repository=full_name)
+        raise web.HTTPNotFound(text=NOT_FOUND)
+    return run_id
+
+
+async def run_page(request: web.Request) -> web.Response:
+    run_id = await _readable_run(request)
+    run_pages = request.app[RUN_PAGES]
+    render = run_pages.render()
+    trusted = await asyncio.to_thread(_trusted_keys, run_pages.key_path)
+    try:
+        html = await asyncio.to_thread(render, run_pages.store, run_id, trusted_keys=trusted,
+                                       static_prefix=STATIC_PREFIX, anchor=None)
+    except RunNotFound:
+        raise web.HTTPNotFound(text=NOT_FOUND) from None
+    return web.Response(text=html, content_type="text/html", charset="utf-8")
+
+
+async def run_patch(request: web.Request) -> web.Response:
+    run_id = await _readable_run(request)
+    store = request.app[RUN_PAGES].store
+    try:
+        patch = await asyncio.to_thread(store.read_bytes, run_id, "patch.diff")
+    except RunNotFound:
+        raise web.HTTPNotFound(text=NOT_FOUND) from None
+    if patch is None:
+        raise web.HTTPNotFound(text="This run has no patch (yet).\n")
+    return web.Response(body=patch, content_type="text/plain", charset="utf-8")
+
+
+async def run_bundle(request: web.Request) -> web.Response:
+    run_id = await _readable_run(request)
+    store = request.app[RUN_PAGES].store
+    try:
+        body = await asyncio.to_thread(bundle_archive, store, run_id)
+    except RunNotFound:
+        raise web.HTTPNotFound(text=NOT_FOUND) from None
+    return web.Response(body=body, content_type="application/gzip", headers={
+        "Content-Disposition": f'attachment; filename="{run_id}.tar.gz"'})
+
+
+def bundle_archive(store: RunStore, run_id: str) -> bytes:
+    """The run folder as stored, as ``<run id>/<file>`` entries of a tar.gz.
+
+    Only regular files are taken (never a link out of the folder), and not the hidden
+    ``.<name>.<random>.tmp`` files of a write in flight, which are not part of the bundle.
+    """
+    folder = store.run_dir(run_id)
+    try:
+        names = sorted(os.listdir(folder))
+    except FileNotFoundError:
+        raise RunNotFound(f"no run {run_id}") from None
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+        top = tarfile.TarInfo(run_id)
+        top.type, top.mode = tarfile.DIRTYPE, 0o755
+        tar.addfile(top)
+        for name in names:
+            if name.startswith("."):
+                continue
+            data, mtime = _read_regular(folder / name)
+            if data is None:
+                continue
+            info = tarfile.TarInfo(f"{run_id}/{name}")
+            info.size, info.mtime, info.mode = len(data), int(mtime), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def _read_regular(path: Path) -> tuple[bytes | None, float]:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:  # a link, or gone since the listing
+        return None, 0.0
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            return None, 0.0
+        return handle.read(), info.st_mtime
+
+
+def _public_key(path: Path) -> Ed25519PublicKey | None:
+    """The signing key's public half, or None when there is no key; never creates one."""
+    try:
+        pem = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    key = serialization.load_pem_private_key(pem, password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise GwiError(f"the signing key {path} is not an Ed25519 key")
+    return key.public_key()
+
+
+def _trusted_keys(path: Path) -> frozenset[str]:
+    try:
+        key = _public_key(path)
+    except (GwiError, ValueError, TypeError, OSError):
+        return frozenset()
+    if key is None:
+        return frozenset()
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return frozenset({raw.hex()})
+
+
+async def signing_key(request: web.Request) -> web.Response:
+    """The public key that signs bundles, in PEM, with its fingerprint: public, no sign-in."""
+    path = request.app[RUN_PAGES].key_path
+    try:
+        key = await asyncio.to_thread(_public_key, path)
+    except (GwiError, ValueError, TypeError, OSError) as exc:
+        log.error("pages.signing_key_unusable", error=str(exc)[:200])
+        raise web.HTTPInternalServerError(text="The signing key cannot be read.\n") from None
+    if key is None:
+        raise web.HTTPNotFound(text="This gwi has no signing key yet: it makes one when it"
+                                    " seals its first run (`gwi key show` tells more).\n")
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    pem = key.public_bytes(serialization.Encoding.PEM,
+                           serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
+    text = ("gwi bundle signing key (Ed25519)\n"
+            f"fingerprint: sha256:{hashlib.sha256(raw).hexdigest()}\n"
+            f"public key (hex): {raw.hex()}\n\n{pem}")
+    return web.Response(text=text, content_type="text/plain", charset="utf-8")
