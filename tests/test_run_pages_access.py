@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from yarl import URL
 
 from bot.pages.signin import safe_next
+from bot.runs.signing import rotate
 from bot.runs.store import RunStore
 from bot.runs.verify import verify_bundle
 from bot.schemas.common import sha256_hex
@@ -477,7 +478,7 @@ async def test_the_bundle_unpacks_to_the_stored_files_and_verifies(
     assert sorted(p.name for p in unpacked.iterdir()) == sorted(p.name for p in stored.iterdir())
     for path in stored.iterdir():
         assert (unpacked / path.name).read_bytes() == path.read_bytes()
-    report = verify_bundle(unpacked, trusted_key=world.store.signer.public_key_hex)
+    report = verify_bundle(unpacked, trusted_keys={world.store.signer.public_key_hex})
     assert report.ok, report.problems
 
     patch = await world.client.get(f"/runs/{run_id}/patch.diff")
@@ -500,8 +501,12 @@ async def test_the_signing_key_is_public_and_never_created(
     public = serialization.load_pem_public_key(text[text.index("-----BEGIN"):].encode())
     raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     assert raw.hex() == signer.public_key_hex
-    assert f"fingerprint: sha256:{hashlib.sha256(raw).hexdigest()}" in text
+    assert f"fingerprint: SHA256:{hashlib.sha256(raw).hexdigest()}" in text
     assert "PRIVATE" not in text
+    old = signer.public_key_hex
+    rotate(key_file)  # the retired key stays listed: old bundles verify against it
+    text = await (await world.client.get("/.well-known/gwi-signing-key")).text()
+    assert old in text.split("retired keys")[1] and old not in text.split("retired keys")[0]
 
 
 async def test_pages_are_off_without_their_settings(aiohttp_client: Any, tmp_path: Path) -> None:

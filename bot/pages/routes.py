@@ -9,7 +9,6 @@ may not see get the same 404, so a page never confirms that a run exists.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import importlib
 import io
 import os
@@ -21,8 +20,6 @@ from pathlib import Path
 from typing import Protocol, cast
 
 from aiohttp import web
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from bot import logs
 from bot.errors import GwiError
@@ -32,6 +29,13 @@ from bot.pages.sessions import CookieSealer
 from bot.pages.signin import PAGES, PagesContext, add_signin_routes, login_redirect
 from bot.runs.bundle import RunNotFound
 from bot.runs.ids import check_run_id
+from bot.runs.signing import (
+    fingerprint,
+    load_signer,
+    public_key_pem,
+    retired_keys,
+    trusted_keys,
+)
 from bot.runs.store import RunStore
 from bot.settings import Settings
 
@@ -221,44 +225,37 @@ def _read_regular(path: Path) -> tuple[bytes | None, float]:
         return handle.read(), info.st_mtime
 
 
-def _public_key(path: Path) -> Ed25519PublicKey | None:
-    """The signing key's public half, or None when there is no key; never creates one."""
-    try:
-        pem = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    key = serialization.load_pem_private_key(pem, password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise GwiError(f"the signing key {path} is not an Ed25519 key")
-    return key.public_key()
-
-
 def _trusted_keys(path: Path) -> frozenset[str]:
     try:
-        key = _public_key(path)
-    except (GwiError, ValueError, TypeError, OSError):
+        return trusted_keys(path)
+    except (GwiError, OSError):
         return frozenset()
-    if key is None:
-        return frozenset()
-    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return frozenset({raw.hex()})
+
+
+def _key_text(path: Path) -> str | None:
+    signer = load_signer(path)  # never creates a key
+    if signer is None:
+        return None
+    public = signer.public_key_hex
+    lines = ["gwi bundle signing key (Ed25519)", f"fingerprint: {fingerprint(public)}",
+             f"public key (hex): {public}", "", public_key_pem(public).rstrip("\n")]
+    retired = retired_keys(path)
+    if retired:  # bundles signed before a rotation verify against these
+        lines += ["", "retired keys, still trusted for bundles signed before a rotation (hex):"]
+        lines += [f"  {key}  {fingerprint(key)}" for key in retired]
+    return "\n".join(lines) + "\n"
 
 
 async def signing_key(request: web.Request) -> web.Response:
-    """The public key that signs bundles, in PEM, with its fingerprint: public, no sign-in."""
+    """The public key that signs bundles, in PEM, with its fingerprint, and the retired keys
+    still trusted: public, no sign-in."""
     path = request.app[RUN_PAGES].key_path
     try:
-        key = await asyncio.to_thread(_public_key, path)
+        text = await asyncio.to_thread(_key_text, path)
     except (GwiError, ValueError, TypeError, OSError) as exc:
         log.error("pages.signing_key_unusable", error=str(exc)[:200])
         raise web.HTTPInternalServerError(text="The signing key cannot be read.\n") from None
-    if key is None:
+    if text is None:
         raise web.HTTPNotFound(text="This gwi has no signing key yet: it makes one when it"
                                     " seals its first run (`gwi key show` tells more).\n")
-    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    pem = key.public_bytes(serialization.Encoding.PEM,
-                           serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
-    text = ("gwi bundle signing key (Ed25519)\n"
-            f"fingerprint: sha256:{hashlib.sha256(raw).hexdigest()}\n"
-            f"public key (hex): {raw.hex()}\n\n{pem}")
     return web.Response(text=text, content_type="text/plain", charset="utf-8")
