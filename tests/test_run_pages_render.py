@@ -26,6 +26,7 @@ from bot.schemas.resolve import ResolveResult
 from bot.schemas.state import Outcome, RunState
 from tests.builders import resolve as resolve_doc
 from tests.fake_llm import json_text
+from tests.gate_world import BRANCH, PR, ROLES, approve, awaiting
 from tests.support import commit_files, git
 
 STATIC = Path(__file__).resolve().parent.parent / "bot" / "pages" / "static"
@@ -173,8 +174,9 @@ def test_rendering_writes_nothing_and_an_unknown_run_is_not_found(store: RunStor
     before = _snapshot(folder)
     _page(store, applied_run)
     assert _snapshot(folder) == before
-    with pytest.raises(RunNotFound):
-        _page(store, "20260101T000000Z-abcdefghijklmnopqrst")
+    for unknown in ("20260101T000000Z-abcdefghijklmnopqrst", f"../{applied_run}", "../../etc"):
+        with pytest.raises(RunNotFound):
+            _page(store, unknown)
 
 
 def test_regions_left_to_a_person_and_llm_proposals_are_marked_and_escaped(
@@ -183,7 +185,8 @@ def test_regions_left_to_a_person_and_llm_proposals_are_marked_and_escaped(
     evil = f"z{XSS}.py"
     repo = make_repo({"a_llm.py": "import os\n\nLIMIT = 10\nNAME = 'app'\n",
                       evil: "TITLE = 't'\nNAME = 'app'\nEND = 1\n"})
-    git(repo, "checkout", "-q", "-b", "feature")
+    branch = f"feat{XSS}"  # git allows < and > in a branch name
+    git(repo, "checkout", "-q", "-b", branch)
     commit_files(repo, {"a_llm.py": "import os\n\nLIMIT = 20\nNAME = 'app'\n",
                         evil: f"TITLE = '{XSS}'\nNAME = 'app'\nEND = 1\n"}, "feature")
     git(repo, "checkout", "-q", "main")
@@ -199,7 +202,7 @@ def test_regions_left_to_a_person_and_llm_proposals_are_marked_and_escaped(
                                          "explanation": "the base's name",
                                          "confidence": 90}]}))
     settings = llm_settings_for("openai")
-    run_id = start_local_run(store, repo, "main", "feature", "me", settings.agent_config)
+    run_id = start_local_run(store, repo, "main", branch, "me", settings.agent_config)
     ctx = Engine(store, llm=make_llm(settings)).advance(run_id)
     assert ctx.outcome is Outcome.NEEDS_HUMAN, ctx.history[-1].reason
 
@@ -216,6 +219,7 @@ def test_regions_left_to_a_person_and_llm_proposals_are_marked_and_escaped(
     page = _page(store, run_id)
     assert "<script" not in page.lower()
     text = _text(page)
+    assert f"Head {branch} at" in text
     decided = text.split("2. What gwi decided")[1].split("3. Complexity")[0]
     assert f"LLM-proposed by {settings.model}" in decided
     assert f"newer limit {XSS}" in decided  # the LLM's reason, as text
@@ -257,3 +261,26 @@ def test_a_megabyte_patch_renders_whole_and_fast(store: RunStore,
 def test_the_diff_stylesheet_is_the_one_pygments_writes() -> None:
     assert (STATIC / "diff.css").read_text(encoding="utf-8") == stylesheet()
     assert (STATIC / "run-page.css").is_file()
+
+
+async def test_a_github_approval_shows_the_role_the_comment_and_the_push(
+        make_bot: Callable[..., Any]) -> None:
+    bot, view = await awaiting(make_bot)
+    await bot.deliver("issue_comment", bot.comment_payload(PR, approve(view)))
+    run_id = view.ctx.run_id
+    done = RunView.load(bot.runs, run_id)
+    assert done.ctx.outcome is Outcome.APPLIED and done.approval is not None
+    text = _text(render_run_page(bot.runs, run_id,
+                                 trusted_keys=frozenset({bot.runs.signer.public_key_hex})))
+    assert done.ctx.pull_request is not None
+    assert f"pull request #{PR}" in text and done.ctx.pull_request.url in text
+    assert "Started by" in text
+    approval_part = text.split("5. Approval and push")[1].split("6. Audit log")[0]
+    comment = done.approval.comment
+    assert comment is not None and comment.url.startswith("http")
+    assert f"Approved by maya (github_user) Role at approval {ROLES['maya']}" in approval_part
+    assert f"Comment {comment.url}" in approval_part
+    pushed = git(bot.remote.bare, "rev-parse", f"refs/heads/{BRANCH}").strip()
+    assert f"Commit {pushed}" in approval_part and f"of {bot.repo}" in approval_part
+    assert f"still at {done.ctx.head.sha}" in approval_part
+    assert "Verified right now: yes." in text

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from pydantic import ValidationError
 
+from bot.errors import GwiError
 from bot.pages.patch_view import PatchView, patch_view
 from bot.pages.verification import AnchorCheck, Verification, check_anchor, verify_now
 from bot.runs.audit import ChainError, parse_chain
@@ -185,8 +186,12 @@ def _conflicted(resolve: ResolveResult | None,
 def gather(store: RunStore, run_id: str, *, trusted_keys: frozenset[str],
            anchor: tuple[int, str] | None = None) -> PageContent:
     """Everything the page shows of one run; raises `RunNotFound` for an unknown run."""
-    if not store.exists(run_id):
-        raise RunNotFound(f"no run {run_id}")
+    try:
+        known = store.exists(run_id)
+    except GwiError:  # not a run id at all (a path, a typo): no such run
+        known = False
+    if not known:
+        raise RunNotFound(f"no run {run_id!r}")
     ctx = store.read_context(run_id)
     damaged: list[str] = []
     triage = _model(store, run_id, "triage.json", TriageResult, damaged)
