@@ -284,3 +284,57 @@ async def test_a_github_approval_shows_the_role_the_comment_and_the_push(
     assert f"Commit {pushed}" in approval_part and f"of {bot.repo}" in approval_part
     assert f"still at {done.ctx.head.sha}" in approval_part
     assert "Verified right now: yes." in text
+
+
+def _awaiting(store: RunStore, make_repo: Callable[..., Path]) -> str:
+    repo = make_repo({"requirements.txt": "requests==2.0.0\n"})
+    git(repo, "checkout", "-q", "-b", "feature")
+    commit_files(repo, {"requirements.txt": "requests==2.1.0\n"}, "feature")
+    git(repo, "checkout", "-q", "main")
+    commit_files(repo, {"requirements.txt": "requests==2.2.0\n"}, "main")
+    git(repo, "checkout", "-q", "--detach")
+    run_id = start_local_run(store, repo, "main", "feature", "me", {"provider": "offline"})
+    assert Engine(store).advance(run_id).state is RunState.AWAITING_APPROVAL
+    return run_id
+
+
+def test_a_run_still_going_is_verified_but_not_yet_signed(
+        store: RunStore, make_repo: Callable[..., Path]) -> None:
+    text = _text(_page(store, _awaiting(store, make_repo)))
+    assert "awaiting_approval" in text and "Outcome not ended" in text
+    assert "Verified right now: yes." in text and "Not signed yet" in text
+    assert "Not approved." in text
+
+
+def test_a_bundle_without_region_records_says_so(store: RunStore,
+                                                 make_repo: Callable[..., Path]) -> None:
+    run_id = _awaiting(store, make_repo)
+    with store.open(run_id) as run:  # resolve.json as gwi wrote it before regions were recorded
+        old = run.read_model("resolve.json", ResolveResult)
+        assert old is not None
+        files = [f.model_copy(update={"region_details": None}) for f in old.files]
+        run.write_artifact("resolve.json", old.model_copy(update={"files": files}))
+    text = _text(_page(store, run_id))
+    assert "written before gwi recorded each region" in text and "version_bump" in text
+    assert "Verified right now: yes." in text
+
+
+def test_a_clean_merge_and_a_damaged_artifact(store: RunStore,
+                                              make_repo: Callable[..., Path]) -> None:
+    repo = make_repo({"a.py": "x = 1\n", "b.py": "y = 1\n"})
+    git(repo, "checkout", "-q", "-b", "feature")
+    commit_files(repo, {"a.py": "x = 2\n"}, "feature")
+    git(repo, "checkout", "-q", "main")
+    commit_files(repo, {"b.py": "y = 2\n"}, "main")
+    run_id = start_local_run(store, repo, "main", "feature", "me", {"provider": "offline"})
+    assert Engine(store).advance(run_id).outcome is Outcome.NO_CHANGES_NEEDED
+    text = _text(_page(store, run_id))
+    assert "No patch: the base merges into the head without conflicts" in text
+    assert "this run has no resolve.json" in text and "Verified right now: yes." in text
+
+    (store.run_dir(run_id) / "plan.json").write_text('{"summary": "<script>x</script>"}')
+    page = _page(store, run_id)
+    text = _text(page)
+    assert "Damaged artifacts" in text and "plan.json is not valid" in text
+    assert "No plan yet" in text and "Verified right now: no." in text
+    assert "<script" not in page
