@@ -338,3 +338,22 @@ def test_a_clean_merge_and_a_damaged_artifact(store: RunStore,
     assert "Damaged artifacts" in text and "plan.json is not valid" in text
     assert "No plan yet" in text and "Verified right now: no." in text
     assert "<script" not in page
+
+
+def test_a_region_longer_than_what_is_recorded_is_cut_and_says_so(
+        store: RunStore, make_repo: Callable[..., Path]) -> None:
+    ours = "".join(f"ours {i:05d}\n" for i in range(3000))  # 33,000 characters
+    repo = make_repo({"big.txt": "start\nbase\nend\n"})
+    git(repo, "checkout", "-q", "-b", "feature")
+    commit_files(repo, {"big.txt": f"start\n{ours}end\n"}, "feature")
+    git(repo, "checkout", "-q", "main")
+    commit_files(repo, {"big.txt": "start\ntheirs\nend\n"}, "main")
+    run_id = start_local_run(store, repo, "main", "feature", "me", {"provider": "offline"})
+    assert Engine(store).advance(run_id).outcome is Outcome.NEEDS_HUMAN
+    resolved = store.read_model(run_id, "resolve.json", ResolveResult)
+    assert resolved is not None
+    [region] = resolved.files[0].region_details or []
+    assert region.cut and region.ours == ours[:20_000] and region.theirs == "theirs\n"
+    text = _text(_page(store, run_id))
+    assert "longer than gwi records: it is cut here" in text
+    assert "ours 02999" in text.split("4. The patch")[1]  # the patch has all of it
