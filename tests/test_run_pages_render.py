@@ -47,12 +47,15 @@ def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
 def applied_run(store: RunStore, make_repo: Callable[..., Path]) -> str:
     """Both branches bump one pin (gwi settles it), the base brings a 160 kB file, a binary
     file and a line that is not UTF-8; approved by its hash and applied."""
-    repo = make_repo({"requirements.txt": "flask==2.0.0\nrequests==2.0.0\n", "notes.txt": "a\n"})
+    repo = make_repo({"requirements.txt": "flask==2.0.0\nrequests==2.0.0\n", "notes.txt": "a\n",
+                      "config.yml": "name: app\nx: 1\nend: true\n"})
     git(repo, "checkout", "-q", "-b", "feature")
-    commit_files(repo, {"requirements.txt": "flask==2.0.0\nrequests==2.1.0\n"}, "feature")
+    commit_files(repo, {"requirements.txt": "flask==2.0.0\nrequests==2.1.0\n",
+                        "config.yml": "name: app\nx: 2\ny: 3\nend: true\n"}, "feature")
     git(repo, "checkout", "-q", "main")
     commit_files(repo, {
         "requirements.txt": "flask==2.0.0\nrequests==2.2.0\n",
+        "config.yml": "name: app\nx: 2\nend: true\n",
         "data/big.txt": "\n".join(BIG_LINES) + "\n",
         "blob.bin": bytes(range(256)) * 4,
         "latin.txt": b"caf\xe9 " + XSS.encode() + b"\n",
@@ -86,6 +89,9 @@ def test_the_pipeline_records_each_region_as_git_left_it_and_as_gwi_settled_it(
     assert region.strategy == "version_bump" and region.resolver.value == "deterministic"
     assert [c.value for c in region.checks] == ["no_conflict_markers", "no_lost_lines",
                                                 "line_ends"]
+    [yaml_region] = {f.path: f for f in resolved.files}["config.yml"].region_details or []
+    assert yaml_region.strategy == "subsumed" and yaml_region.resolution == "x: 2\ny: 3\n"
+    assert yaml_region.checks[-1].value == "parses"  # the merged YAML was parsed
 
 
 def test_a_bundle_written_before_regions_were_recorded_still_reads() -> None:
