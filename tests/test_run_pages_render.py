@@ -306,7 +306,11 @@ def _awaiting(store: RunStore, make_repo: Callable[..., Path]) -> str:
 
 def test_a_run_still_going_is_verified_but_not_yet_signed(
         store: RunStore, make_repo: Callable[..., Path]) -> None:
-    text = _text(_page(store, _awaiting(store, make_repo)))
+    page = _page(store, _awaiting(store, make_repo), static_prefix="/assets/")
+    assert re.findall(r'<link rel="stylesheet" href="([^"]+)">', page) == [
+        "/assets/run-page.css", "/assets/diff.css"]
+    assert "<script" not in page  # no JavaScript at all
+    text = _text(page)
     assert "awaiting_approval" in text and "Outcome not ended" in text
     assert "Verified right now: yes." in text and "Not signed yet" in text
     assert "Not approved." in text
