@@ -8,13 +8,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from bot.agents.region_record import deterministic_regions, left_regions, llm_regions
 from bot.merge.checks import has_conflict_markers, lost_added_lines, parses
 from bot.merge.lines import split_lines
 from bot.repo import plumbing as git
 from bot.repo.analysis import LABELS, ConflictKind, FileConflict, MergeAnalysis
 from bot.schemas.agents import FileProposal
 from bot.schemas.common import sha256_hex
-from bot.schemas.resolve import FileResolution, FileStatus, ResolveResult, ResolverKind
+from bot.schemas.resolve import (
+    FileResolution,
+    FileStatus,
+    RegionResolution,
+    ResolveResult,
+    ResolverKind,
+)
 
 #: How sure a provably safe strategy is. Not 100: the benchmark's precision is measured, not
 #: assumed (docs/merge.md), and a person still approves every patch.
@@ -35,6 +42,8 @@ class FileOutcome:
     explanation: str
     regions_resolved: int
     content: bytes | None  # what goes into the merged tree; None leaves git's choice there
+    #: Each region's sides and resolution, as resolve.json records them (None: not known).
+    details: tuple[RegionResolution, ...] | None = None
 
     @property
     def path(self) -> str:
@@ -53,27 +62,28 @@ def deterministic_outcome(conflict: FileConflict) -> FileOutcome:
     result = conflict.result
     if conflict.kind is ConflictKind.UNMERGEABLE or result is None:
         return FileOutcome(conflict, FileStatus.UNRESOLVED, ResolverKind.NONE, (), 0,
-                           f"left to a person: {conflict.reason}", 0, None)
+                           f"left to a person: {conflict.reason}", 0, None, ())
+    details = deterministic_regions(conflict)
     strategies = tuple(dict.fromkeys(r.strategy.value for r in result.regions if r.resolved))
     if result.clean:
         how = "; ".join(dict.fromkeys(r.explanation for r in result.regions)) or "merged"
         return FileOutcome(conflict, FileStatus.RESOLVED, ResolverKind.DETERMINISTIC,
                            strategies, result.confidence, how, conflict.regions,
-                           result.to_bytes())
+                           result.to_bytes(), details)
     left = conflict.regions - conflict.regions_resolved
     return FileOutcome(
         conflict, FileStatus.UNRESOLVED,
         ResolverKind.DETERMINISTIC if conflict.regions_resolved else ResolverKind.NONE,
         strategies, 0,
         f"{left} of {conflict.regions} regions have no provably safe resolution; they keep"
-        " their conflict markers", conflict.regions_resolved, result.to_bytes(),
+        " their conflict markers", conflict.regions_resolved, result.to_bytes(), details,
     )
 
 
 def left_alone(conflict: FileConflict, why: str) -> FileOutcome:
     """A conflicted file gwi must not resolve: git's own conflict stays in the tree."""
     return FileOutcome(conflict, FileStatus.UNRESOLVED, ResolverKind.NONE, (), 0,
-                       f"left to a person: {why}", 0, None)
+                       f"left to a person: {why}", 0, None, left_regions(conflict, why))
 
 
 # -- LLM proposals -----------------------------------------------------------------------------
@@ -138,8 +148,10 @@ def llm_request(conflict: FileConflict) -> tuple[str, str]:
     return system, prompt
 
 
-def apply_proposal(base: FileOutcome, proposal: FileProposal) -> FileOutcome:
-    """Splice an LLM's proposals into the file and keep them only if every check passes."""
+def apply_proposal(base: FileOutcome, proposal: FileProposal,
+                   model: str | None = None) -> FileOutcome:
+    """Splice an LLM's proposals into the file and keep them only if every check passes;
+    ``model`` names the LLM, recorded on each region it settled."""
     conflict = base.conflict
     assert conflict.result is not None and conflict.sides is not None
     text = conflict.result.text
@@ -180,9 +192,11 @@ def apply_proposal(base: FileOutcome, proposal: FileProposal) -> FileOutcome:
         return refuse(f"it drops {len(lost)} line(s) a side added, e.g. {lost[0].strip()[:80]!r}")
     confidence = min(LLM_CONFIDENCE_CAP, min(p.confidence for p in proposal.regions))
     why = "; ".join(p.explanation for p in proposal.regions)
+    ordered = sorted(proposal.regions, key=lambda p: p.region)
+    details = llm_regions(conflict, ordered, model, merged, LLM_CONFIDENCE_CAP) if model else None
     return FileOutcome(conflict, FileStatus.RESOLVED, ResolverKind.LLM,
                        (*base.strategies, "llm"), confidence, f"LLM proposal: {why}",
-                       conflict.regions, merged.encode("utf-8", "surrogateescape"))
+                       conflict.regions, merged.encode("utf-8", "surrogateescape"), details)
 
 
 # -- the merged tree and the patch ---------------------------------------------------------------
@@ -221,7 +235,8 @@ def build_resolution(
         FileResolution(path=o.path, status=o.status, resolver=o.resolver,
                        strategies=list(o.strategies), confidence=o.confidence,
                        explanation=o.explanation[:3900], regions=o.conflict.regions,
-                       regions_resolved=o.regions_resolved)
+                       regions_resolved=o.regions_resolved,
+                       region_details=None if o.details is None else list(o.details))
         for o in outcomes.values()
     ]
     for entry in git.diff_entries(repo, analysis.head_sha, tree):

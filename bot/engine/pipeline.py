@@ -189,7 +189,8 @@ def _resolve(engine: Engine, run: RunHandle) -> None:
         if actions.get(conflict.path) is PlannedAction.LLM and engine.llm is not None:
             system, prompt = llm_request(conflict)
             proposal = engine.ask(run, "resolve.json", FileProposal, system, prompt, RESOLVER)
-            outcomes[conflict.path] = apply_proposal(outcomes[conflict.path], proposal)
+            outcomes[conflict.path] = apply_proposal(outcomes[conflict.path], proposal,
+                                                     engine.llm.model)
     resolution = build_resolution(workspace(run.ctx), run.run_id, analysis, outcomes)
     run.write_artifact("patch.diff", resolution.patch, actor=RESOLVER)
     run.write_artifact("resolve.json", resolution.result, actor=RESOLVER)

@@ -303,6 +303,10 @@ def _region(index: int, conflict: Conflict, answer: Resolution | None,
         explanation=answer.explanation if answer is not None else (undone or UNRESOLVED),
         lines=len(conflict.base) + len(conflict.ours) + len(conflict.theirs),
         confidence=confidence,
+        base_text="".join(conflict.base),
+        ours_text="".join(conflict.ours),
+        theirs_text="".join(conflict.theirs),
+        resolution="".join(answer.lines) if answer is not None else None,
     )
 
 

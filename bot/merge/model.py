@@ -41,6 +41,12 @@ class Region:
     explanation: str
     lines: int
     confidence: int = 0  # the strategy's leave-one-out precision in percent; 0 if unsettled
+    # The region's lines as git left them (line ends normalised as the merge saw them), and
+    # the lines that settle it (None while it is a conflict): what a person reviews.
+    base_text: str = ""
+    ours_text: str = ""
+    theirs_text: str = ""
+    resolution: str | None = None
 
 
 @dataclass(frozen=True)
