@@ -138,11 +138,6 @@ def test_no_module_over_the_limit_unless_documented() -> None:
     assert stale == [], f"docs/architecture.md excuses modules that are no longer long: {stale}"
 
 
-#: Names shared on purpose, each said in docs/architecture.md ("Names"): the run page's renderer
-#: is `bot.pages.render`, the entry point the web process calls, beside what GitHub is shown.
-SHARED_NAMES = {"render": ["bot/github/render.py", "bot/pages/render.py"]}
-
-
 def test_module_names_do_not_collide() -> None:
     # Two modules with one name make every traceback, grep and import ambiguous. A schema module
     # is named after the artifact it describes (bot/schemas/triage.py is triage.json), so
@@ -153,7 +148,7 @@ def test_module_names_do_not_collide() -> None:
             continue
         names.setdefault(path.stem, []).append(str(path.relative_to(ROOT)))
     assert {name: paths for name, paths in names.items()
-            if len(paths) > 1 and SHARED_NAMES.get(name) != paths} == {}
+            if len(paths) > 1} == {}
 
 
 def test_every_module_says_its_concern() -> None:

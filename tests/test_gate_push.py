@@ -98,7 +98,7 @@ def assert_instructions_work(comment: str, fork: Path, upstream: Path, where: Pa
     """Do what the comment says, exactly, in a clone of the fork: save the patch shown as
     gwi.patch, fetch the base commit, run the commands on the PR's branch. The result must be
     the merge commit of head and base with the tree the patch describes, pushed to the fork."""
-    patch = re.search(r"\n````diff\n(.*?)\n````\n", comment, re.DOTALL)
+    patch = re.search(r"\n(?P<fence>`{3,})diff\n(.*?)\n(?P=fence)\n", comment, re.DOTALL)
     commands = re.search(r"on the pull request's branch run:\n\n```\n(.*?)\n```", comment, re.DOTALL)
     assert patch and commands, comment
     git(where.parent, "clone", "-q", "--branch", BRANCH, str(fork), str(where))
@@ -106,7 +106,7 @@ def assert_instructions_work(comment: str, fork: Path, upstream: Path, where: Pa
     base = re.search(r"git merge --no-commit ([0-9a-f]{40})", commands.group(1))
     assert base
     git(where, "fetch", "-q", str(upstream), base.group(1))  # "fetch the base commit"
-    (where / "gwi.patch").write_text(patch.group(1))
+    (where / "gwi.patch").write_text(patch.group(2) + "\n")  # a code block's last line break
     env = {**os.environ, **GIT_ENV}
     for line in commands.group(1).splitlines():
         done = subprocess.run(["sh", "-c", line], cwd=where, env=env, capture_output=True,
@@ -116,7 +116,7 @@ def assert_instructions_work(comment: str, fork: Path, upstream: Path, where: Pa
     merged = git(where, "rev-parse", "HEAD").strip()
     assert git(where, "rev-list", "--parents", "-n", "1", merged).strip().split()[1:] == [
         head, base.group(1)]
-    expected = resolved_tree(where, head, patch.group(1).encode())
+    expected = resolved_tree(where, head, (patch.group(2) + "\n").encode())
     assert git(where, "rev-parse", f"{merged}^{{tree}}").strip() == expected
     assert git(fork, "rev-parse", f"refs/heads/{BRANCH}").strip() == merged  # and pushed
     assert git(where, "show", f"{merged}:requirements.txt").strip() == (

@@ -43,7 +43,8 @@ async def test_a_conflicting_pr_gets_a_check_run_a_comment_and_a_bundle(
     assert check.external_id == view.ctx.run_id and check.head_sha == view.ctx.head.sha
     [comment] = bot.bot_comments(7)
     assert "gwi:status" in comment.body and "Complexity" in comment.body
-    assert "settings.py" in comment.body
+    assert "settings.py" in comment.body and "region 1: **left to you**" in comment.body
+    assert "LIMIT = 20\n||||||| base\nLIMIT = 10\n=======\nLIMIT = 30" in comment.body
     assert verify_bundle(bot.runs.run_dir(view.ctx.run_id)).ok
     # the same delivery again answers 200 and starts nothing
     first = bot.sent[-1]
@@ -68,6 +69,7 @@ async def test_llm_resolution_then_approval_pushes_exactly_the_patch(
     assert f"/gwi approve {view.patch_hash}" in check.output["summary"]
     [comment] = bot.bot_comments(7)
     assert f"/gwi approve {view.patch_hash}" in comment.body
+    assert "region 1: proposed by the LLM `" in comment.body and "main's limit" in comment.body
     assert bot.remote.sha("refs/heads/feature") == head_before  # nothing pushed yet
 
     await bot.deliver("issue_comment", bot.comment_payload(7, f"/gwi approve {view.patch_hash}"))

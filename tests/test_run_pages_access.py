@@ -556,9 +556,8 @@ async def test_the_fake_github_shows_its_consent_page_to_a_browser(
     assert MARKER in await (await world.client.get(done.headers["Location"])).text()
 
 
-async def test_the_real_page_is_served_once_it_exists(make_world: Callable[..., Any]) -> None:
-    """Without ``render``, the web process serves `bot.pages.render.render_run_page`."""
-    pytest.importorskip("bot.pages.render", reason="the run page's renderer is not on this branch")
+async def test_the_real_page_is_served(make_world: Callable[..., Any]) -> None:
+    """Without ``render``, the web process serves `bot.pages.run_page.render_run_page`."""
     world = await make_world(real_page=True)
     await world.sign_in("alice")
     answer = await world.client.get(f"/runs/{world.runs[ALPHA]}")

@@ -18,7 +18,7 @@ from bot.agents.llm import make_llm
 from bot.engine.local import apply_local, approve_local, start_local_run
 from bot.engine.pipeline import Engine
 from bot.pages.patch_view import stylesheet
-from bot.pages.render import render_run_page
+from bot.pages.run_page import render_run_page
 from bot.runs.bundle import RunNotFound
 from bot.runs.store import RunStore
 from bot.runs.view import RunView
@@ -304,7 +304,7 @@ def _awaiting(store: RunStore, make_repo: Callable[..., Path]) -> str:
     return run_id
 
 
-def test_a_run_still_going_is_verified_but_not_yet_signed(
+def test_a_run_still_going_is_verified_and_signed_at_every_seal(
         store: RunStore, make_repo: Callable[..., Path]) -> None:
     page = _page(store, _awaiting(store, make_repo), static_prefix="/assets/")
     assert re.findall(r'<link rel="stylesheet" href="([^"]+)">', page) == [
@@ -312,7 +312,7 @@ def test_a_run_still_going_is_verified_but_not_yet_signed(
     assert "<script" not in page  # no JavaScript at all
     text = _text(page)
     assert "awaiting_approval" in text and "Outcome not ended" in text
-    assert "Verified right now: yes." in text and "Not signed yet" in text
+    assert "Verified right now: yes." in text and "Signatures: valid" in text
     assert "Not approved." in text
 
 

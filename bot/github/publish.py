@@ -25,6 +25,7 @@ from bot.github.service import GitHubService
 from bot.queue.records import IndexedRun
 from bot.runs.view import RunView
 from bot.schemas.state import TERMINAL, Outcome
+from bot.settings import run_page_url
 
 log = logs.get_logger("gwi.publish")
 
@@ -45,11 +46,12 @@ async def ensure_check_run(gh: GitHubService, client: RepoClient, run: IndexedRu
         if existing.external_id == run.run_id:
             await gh.index.set_check_run(run.run_id, existing.id)
             return existing.id
-    view = check_view(RunView.load(gh.runs, run.run_id))
+    page = run_page_url(gh.settings, run.run_id)
+    view = check_view(RunView.load(gh.runs, run.run_id), page=page)
     try:
         created = await client.create_check_run(CHECK_NAME, run.head_sha, status=view.status,
                                                 conclusion=view.conclusion, output=view.output,
-                                                external_id=run.run_id)
+                                                external_id=run.run_id, details_url=page)
     except GitHubError as exc:
         if exc.status is None or exc.status < 500:
             raise  # no answer: the job's retry looks later; 4xx: nothing was made
@@ -73,24 +75,27 @@ async def publish(gh: GitHubService, client: RepoClient, run_id: str, *,
     if view.anchor is not None:  # kept where a bundle's holder cannot rewrite it
         await gh.index.record_anchor(run_id, *view.anchor)
     check_id = await ensure_check_run(gh, client, run)
-    shown = check_view(view)
+    page = run_page_url(gh.settings, run_id)
+    shown = check_view(view, page=page)
     await client.update_check_run(check_id, status=shown.status, conclusion=shown.conclusion,
-                                  output=shown.output)
+                                  output=shown.output, details_url=page)
     if comment:
-        await publish_comment(client, run.pr, view)
+        await publish_comment(client, run.pr, view, page=page)
     state = view.ctx.state
     if state in TERMINAL or (comment and state in STOPS):
         # Recorded only once GitHub has it all: a crash before this line is published again.
         await gh.index.set_published(run_id, state.value, finished=state in TERMINAL)
 
 
-async def publish_comment(client: RepoClient, number: int, view: RunView) -> None:
+async def publish_comment(client: RepoClient, number: int, view: RunView, *,
+                          page: str | None) -> None:
     """One comment per pull request, edited in place. A run with nothing to say (no conflicts)
-    writes none, but brings an existing one up to date."""
+    writes none, but brings an existing one up to date. ``page`` is the run page's URL (None
+    while run pages are off)."""
     quiet = view.ctx.outcome is Outcome.NO_CHANGES_NEEDED
     if quiet and await client.find_marked_comment(number, COMMENT_MARKER) is None:
         return
-    await client.upsert_marked_comment(number, COMMENT_MARKER, comment_body(view))
+    await client.upsert_marked_comment(number, COMMENT_MARKER, comment_body(view, page=page))
 
 
 async def report_config_error(client: RepoClient, head_sha: str, error: RepoConfigError) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.github.models import CheckConclusion, CheckOutput, CheckStatus
+from bot.github.resolution_view import fenced, resolution_view
 from bot.runs.view import RunView
+from bot.schemas.resolve import FileStatus
 from bot.schemas.review import Severity
 from bot.schemas.state import Outcome, RunState
 
@@ -16,6 +18,8 @@ COMMENT_MARKER = "status"
 MAX_SUMMARY = 60_000
 MAX_COMMENT = 60_000
 MAX_DIFF_IN_COMMENT = 40_000
+#: The resolution view gets this much of a comment; whole files only.
+MAX_VIEW_IN_COMMENT = 15_000
 
 _HELP = """\
 **gwi** resolves this pull request's merge conflicts with its base branch and pushes only what
@@ -79,14 +83,14 @@ def needs_human_next_step(view: RunView) -> str:
             " new head.")
 
 
-def check_view(view: RunView) -> CheckView:
-    """The check-run for a run in any state."""
+def check_view(view: RunView, *, page: str | None = None) -> CheckView:
+    """The check-run for a run in any state; ``page`` is the run page's URL, when pages are on."""
     ctx = view.ctx
     state = ctx.state
     if state not in (RunState.DONE, RunState.ABORTED, RunState.FAILED, RunState.AWAITING_APPROVAL):
         status: CheckStatus = "queued" if state is RunState.QUEUED else "in_progress"
         title = f"gwi: {_STAGE_TEXT[state]}"
-        return CheckView(status, None, CheckOutput(title=title, summary=_summary(view)))
+        return CheckView(status, None, CheckOutput(title=title, summary=_summary(view, page)))
     conclusion: CheckConclusion
     if state is RunState.AWAITING_APPROVAL:
         conclusion, title = "action_required", "Conflicts resolved: approve the patch to push it"
@@ -106,14 +110,17 @@ def check_view(view: RunView) -> CheckView:
             ctx.outcome or Outcome.CANCELLED, "Cancelled")
     else:
         conclusion, title = "failure", "gwi failed"
-    return CheckView("completed", conclusion, CheckOutput(title=title, summary=_summary(view),
+    return CheckView("completed", conclusion, CheckOutput(title=title, summary=_summary(view, page),
                                                           text=_details(view)))
 
 
-def _summary(view: RunView) -> str:
+def _summary(view: RunView, page: str | None) -> str:
     ctx = view.ctx
     lines = [f"Run `{ctx.run_id}`: **{ctx.state.value}**"
              + (f" ({ctx.outcome.value})" if ctx.outcome else ""), ""]
+    if page:
+        lines += [(f"**[The run page]({page})** shows the whole patch, each region gwi decided"
+                   " beside git's conflict, and the audit log, verified."), ""]
     if view.anchor is not None:  # first, so no cut of a long summary loses it
         seq, digest = view.anchor
         lines += [(f"Audit anchor `{seq}:{digest}`: a copy of the bundle is checked against it"
@@ -165,8 +172,10 @@ def _findings(view: RunView) -> str:
     return "\n".join(rows) or "- none"
 
 
-def comment_body(view: RunView) -> str:
-    """gwi's one living comment on the pull request, for the run it describes."""
+def comment_body(view: RunView, *, page: str | None = None) -> str:
+    """gwi's one living comment on the pull request, for the run it describes: what gwi decided
+    region by region, and the whole patch when it fits; when it does not, the comment says so
+    and links the run page (``page``, None while pages are off), which shows all of it."""
     ctx = view.ctx
     head = f"### gwi: {_STAGE_TEXT.get(ctx.state, ctx.state.value)}"
     if ctx.outcome:
@@ -174,6 +183,9 @@ def comment_body(view: RunView) -> str:
     lines = [head, "",
              (f"Run `{ctx.run_id}` on `{ctx.head.sha[:12]}` (merging `{ctx.base.ref}`"
              f" `{ctx.base.sha[:12]}`).")]
+    if page:
+        lines[-1] += (f" **[The run page]({page})** shows the whole patch, each region beside"
+                      " git's conflict, and the verified audit log.")
     if ctx.error:
         lines += ["", f"**Error:** {ctx.error}"]
     if ctx.state is RunState.ABORTED:  # stale, refused at the push, cancelled: say why
@@ -193,25 +205,43 @@ def comment_body(view: RunView) -> str:
                              + "".join(f"; {r}" for r in f.human_reasons))
     if view.review:
         lines += ["", f"**Review: {view.review.verdict.value}**", _findings(view)]
+    if view.resolve and any(f.status is not FileStatus.MERGED_CLEANLY
+                            for f in view.resolve.files):
+        decided, whole = resolution_view(view.resolve, MAX_VIEW_IN_COMMENT)
+        lines += ["", *decided]
+        if not whole:
+            lines.append(f"[The run page]({page}) shows every file." if page else
+                         "The rest is in the run bundle (`gwi runs show`); turning on run pages"
+                         " shows all of it on a page (README, \"Run pages\").")
+    patch_shown = False
     if view.patch:
         diff = view.patch.decode("utf-8", "replace")
-        cut = len(diff) > MAX_DIFF_IN_COMMENT
-        fence = "````"
-        lines += ["", f"<details><summary>The patch ({len(view.patch)} bytes)</summary>", "",
-                  f"{fence}diff", diff[:MAX_DIFF_IN_COMMENT].replace(fence, "` ` ` `"), fence,
-                  "(cut short: the whole patch is in the run bundle)" if cut else "",
-                  "</details>"]
+        room = MAX_COMMENT - len("\n".join(lines)) - 4_000  # the approve or hand-off text
+        if len(diff) <= min(MAX_DIFF_IN_COMMENT, room):
+            lines += ["", f"<details><summary>The whole patch ({len(view.patch)} bytes)</summary>",
+                      "", *fenced(diff, "diff"), "", "</details>"]
+            patch_shown = True
+        else:
+            lines += ["", f"**The patch ({len(view.patch)} bytes) is too long to show here.** "
+                      + (f"[The run page]({page}) shows all of it, and"
+                         f" [patch.diff]({page}/patch.diff) is the file itself." if page else
+                         "Run pages are off on this gwi, so the whole patch is only in the run"
+                         " bundle (`gwi runs show`), which its operator can send; turning run"
+                         " pages on shows it on GitHub's side (README, \"Run pages\").")]
     if ctx.state is RunState.AWAITING_APPROVAL and view.patch_hash:
         lines += ["", f"Patch hash: `{view.patch_hash}`", "",
                   (f"To push exactly this patch, {approvers(ctx.options.approver_role)}"
-                  " comments:"), "",
+                   " comments" + ("" if patch_shown else " (after reading the whole patch)")
+                   + ":"), "",
                   "```", approve_line(view) or "", "```"]
     elif ctx.outcome is Outcome.HANDED_OFF and view.patch_hash:
         why = ("gwi could not push to the fork after the approval, so nothing was written"
                if view.approval else
                "gwi may not push to this branch (a fork that does not allow edits by maintainers)")
+        source = ("the patch above" if patch_shown else
+                  f"[patch.diff]({page}/patch.diff)" if page else "the run bundle's patch.diff")
         lines += ["", (f"Patch hash: `{view.patch_hash}`. {why}. To make the same merge commit"
-                  " by hand, save the patch below as `gwi.patch`, fetch the base commit, and on"
+                  f" by hand, save {source} as `gwi.patch`, fetch the base commit, and on"
                   " the pull request's branch run:"), "",
                   "```", f"git merge --no-commit {ctx.base.sha}   # stops with the conflicts",
                   "git read-tree --reset -u HEAD", "git apply --index gwi.patch",

@@ -202,8 +202,6 @@ def gather(store: RunStore, run_id: str, *, trusted_keys: frozenset[str],
     raw_patch = store.read_bytes(run_id, "patch.diff")
     patch = patch_view(raw_patch) if raw_patch is not None else None
     events, chain_error = _events(store.read_bytes(run_id, AUDIT_LOG) or b"", run_id)
-    signed = events[-1] if events and events[-1].action is AuditAction.AUDIT_SIGNED else None
-    signer = str(signed.data.get("public_key")) if signed is not None else None
     conflicted, clean = _conflicted(resolve, review)
     return PageContent(
         ctx=ctx,
@@ -219,6 +217,6 @@ def gather(store: RunStore, run_id: str, *, trusted_keys: frozenset[str],
         push=_push(events, ctx),
         events=tuple(_row(e) for e in events),
         chain_error=chain_error,
-        verification=verify_now(store.run_dir(run_id), trusted_keys, signer),
+        verification=verify_now(store.run_dir(run_id), trusted_keys, anchor),
         anchor=check_anchor(events, anchor),
     )

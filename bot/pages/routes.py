@@ -9,15 +9,14 @@ may not see get the same 404, so a page never confirms that a run exists.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import io
 import os
 import stat
 import tarfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Protocol, cast
+from typing import Protocol
 
 from aiohttp import web
 
@@ -25,6 +24,7 @@ from bot import logs
 from bot.errors import GwiError
 from bot.pages.access import AccessCache
 from bot.pages.github_user import GitHubUnavailable, TokenRejected
+from bot.pages.run_page import render_run_page
 from bot.pages.sessions import CookieSealer
 from bot.pages.signin import PAGES, PagesContext, add_signin_routes, login_redirect
 from bot.runs.bundle import RunNotFound
@@ -50,37 +50,43 @@ log = logs.get_logger("gwi.pages")
 
 
 class RenderPage(Protocol):
-    """`bot.pages.render.render_run_page`'s signature (the page itself is built there)."""
+    """`bot.pages.run_page.render_run_page`'s signature (the page itself is built there)."""
 
     def __call__(self, store: RunStore, run_id: str, *, trusted_keys: frozenset[str],
                  static_prefix: str = ..., anchor: tuple[int, str] | None = ...) -> str: ...
 
 
+#: The latest anchor kept for a run outside its bundle (None: none recorded).
+Anchors = Callable[[str], Awaitable[tuple[int, str] | None]]
+
+
 class RunPages:
     """The run routes' shared parts: the store, how a page is rendered, the signing key's file."""
 
-    def __init__(self, settings: Settings, render: RenderPage | None) -> None:
+    def __init__(self, settings: Settings, render: RenderPage | None,
+                 anchors: Anchors | None) -> None:
         self.store = RunStore.from_settings(settings)
         self.key_path = settings.signing_key_path
         self._render = render
+        self.anchors = anchors
 
     def render(self) -> RenderPage:
-        if self._render is None:  # imported when first used: the page module is P1's
-            module = importlib.import_module("bot.pages.render")
-            self._render = cast(RenderPage, module.render_run_page)
-        return self._render
+        return self._render or render_run_page
 
 
 RUN_PAGES = web.AppKey("run_pages", RunPages)
 
 
 def add_run_pages(app: web.Application, settings: Settings, *, render: RenderPage | None = None,
+                  anchors: Anchors | None = None,
                   clock: Callable[[], float] | None = None,
                   wall_clock: Callable[[], float] | None = None) -> None:
     """Add sign-in, the run routes, the public key and the static files to ``app``.
 
-    ``render`` builds a run's HTML (default: `bot.pages.render.render_run_page`); ``clock``
-    (monotonic) times the access answers and ``wall_clock`` (Unix seconds) the cookies: tests.
+    ``render`` builds a run's HTML (default: `bot.pages.run_page.render_run_page`); ``anchors``
+    answers the latest chain head gwi published for a run (kept in the queue database), which
+    the page checks the bundle against; ``clock`` (monotonic) times the access answers and
+    ``wall_clock`` (Unix seconds) the cookies: tests.
     """
     pages = settings.pages
     if pages is None:
@@ -89,7 +95,7 @@ def add_run_pages(app: web.Application, settings: Settings, *, render: RenderPag
     sealer = CookieSealer(pages.session_secret.get_secret_value(), clock=wall_clock or time.time)
     access = AccessCache(pages, clock=clock or time.monotonic)
     ctx = app[PAGES] = PagesContext(pages, sealer, access)
-    app[RUN_PAGES] = RunPages(settings, render)
+    app[RUN_PAGES] = RunPages(settings, render, anchors)
     app.cleanup_ctx.append(ctx.http_session)
     app.on_response_prepare.append(_security_headers)
     add_signin_routes(app)
@@ -154,9 +160,10 @@ async def run_page(request: web.Request) -> web.Response:
     run_pages = request.app[RUN_PAGES]
     render = run_pages.render()
     trusted = await asyncio.to_thread(_trusted_keys, run_pages.key_path)
+    anchor = await run_pages.anchors(run_id) if run_pages.anchors else None
     try:
         html = await asyncio.to_thread(render, run_pages.store, run_id, trusted_keys=trusted,
-                                       static_prefix=STATIC_PREFIX, anchor=None)
+                                       static_prefix=STATIC_PREFIX, anchor=anchor)
     except RunNotFound:
         raise web.HTTPNotFound(text=NOT_FOUND) from None
     return web.Response(text=html, content_type="text/html", charset="utf-8")

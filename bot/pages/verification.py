@@ -13,32 +13,31 @@ from bot.schemas.audit import AuditEvent
 
 @dataclass(frozen=True)
 class Verification:
-    ok: bool  # the chain is intact, every artifact matches it, and any signature holds
+    verdict: str  # `bot.runs.verify.Verdict`: "ok", "failed" or "unsigned"
     problems: tuple[str, ...]
     events: int
-    signed_by: str | None  # the key that signed the finished log (None: not signed yet)
-    key_trusted: bool  # signed_by is one of the keys the page trusts
+    signature_valid: bool  # the last seal is signed and every signature holds
+    signed_by: tuple[str, ...]  # every key that signed (seals, the end, the approval)
+    key_trusted: bool  # every one of them is a key the page trusts
 
     @property
     def verified(self) -> bool:
-        """All a person needs: intact, and, once signed, signed by a trusted key."""
-        return self.ok and (self.signed_by is None or self.key_trusted)
+        """All a person needs: intact, signed, by a trusted key, matching the anchor."""
+        return self.verdict == "ok"
 
 
-def verify_now(folder: Path, trusted_keys: frozenset[str], signed_by: str | None) -> Verification:
-    """Check the bundle in ``folder`` now, against the trusted key that signed it if any.
-
-    ``signed_by`` is the key the log's last line names; when it is not trusted the check runs
-    against a trusted key, so the report says whose signature it is and that it is not trusted.
-    """
-    key = signed_by if signed_by in trusted_keys else min(trusted_keys, default=None)
-    report = verify_bundle(folder, trusted_key=key)
+def verify_now(folder: Path, trusted_keys: frozenset[str],
+               anchor: tuple[int, str] | None) -> Verification:
+    """Check the bundle in ``folder`` now, as `gwi runs verify` does, against the keys the
+    server trusts (its key and the retired ones) and the anchor recorded outside the bundle."""
+    report = verify_bundle(folder, trusted_keys=trusted_keys, anchor=anchor)
     return Verification(
-        ok=report.ok,
+        verdict=report.verdict.value,
         problems=tuple(report.problems),
         events=report.events,
-        signed_by=report.signed_by,
-        key_trusted=report.signed_by is not None and report.signed_by in trusted_keys,
+        signature_valid=report.last_seal_signed,
+        signed_by=tuple(report.signed_by),
+        key_trusted=report.key_trusted is True,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -143,8 +143,19 @@ def create_app(
     if settings.pages is not None:
         from bot.pages.routes import add_run_pages
 
-        add_run_pages(app, settings, **dict(page_options or {}))
+        options = {"anchors": _anchors_of(app), **dict(page_options or {})}
+        add_run_pages(app, settings, **options)
     return app
+
+
+def _anchors_of(app: web.Application) -> Callable[[str], Awaitable[tuple[int, str] | None]]:
+    """The run pages' view of the anchors gwi published, kept in the queue's PR index."""
+    async def latest(run_id: str) -> tuple[int, str] | None:
+        index = app[STORE].run_index()
+        await index.ensure_schema()  # idempotent; a process without the App never made it
+        return await index.latest_anchor(run_id)
+
+    return latest
 
 
 #: While a recovery round leaves deliveries to ask for, the next comes this much later...
