@@ -38,7 +38,7 @@ def _unavailable(why: str) -> None:
 
 
 @pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Any]:
+def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A headless Chromium (a Selenium WebDriver) with a profile in the test's temp folder."""
     try:
         from selenium import webdriver
@@ -50,7 +50,7 @@ def browser(tmp_path: Path) -> Iterator[Any]:
     if binary is None or driver_path is None:
         _unavailable("chromium or its driver is not installed")
     assert binary is not None and driver_path is not None
-    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must never download a driver
+    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must never download a driver
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",

@@ -305,7 +305,8 @@ async def make_bot(
     and the fake GitHub pointed at it. ``job_retry`` (a `HttpRetry`) lets a test retry
     failed jobs without waiting seconds; ``workers`` job workers serve tests that run many
     pull requests at once; ``app_options`` go to `create_app` as they are (``github_options``:
-    the GitHub client's retry policy and sleep; ``reconcile_interval``)."""
+    the GitHub client's retry policy and sleep; ``reconcile_interval``); ``port`` serves the
+    App on a port chosen beforehand (a public URL that names it)."""
     from bot.queue.workers import WorkerConfig
     from bot.runs.store import RunStore
     from bot.server.app import create_app
@@ -314,7 +315,7 @@ async def make_bot(
 
     async def make(files: dict[str, str], llm: Any = None, job_retry: Any = None,
                    workers: int = 2, app_options: dict[str, Any] | None = None,
-                   **overrides: Any) -> Any:
+                   port: int | None = None, **overrides: Any) -> Any:
         remote = Remote.create(tmp_path / "github", files)
         fake_github.repo(GITHUB_REPO).clone_url = remote.bare.as_uri()
         values: dict[str, Any] = {"GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET,
@@ -327,7 +328,7 @@ async def make_bot(
         app = create_app(settings, worker_config=WorkerConfig(
             delivery_workers=2, job_workers=workers, lease_seconds=30, poll_interval=0.05),
             **retry, **(app_options or {}))
-        client = await aiohttp_client(app)
+        client = await aiohttp_client(app, server_kwargs={"port": port} if port else None)
         return Bot(client=client, fake=fake_github, remote=remote,
                    runs=RunStore.from_settings(settings))
 

@@ -114,6 +114,12 @@ class OAuthOps:
         app.router.add_get(self.api_prefix + "/user", self._oauth_user)
         app.router.add_delete(self.api_prefix + "/applications/{client_id}/token",
                               self._oauth_delete_token)
+        # A browser on the consent page asks for the site's icon, as it does on github.com.
+        app.router.add_get("/favicon.ico", self._favicon)
+
+    @staticmethod
+    async def _favicon(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=204)
 
     def _record(self, request: web.Request, operation_id: str, body: Any = None) -> Call:
         call = Call(method=request.method, path=request.path, operation_id=operation_id,
