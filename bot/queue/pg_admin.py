@@ -1,0 +1,61 @@
+"""The PostgreSQL queue's administration: listing deliveries, retrying a failed job, pruning what
+finished long ago (`gwi queue`, `gwi prune`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from bot.queue.pg_ops import delivery_from_row, where_clause
+from bot.queue.records import DeliveryRecord, DeliveryStatus
+from bot.queue.schema import DELIVERY_COLUMNS
+
+if TYPE_CHECKING:
+    from bot.queue.pg_runner import Conn, Op, T
+
+
+class PgAdmin:
+    """Mixed into `PostgresQueueStore`, whose pool runs these operations."""
+
+    clock: Callable[[], float]
+
+    if TYPE_CHECKING:  # PostgresQueueStore's own
+        async def call(self, fn: Op[T]) -> T: ...
+
+    async def list_deliveries(self, *, status: DeliveryStatus | None = None,
+                              limit: int = 100) -> list[DeliveryRecord]:
+        where, params = where_clause({"status": status.value if status else None})
+
+        async def op(conn: Conn) -> list[DeliveryRecord]:
+            cursor = await conn.execute(
+                f"SELECT {DELIVERY_COLUMNS} FROM deliveries{where}"  # type: ignore[arg-type]
+                " ORDER BY seq DESC LIMIT %s", (*params, int(limit)))
+            return [await delivery_from_row(conn, row, body=False)
+                    for row in await cursor.fetchall()]
+
+        return await self.call(op)
+
+    async def retry_job(self, job_id: int) -> bool:
+        async def op(conn: Conn) -> bool:
+            now = self.clock()
+            cursor = await conn.execute(
+                "UPDATE jobs SET status = 'pending', attempts = 0, not_before = %s,"
+                " updated_at = %s, finished_at = NULL WHERE id = %s"
+                " AND status IN ('failed', 'cancelled')", (now, now, int(job_id)))
+            return cursor.rowcount == 1
+
+        return await self.call(op)
+
+    async def prune(self, before: float) -> tuple[int, int]:
+        async def op(conn: Conn) -> tuple[int, int]:
+            old = ("status IN ('done', 'failed') AND finished_at IS NOT NULL"
+                   " AND finished_at < %s")
+            # delivery_bodies rows go with their delivery (ON DELETE CASCADE).
+            deliveries = (await conn.execute(
+                f"DELETE FROM deliveries WHERE {old}", (before,))).rowcount  # type: ignore[arg-type]
+            jobs = (await conn.execute(
+                "DELETE FROM jobs WHERE status IN ('done', 'failed', 'cancelled')"
+                " AND finished_at IS NOT NULL AND finished_at < %s", (before,))).rowcount
+            return deliveries, jobs
+
+        return await self.call(op)
