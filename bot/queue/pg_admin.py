@@ -28,7 +28,7 @@ class PgAdmin:
 
         async def op(conn: Conn) -> list[DeliveryRecord]:
             cursor = await conn.execute(
-                f"SELECT {DELIVERY_COLUMNS} FROM deliveries{where}"  # type: ignore[arg-type]
+                f"SELECT {DELIVERY_COLUMNS} FROM deliveries{where}"
                 " ORDER BY seq DESC LIMIT %s", (*params, int(limit)))
             return [await delivery_from_row(conn, row, body=False)
                     for row in await cursor.fetchall()]
@@ -52,7 +52,7 @@ class PgAdmin:
                    " AND finished_at < %s")
             # delivery_bodies rows go with their delivery (ON DELETE CASCADE).
             deliveries = (await conn.execute(
-                f"DELETE FROM deliveries WHERE {old}", (before,))).rowcount  # type: ignore[arg-type]
+                f"DELETE FROM deliveries WHERE {old}", (before,))).rowcount
             jobs = (await conn.execute(
                 "DELETE FROM jobs WHERE status IN ('done', 'failed', 'cancelled')"
                 " AND finished_at IS NOT NULL AND finished_at < %s", (before,))).rowcount

@@ -98,7 +98,7 @@ class PgRunIndex(RunIndex):
 
     async def _select(self, sql: str, params: tuple[Any, ...]) -> list[IndexedRun]:
         async def op(conn: Conn) -> list[IndexedRun]:
-            cursor = await conn.execute(sql, params)  # type: ignore[arg-type]
+            cursor = await conn.execute(sql, params)
             return [_run(row) for row in await cursor.fetchall()]
 
         return await self._runner.call(op)

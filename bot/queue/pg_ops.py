@@ -20,13 +20,14 @@ from bot.queue.records import (
     UnitOfWork,
 )
 
+
 async def notify(conn: Conn, what: str) -> None:
     """Wake every listening process when this transaction commits (not before, not if not)."""
     await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, what))
 
 
 async def one(conn: Conn, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Any:
-    cursor = await conn.execute(sql, params)  # type: ignore[arg-type]
+    cursor = await conn.execute(sql, params)
     return await cursor.fetchone()
 
 

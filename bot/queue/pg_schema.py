@@ -9,7 +9,7 @@ backends keep the same promises; times are seconds since the epoch from the stor
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import psycopg
 
@@ -133,7 +133,7 @@ MIGRATIONS: tuple[Migration, ...] = (
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 
-async def migrate(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> list[int]:
+async def migrate(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> list[int]:
     """Bring the database to :data:`SCHEMA_VERSION`; the versions this call applied.
 
     ``conn`` must be in autocommit mode: each migration is its own transaction. Raises
@@ -149,14 +149,14 @@ async def migrate(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> list[int
                 " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
             cursor = await conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
             row = await cursor.fetchone()
-            current = int(row[0]) if row else 0  # type: ignore[call-overload]
+            current = int(row[0]) if row else 0
             if current > SCHEMA_VERSION:
                 raise StoreError(f"the queue database has schema version {current};"
                                  f" this gwi knows {SCHEMA_VERSION}")
             if current >= migration.version:
                 continue
             for statement in migration.statements:
-                await conn.execute(statement)  # type: ignore[arg-type]
+                await conn.execute(statement)
             await conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
                                (migration.version, migration.name))
             applied.append(migration.version)

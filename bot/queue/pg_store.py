@@ -341,7 +341,7 @@ class PostgresQueueStore(PgAdmin, QueueStore):
 
         async def op(conn: Conn) -> list[Job]:
             cursor = await conn.execute(
-                f"SELECT {JOB_COLUMNS} FROM jobs{where} ORDER BY id", params)  # type: ignore[arg-type]
+                f"SELECT {JOB_COLUMNS} FROM jobs{where} ORDER BY id", params)
             return [job_from_row(row) for row in await cursor.fetchall()]
 
         return await self.call(op)
@@ -351,7 +351,7 @@ class PostgresQueueStore(PgAdmin, QueueStore):
     async def _renew(self, kind: Leased, key: int, owner: str, lease_seconds: float) -> bool:
         async def op(conn: Conn) -> bool:
             cursor = await conn.execute(
-                f"UPDATE {kind.table} SET lease_expires = %s"  # type: ignore[arg-type]
+                f"UPDATE {kind.table} SET lease_expires = %s"
                 f" WHERE {kind.key} = %s AND status = %s AND lease_owner = %s",
                 (self.clock() + lease_seconds, key, kind.held, owner))
             return cursor.rowcount == 1
@@ -361,7 +361,7 @@ class PostgresQueueStore(PgAdmin, QueueStore):
     async def _release(self, kind: Leased, key: int, owner: str) -> bool:
         async def op(conn: Conn) -> bool:
             cursor = await conn.execute(
-                f"UPDATE {kind.table} SET status = 'pending',"  # type: ignore[arg-type]
+                f"UPDATE {kind.table} SET status = 'pending',"
                 " attempts = GREATEST(attempts - 1, 0), lease_owner = NULL, lease_expires = NULL"
                 f" WHERE {kind.key} = %s AND status = %s AND lease_owner = %s",
                 (key, kind.held, owner))

@@ -14,9 +14,9 @@ from gidgethub import routing
 from bot import logs
 from bot.events.router import build_router
 from bot.metrics import CONTENT_TYPE_LATEST, Metrics
+from bot.queue.factory import open_queue
 from bot.queue.interface import QueueStore
 from bot.queue.records import DEFAULT_RETRY, JobRetry, StoreError
-from bot.queue.factory import open_queue
 from bot.queue.workers import JobHandler, JobHandlers, WorkerConfig, Workers
 from bot.server.intake import DELIVERY_HEADER, EVENT_HEADER, Refusal, read_delivery
 from bot.settings import Settings
