@@ -127,6 +127,10 @@ class QueueStore(abc.ABC):
         """The keys of every pending or running job."""
 
     @abc.abstractmethod
+    def describe(self) -> str:
+        """Where the queue is kept, for /healthz and logs (never a password)."""
+
+    @abc.abstractmethod
     async def record_signing_key(self, public_key: str) -> str:
         """Record ``public_key`` as the key that signs this deployment's bundles unless one is
         recorded already (the first process wins); return the recorded one."""

@@ -46,6 +46,11 @@ def redact(url: str) -> str:
 Wake = Callable[[str], None]
 
 
+def _settled(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class PgRunner:
     """The thread, its loop, the pool, and the listener (started on the first subscriber)."""
 
@@ -101,8 +106,14 @@ class PgRunner:
         come as psycopg raised them, after the transaction was rolled back."""
         if self._closed:
             raise StoreError("the queue database is closed")
-        future = self._submit(self._in_transaction(fn))
-        return await asyncio.shield(asyncio.wrap_future(future))
+        waited = asyncio.wrap_future(self._submit(self._in_transaction(fn)))
+        try:
+            return await asyncio.shield(waited)
+        except asyncio.CancelledError:
+            # The caller stopped waiting (a request's timeout); the operation goes on, and
+            # its outcome, nobody's now, is not reported as an error never retrieved.
+            waited.add_done_callback(_settled)
+            raise
 
     def call_sync(self, fn: Op[T]) -> T:
         """:meth:`call` for code outside the event loop (command line, tests)."""

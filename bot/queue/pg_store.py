@@ -35,7 +35,7 @@ from bot.queue.pg_ops import (
     one,
     where_clause,
 )
-from bot.queue.pg_runner import Conn, Op, PgRunner, T
+from bot.queue.pg_runner import Conn, Op, PgRunner, T, redact
 from bot.queue.records import (
     DEFAULT_RETRY,
     Classification,
@@ -115,6 +115,9 @@ class PostgresQueueStore(PgAdmin, QueueStore):
             return {row[0] for row in await cursor.fetchall()}
 
         return await self.call(op)
+
+    def describe(self) -> str:
+        return redact(self.url)
 
     async def record_signing_key(self, public_key: str) -> str:
         async def op(conn: Conn) -> str:

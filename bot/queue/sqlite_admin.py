@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from bot.queue.records import DeliveryRecord, DeliveryStatus
@@ -18,6 +19,7 @@ class SqliteAdmin:
     """Mixed into `SqliteQueueStore`, whose writer runs these operations."""
 
     clock: Callable[[], float]
+    path: Path
 
     if TYPE_CHECKING:  # SqliteQueueStore's own
         async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
@@ -57,6 +59,9 @@ class SqliteAdmin:
             return deliveries, jobs
 
         return await self.call(op)
+
+    def describe(self) -> str:
+        return f"sqlite:{self.path}"
 
     async def record_signing_key(self, public_key: str) -> str:
         def op(conn: sqlite3.Connection) -> str:

@@ -287,13 +287,17 @@ def _refuse(request: web.Request, refusal: Refusal) -> web.Response:
 
 
 async def handle_healthz(request: web.Request) -> web.Response:
-    """200 with the queue's depth while the database answers promptly, else 503."""
+    """200 with the queue's database and depth while it answers promptly, else 503."""
+    store = request.app[STORE]
     try:
         async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
-            counts = await request.app[STORE].counts()
+            counts = await store.counts()
     except (TimeoutError, StoreError) as exc:
-        return web.json_response({"status": "unavailable", "error": str(exc)}, status=503)
-    return web.json_response({"status": "ok", "deliveries": counts.deliveries, "jobs": counts.jobs})
+        error = str(exc) or f"the queue database did not answer within {HEALTH_TIMEOUT_SECONDS:g} s"
+        return web.json_response({"status": "unavailable", "database": store.describe(),
+                                  "error": error}, status=503)
+    return web.json_response({"status": "ok", "database": store.describe(),
+                              "deliveries": counts.deliveries, "jobs": counts.jobs})
 
 
 #: The rejection reasons /metrics counts (the status tells them apart; the text has details).
