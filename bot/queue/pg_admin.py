@@ -1,12 +1,13 @@
 """The PostgreSQL queue's administration: listing deliveries, retrying a failed job, pruning what
-finished long ago (`gwi queue`, `gwi prune`)."""
+finished long ago (`gwi queue`, `gwi prune`), and the deployment's signing key."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from bot.queue.pg_ops import delivery_from_row, where_clause
+from bot.queue.pg_ops import delivery_from_row, one, where_clause
+from bot.queue.pg_runner import redact
 from bot.queue.records import DeliveryRecord, DeliveryStatus
 from bot.queue.schema import DELIVERY_COLUMNS
 
@@ -18,6 +19,7 @@ class PgAdmin:
     """Mixed into `PostgresQueueStore`, whose pool runs these operations."""
 
     clock: Callable[[], float]
+    url: str
 
     if TYPE_CHECKING:  # PostgresQueueStore's own
         async def call(self, fn: Op[T]) -> T: ...
@@ -57,5 +59,18 @@ class PgAdmin:
                 "DELETE FROM jobs WHERE status IN ('done', 'failed', 'cancelled')"
                 " AND finished_at IS NOT NULL AND finished_at < %s", (before,))).rowcount
             return deliveries, jobs
+
+        return await self.call(op)
+
+    def describe(self) -> str:
+        return redact(self.url)
+
+    async def record_signing_key(self, public_key: str) -> str:
+        async def op(conn: Conn) -> str:
+            await conn.execute(
+                "INSERT INTO signing_key (id, public_key, recorded_at) VALUES (1, %s, %s)"
+                " ON CONFLICT (id) DO NOTHING", (public_key, self.clock()))
+            row = await one(conn, "SELECT public_key FROM signing_key WHERE id = 1")
+            return str(row[0])
 
         return await self.call(op)

@@ -35,7 +35,7 @@ from bot.queue.pg_ops import (
     one,
     where_clause,
 )
-from bot.queue.pg_runner import Conn, Op, PgRunner, T, redact
+from bot.queue.pg_runner import Conn, Op, PgRunner, T
 from bot.queue.records import (
     DEFAULT_RETRY,
     Classification,
@@ -113,19 +113,6 @@ class PostgresQueueStore(PgAdmin, QueueStore):
                 "SELECT DISTINCT key FROM jobs WHERE status IN ('pending', 'running')"
                 " AND key IS NOT NULL")
             return {row[0] for row in await cursor.fetchall()}
-
-        return await self.call(op)
-
-    def describe(self) -> str:
-        return redact(self.url)
-
-    async def record_signing_key(self, public_key: str) -> str:
-        async def op(conn: Conn) -> str:
-            await conn.execute(
-                "INSERT INTO signing_key (id, public_key, recorded_at) VALUES (1, %s, %s)"
-                " ON CONFLICT (id) DO NOTHING", (public_key, self.clock()))
-            row = await one(conn, "SELECT public_key FROM signing_key WHERE id = 1")
-            return str(row[0])
 
         return await self.call(op)
 
