@@ -159,3 +159,16 @@ async def test_an_outage_refuses_work_then_what_was_committed_is_there(
         assert await store.get_delivery("during") is None
     finally:
         store.close()
+
+
+def test_a_missing_server_skips_here_and_fails_where_it_is_required(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.pg_server import REQUIRE, _missing
+
+    monkeypatch.delenv(REQUIRE, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="install Debian's `postgresql` package"):
+        _missing("initdb is not installed")
+    monkeypatch.setenv(REQUIRE, "1")
+    with pytest.raises(pytest.fail.Exception, match="GWI_REQUIRE_POSTGRES=1 says"):
+        _missing("initdb is not installed")

@@ -35,7 +35,7 @@ from bot.queue.pg_ops import (
     one,
     where_clause,
 )
-from bot.queue.pg_runner import Conn, Op, PgRunner, T
+from bot.queue.pg_runner import CHANNEL, Conn, Op, PgRunner, T
 from bot.queue.records import (
     DEFAULT_RETRY,
     Classification,
@@ -127,20 +127,22 @@ class PostgresQueueStore(PgAdmin, QueueStore):
             deflated = zlib.compress(body, BODY_COMPRESSION)
 
         async def op(conn: Conn) -> bool:
+            # One statement, so one round trip and its own transaction: the row, its body,
+            # and the wake-up of every listening process, all or nothing. A redelivery
+            # inserts nothing and selects no row.
             row = await one(
                 conn,
-                "INSERT INTO deliveries (delivery_id, event, received_at, status, not_before)"
-                " VALUES (%s, %s, %s, 'pending', %s) ON CONFLICT (delivery_id) DO NOTHING"
-                " RETURNING seq",
-                (delivery.delivery_id, delivery.event, received_at, received_at))
-            if row is None:
-                return False
-            await conn.execute("INSERT INTO delivery_bodies (delivery_id, encoding, body)"
-                               " VALUES (%s, 'zlib', %s)", (delivery.delivery_id, deflated))
-            await notify(conn, "delivery")
-            return True
+                "WITH d AS (INSERT INTO deliveries (delivery_id, event, received_at, status,"
+                " not_before) VALUES (%(id)s, %(event)s, %(at)s, 'pending', %(at)s)"
+                " ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id),"
+                " b AS (INSERT INTO delivery_bodies (delivery_id, encoding, body)"
+                " SELECT delivery_id, 'zlib', %(body)s FROM d)"
+                " SELECT pg_notify(%(channel)s, 'delivery') FROM d",
+                {"id": delivery.delivery_id, "event": delivery.event, "at": received_at,
+                 "body": deflated, "channel": CHANNEL})
+            return row is not None
 
-        return await self.call(op)
+        return await self._runner.call(op, transaction=False)
 
     async def claim_delivery(self, owner: str, lease_seconds: float) -> DeliveryRecord | None:
         policy = self.delivery_retry
