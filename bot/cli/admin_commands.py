@@ -58,9 +58,13 @@ def parse_age(text: str) -> float:
 
 def _open_queue() -> QueueStore:
     from bot.queue.factory import open_queue
+    from bot.queue.records import StoreError
     from bot.settings import load_settings
 
-    return open_queue(load_settings())
+    try:
+        return open_queue(load_settings())
+    except StoreError as exc:
+        raise GwiError(str(exc)) from None
 
 
 def cmd_queue_list(args: argparse.Namespace) -> int:
