@@ -9,7 +9,7 @@ server must not pass as skipped). `initdb` refuses to run as root, so as root th
 the `postgres` user (or `nobody`) through `runuser`.
 
 The test server runs with `fsync=off`: a test never survives a power cut, and it makes creating a
-database per test cheap. `bench/pg_intake.py` starts one with the defaults (fsync on).
+database per test cheap. `bench/queue_insert.py` starts one with the defaults (fsync on).
 """
 
 from __future__ import annotations
