@@ -106,3 +106,17 @@ async def test_the_first_process_records_its_key_and_another_key_is_refused(
         await aiohttp_client(create_app(pg_settings(pg_url, tmp_path / "b.pem"),
                                         worker_config=FAST))
     assert pg_rows(pg_url, "SELECT public_key FROM signing_key") == [(recorded,)]
+
+
+def test_config_check_names_the_queue_without_the_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli import main
+
+    assert main(["config", "check"]) == 0
+    assert "queue: SQLite in the data folder" in capsys.readouterr().out
+    monkeypatch.setenv("GWI_DATABASE_URL", "postgresql://gwi:hunter22@db.example:5432/gwi")
+    assert main(["config", "check"]) == 0
+    out = capsys.readouterr().out
+    assert "queue: PostgreSQL at postgresql://gwi:***@db.example:5432/gwi" in out
+    assert "hunter22" not in out
