@@ -17,6 +17,7 @@ import pytest
 from bot.queue import schema as queue_schema
 from bot.queue import writer as queue_writer
 from bot.queue.records import (
+    Classification,
     Delivery,
     DeliveryStatus,
     JobRetry,
@@ -275,6 +276,28 @@ async def test_a_lease_is_renewed_only_by_its_holder(queue_store: AnyStore, cloc
     clock.now += LEASE - 1
     assert await queue_store.claim_delivery("other", LEASE) is None  # renewed: still held
     assert await queue_store.renew_delivery(claim, "other", LEASE) is False
+
+
+async def test_a_nul_in_a_payloads_fields_or_an_error_loses_nothing(queue_store: AnyStore) -> None:
+    """JSON allows "\u0000" and SQLite stores it; PostgreSQL's text cannot hold it, so the
+    PostgreSQL store replaces it instead of failing to record the outcome."""
+    await queue_store.insert_delivery(delivery(1))
+    claim = await queue_store.claim_delivery("w", LEASE)
+    assert claim is not None
+    status = await queue_store.finish_delivery(
+        claim, "w", [], ["boom\x00here"], permanent=True,
+        classification=Classification("open\x00ed", 9, "octo/re\x00po"))
+    assert status is DeliveryStatus.FAILED
+    stored = await queue_store.get_delivery("d-1")
+    assert stored is not None and stored.installation_id == 9
+    assert (stored.last_error or "").startswith("boom") and (stored.last_error or "").endswith("here")
+    assert (stored.repository or "").startswith("octo/re") and (stored.action or "").endswith("ed")
+    await queue_store.enqueue_job("run")
+    job = await queue_store.claim_job("w", {"run"}, LEASE)
+    assert job is not None
+    assert await queue_store.fail_job(job, "w", "no\x00pe", retry=False) is JobStatus.FAILED
+    [failed] = await queue_store.list_jobs(status=JobStatus.FAILED)
+    assert (failed.last_error or "").startswith("no") and (failed.last_error or "").endswith("pe")
 
 
 # -- jobs ----------------------------------------------------------------------------------

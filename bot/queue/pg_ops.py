@@ -26,6 +26,12 @@ async def notify(conn: Conn, what: str) -> None:
     await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, what))
 
 
+def text(value: str | None) -> str | None:
+    """A string PostgreSQL's text type takes: it has no NUL character, which SQLite and a
+    payload's JSON (``"\\u0000"``) allow; a field or an error holding one keeps the rest."""
+    return None if value is None else value.replace("\x00", "\ufffd")
+
+
 async def one(conn: Conn, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Any:
     cursor = await conn.execute(sql, params)
     return await cursor.fetchone()

@@ -33,6 +33,7 @@ from bot.queue.pg_ops import (
     insert_job,
     notify,
     one,
+    text,
     where_clause,
 )
 from bot.queue.pg_runner import CHANNEL, Conn, Op, PgRunner, T
@@ -202,9 +203,9 @@ class PostgresQueueStore(PgAdmin, QueueStore):
                 " action = COALESCE(%s, action),"
                 " installation_id = COALESCE(%s, installation_id),"
                 " repository = COALESCE(%s, repository) WHERE seq = %s",
-                (status.value, not_before, json.dumps(sorted(done)), error,
+                (status.value, not_before, json.dumps(sorted(done)), text(error),
                  now if status in (DeliveryStatus.DONE, DeliveryStatus.FAILED) else None,
-                 action, installation_id, repository, claim.seq))
+                 text(action), installation_id, text(repository), claim.seq))
             return status
 
         return await self.call(op)
@@ -308,7 +309,7 @@ class PostgresQueueStore(PgAdmin, QueueStore):
             await conn.execute(
                 "UPDATE jobs SET status = %s, not_before = %s, lease_owner = NULL,"
                 " lease_expires = NULL, last_error = %s, updated_at = %s, finished_at = %s"
-                " WHERE id = %s", (status.value, not_before, error, now, finished, job.id))
+                " WHERE id = %s", (status.value, not_before, text(error), now, finished, job.id))
             return status
 
         return await self.call(op)
