@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-merge bench-pipeline bench-pr bench-intake lint clean
+.PHONY: demo test bench bench-merge bench-pipeline bench-pr bench-intake bench-queue lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ test: $(STAMP)
 # Webhook intake: a real `gwi serve` against a bare aiohttp handler; one JSON line of figures.
 bench-intake: $(STAMP)
 	$(BIN)/python bench/intake.py
+
+# Deliveries stored per second by each queue backend: SQLite, and a PostgreSQL server it starts.
+bench-queue: $(STAMP)
+	$(BIN)/python bench/queue_insert.py
 
 lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]'

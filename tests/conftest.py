@@ -333,3 +333,7 @@ async def make_bot(
                    runs=RunStore.from_settings(settings))
 
     return make
+
+
+# A real PostgreSQL server for the queue's contract tests (started only by the tests that ask).
+from tests.pg_server import pg_empty_url, pg_server, pg_url  # noqa: F401

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from bot.cli import main
+from bot.queue.factory import open_queue
+from bot.queue.interface import QueueStore
 from bot.queue.records import Delivery, JobStatus, UnitOfWork
-from bot.queue.sqlite_store import SqliteQueueStore
 from bot.runs.store import RunStore
 from bot.schemas.state import Outcome, RunState
 from bot.settings import load_settings
@@ -19,8 +20,16 @@ from tests import builders as b
 from tests.conftest import GITHUB_APP_ID
 
 
-def _queue() -> SqliteQueueStore:
-    return SqliteQueueStore.open(load_settings().data_dir)
+def _queue() -> QueueStore:
+    return open_queue(load_settings())  # the backend the environment names, as the CLI does
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test on SQLite, then with GWI_DATABASE_URL naming a fresh PostgreSQL database."""
+    if request.param == "postgres":
+        monkeypatch.setenv("GWI_DATABASE_URL", request.getfixturevalue("pg_url"))
+    return str(request.param)
 
 
 def _failed_job() -> int:
@@ -39,7 +48,7 @@ def _failed_job() -> int:
 
 
 def test_queue_list_shows_a_failed_job_and_retry_puts_it_back(
-    capsys: pytest.CaptureFixture[str]
+    capsys: pytest.CaptureFixture[str], backend: str
 ) -> None:
     job = _failed_job()
     assert main(["queue", "list", "--failed"]) == 0

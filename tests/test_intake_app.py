@@ -273,7 +273,7 @@ async def test_only_post_is_allowed_on_the_webhook(make_client: MakeClient) -> N
 # -- health ---------------------------------------------------------------------------------
 
 
-async def test_healthz_reports_the_queue_depth(make_client: MakeClient) -> None:
+async def test_healthz_reports_the_queue_depth(make_client: MakeClient, settings: Settings) -> None:
     client = await make_client(run_workers=False)
     for n in range(3):
         await post(client, delivery_id=f"guid-{n}")
@@ -281,6 +281,7 @@ async def test_healthz_reports_the_queue_depth(make_client: MakeClient) -> None:
     assert response.status == 200
     assert await response.json() == {
         "status": "ok",
+        "database": f"sqlite:{settings.data_dir / DB_FILENAME}",
         "deliveries": {"pending": 3, "processing": 0, "failed": 0},
         "jobs": {"pending": 0, "running": 0, "failed": 0},
     }

@@ -1,4 +1,7 @@
-"""The durable queue: deliveries and jobs, leases, retries, idempotency, one writer."""
+"""The durable queue: deliveries and jobs, leases, retries, idempotency, one writer.
+
+The contract tests (`queue_store`) run against both backends, SQLite and a real PostgreSQL
+server; the tests of SQLite's own machinery (WAL, the writer thread) use `sqlite_store`."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import pytest
 from bot.queue import schema as queue_schema
 from bot.queue import writer as queue_writer
 from bot.queue.records import (
+    Classification,
     Delivery,
     DeliveryStatus,
     JobRetry,
@@ -24,6 +28,7 @@ from bot.queue.records import (
 )
 from bot.queue.schema import DB_FILENAME
 from bot.queue.sqlite_store import SqliteQueueStore
+from tests.queue_backends import BACKENDS, AnyStore, IntegrityErrors, execute, open_store, rows
 
 LEASE = 30.0
 
@@ -41,14 +46,21 @@ def clock() -> Clock:
     return Clock()
 
 
+RETRY = JobRetry(max_attempts=3, base_delay=10, max_delay=100)
+
+
+@pytest.fixture(params=BACKENDS)
+def queue_store(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iterator[AnyStore]:
+    s = open_store(request, tmp_path / "data", clock=clock, delivery_retry=RETRY,
+                   job_retry=RETRY)
+    yield s
+    s.close()
+
+
 @pytest.fixture
-def queue_store(tmp_path: Path, clock: Clock) -> Iterator[SqliteQueueStore]:
-    s = SqliteQueueStore.open(
-        tmp_path / "data",
-        clock=clock,
-        delivery_retry=JobRetry(max_attempts=3, base_delay=10, max_delay=100),
-        job_retry=JobRetry(max_attempts=3, base_delay=10, max_delay=100),
-    )
+def sqlite_store(tmp_path: Path, clock: Clock) -> Iterator[SqliteQueueStore]:
+    s = SqliteQueueStore.open(tmp_path / "data", clock=clock, delivery_retry=RETRY,
+                              job_retry=RETRY)
     yield s
     s.close()
 
@@ -57,14 +69,10 @@ def delivery(n: int = 1, event: str = "issues") -> Delivery:
     return Delivery(f"d-{n}", event, b'{"action":"opened"}')
 
 
-def rows(queue_store: SqliteQueueStore, sql: str) -> list[tuple[object, ...]]:
-    return queue_store.call_sync(lambda conn: conn.execute(sql).fetchall())
-
-
 # -- deliveries ----------------------------------------------------------------------------
 
 
-async def test_a_delivery_is_stored_once_whatever_the_redeliveries(queue_store: SqliteQueueStore) -> None:
+async def test_a_delivery_is_stored_once_whatever_the_redeliveries(queue_store: AnyStore) -> None:
     assert await queue_store.insert_delivery(delivery(1)) is True
     assert await queue_store.insert_delivery(delivery(1)) is False
     assert rows(queue_store, "SELECT delivery_id, status FROM deliveries") == [("d-1", "pending")]
@@ -72,10 +80,12 @@ async def test_a_delivery_is_stored_once_whatever_the_redeliveries(queue_store: 
     assert stored is not None and stored.body == b'{"action":"opened"}'
 
 
-async def test_redeliveries_in_one_batch_store_the_first(queue_store: SqliteQueueStore) -> None:
+async def test_redeliveries_at_once_store_one(queue_store: AnyStore) -> None:
     results = await asyncio.gather(*(queue_store.insert_delivery(delivery(n // 3)) for n in range(9)))
-    assert results == [True, False, False] * 3
-    assert rows(queue_store, "SELECT delivery_id FROM deliveries ORDER BY seq") == [
+    assert [results[i:i + 3].count(True) for i in (0, 3, 6)] == [1, 1, 1]
+    if isinstance(queue_store, SqliteQueueStore):  # one batch: the first of it is stored
+        assert results == [True, False, False] * 3
+    assert rows(queue_store, "SELECT delivery_id FROM deliveries ORDER BY delivery_id") == [
         ("d-0",),
         ("d-1",),
         ("d-2",),
@@ -83,7 +93,7 @@ async def test_redeliveries_in_one_batch_store_the_first(queue_store: SqliteQueu
     assert rows(queue_store, "SELECT COUNT(*) FROM delivery_bodies") == [(3,)]
 
 
-async def test_bodies_are_stored_deflated_and_come_back_exact(queue_store: SqliteQueueStore) -> None:
+async def test_bodies_are_stored_deflated_and_come_back_exact(queue_store: AnyStore) -> None:
     body = json.dumps({"text": "x" * 10_000, "emoji": "✓"}).encode()
     await queue_store.insert_delivery(Delivery("big", "issues", body))
     [(encoding, size)] = rows(queue_store, "SELECT encoding, LENGTH(body) FROM delivery_bodies")
@@ -92,9 +102,9 @@ async def test_bodies_are_stored_deflated_and_come_back_exact(queue_store: Sqlit
     assert stored is not None and stored.body == body
 
 
-async def test_the_database_is_durable_wal_with_full_sync(queue_store: SqliteQueueStore) -> None:
-    assert rows(queue_store, "PRAGMA journal_mode") == [("wal",)]
-    assert rows(queue_store, "PRAGMA synchronous") == [(2,)]  # FULL
+async def test_the_database_is_durable_wal_with_full_sync(sqlite_store: SqliteQueueStore) -> None:
+    assert rows(sqlite_store, "PRAGMA journal_mode") == [("wal",)]
+    assert rows(sqlite_store, "PRAGMA synchronous") == [(2,)]  # FULL
 
 
 async def test_unbroken_writes_keep_the_log_bounded(
@@ -137,7 +147,7 @@ async def test_what_was_stored_is_there_after_a_reopen(tmp_path: Path) -> None:
     second.close()
 
 
-async def test_claims_go_oldest_first_under_a_lease(queue_store: SqliteQueueStore, clock: Clock) -> None:
+async def test_claims_go_oldest_first_under_a_lease(queue_store: AnyStore, clock: Clock) -> None:
     for n in (1, 2):
         await queue_store.insert_delivery(delivery(n))
     first = await queue_store.claim_delivery("w1", LEASE)
@@ -149,7 +159,7 @@ async def test_claims_go_oldest_first_under_a_lease(queue_store: SqliteQueueStor
     assert await queue_store.claim_delivery("w3", LEASE) is None
 
 
-async def test_finishing_marks_done_and_commits_the_handlers_jobs(queue_store: SqliteQueueStore) -> None:
+async def test_finishing_marks_done_and_commits_the_handlers_jobs(queue_store: AnyStore) -> None:
     await queue_store.insert_delivery(delivery(1))
     claim = await queue_store.claim_delivery("w1", LEASE)
     assert claim is not None
@@ -170,7 +180,7 @@ async def test_finishing_marks_done_and_commits_the_handlers_jobs(queue_store: S
 
 
 async def test_an_expired_lease_is_taken_up_and_the_late_finisher_writes_nothing(
-    queue_store: SqliteQueueStore, clock: Clock
+    queue_store: AnyStore, clock: Clock
 ) -> None:
     await queue_store.insert_delivery(delivery(1))
     stale = await queue_store.claim_delivery("crashed", LEASE)
@@ -186,7 +196,7 @@ async def test_an_expired_lease_is_taken_up_and_the_late_finisher_writes_nothing
     assert await queue_store.finish_delivery(fresh, "w2", [], []) is DeliveryStatus.DONE
 
 
-async def test_start_up_recovery_counts_what_a_crash_left(queue_store: SqliteQueueStore, clock: Clock) -> None:
+async def test_start_up_recovery_counts_what_a_crash_left(queue_store: AnyStore, clock: Clock) -> None:
     await queue_store.insert_delivery(delivery(1))
     await queue_store.enqueue_job("run")
     assert await queue_store.claim_delivery("crashed", LEASE) is not None
@@ -200,7 +210,7 @@ async def test_start_up_recovery_counts_what_a_crash_left(queue_store: SqliteQue
 
 
 async def test_a_failing_delivery_is_retried_with_back_off_then_failed(
-    queue_store: SqliteQueueStore, clock: Clock
+    queue_store: AnyStore, clock: Clock
 ) -> None:
     await queue_store.insert_delivery(delivery(1))
     for attempt in (1, 2):
@@ -221,7 +231,7 @@ async def test_a_failing_delivery_is_retried_with_back_off_then_failed(
 
 
 async def test_a_retry_keeps_what_the_handlers_that_succeeded_did(
-    queue_store: SqliteQueueStore, clock: Clock
+    queue_store: AnyStore, clock: Clock
 ) -> None:
     await queue_store.insert_delivery(delivery(1))
     claim = await queue_store.claim_delivery("w", LEASE)
@@ -238,7 +248,7 @@ async def test_a_retry_keeps_what_the_handlers_that_succeeded_did(
     assert stored is not None and stored.handlers_done == {"mod.ok", "mod.bad"}
 
 
-async def test_a_delivery_whose_worker_keeps_dying_ends_failed(queue_store: SqliteQueueStore, clock: Clock) -> None:
+async def test_a_delivery_whose_worker_keeps_dying_ends_failed(queue_store: AnyStore, clock: Clock) -> None:
     await queue_store.insert_delivery(delivery(1))
     for _ in range(3):
         assert await queue_store.claim_delivery("dies", LEASE) is not None
@@ -248,7 +258,7 @@ async def test_a_delivery_whose_worker_keeps_dying_ends_failed(queue_store: Sqli
     assert stored is not None and stored.status is DeliveryStatus.FAILED
 
 
-async def test_a_released_delivery_goes_back_without_counting_the_try(queue_store: SqliteQueueStore) -> None:
+async def test_a_released_delivery_goes_back_without_counting_the_try(queue_store: AnyStore) -> None:
     await queue_store.insert_delivery(delivery(1))
     claim = await queue_store.claim_delivery("w", LEASE)
     assert claim is not None
@@ -257,7 +267,7 @@ async def test_a_released_delivery_goes_back_without_counting_the_try(queue_stor
     assert again is not None and again.attempts == 1
 
 
-async def test_a_lease_is_renewed_only_by_its_holder(queue_store: SqliteQueueStore, clock: Clock) -> None:
+async def test_a_lease_is_renewed_only_by_its_holder(queue_store: AnyStore, clock: Clock) -> None:
     await queue_store.insert_delivery(delivery(1))
     claim = await queue_store.claim_delivery("w", LEASE)
     assert claim is not None
@@ -268,10 +278,32 @@ async def test_a_lease_is_renewed_only_by_its_holder(queue_store: SqliteQueueSto
     assert await queue_store.renew_delivery(claim, "other", LEASE) is False
 
 
+async def test_a_nul_in_a_payloads_fields_or_an_error_loses_nothing(queue_store: AnyStore) -> None:
+    """JSON allows "\u0000" and SQLite stores it; PostgreSQL's text cannot hold it, so the
+    PostgreSQL store replaces it instead of failing to record the outcome."""
+    await queue_store.insert_delivery(delivery(1))
+    claim = await queue_store.claim_delivery("w", LEASE)
+    assert claim is not None
+    status = await queue_store.finish_delivery(
+        claim, "w", [], ["boom\x00here"], permanent=True,
+        classification=Classification("open\x00ed", 9, "octo/re\x00po"))
+    assert status is DeliveryStatus.FAILED
+    stored = await queue_store.get_delivery("d-1")
+    assert stored is not None and stored.installation_id == 9
+    assert (stored.last_error or "").startswith("boom") and (stored.last_error or "").endswith("here")
+    assert (stored.repository or "").startswith("octo/re") and (stored.action or "").endswith("ed")
+    await queue_store.enqueue_job("run")
+    job = await queue_store.claim_job("w", {"run"}, LEASE)
+    assert job is not None
+    assert await queue_store.fail_job(job, "w", "no\x00pe", retry=False) is JobStatus.FAILED
+    [failed] = await queue_store.list_jobs(status=JobStatus.FAILED)
+    assert (failed.last_error or "").startswith("no") and (failed.last_error or "").endswith("pe")
+
+
 # -- jobs ----------------------------------------------------------------------------------
 
 
-async def test_the_same_logical_job_is_never_enqueued_twice(queue_store: SqliteQueueStore) -> None:
+async def test_the_same_logical_job_is_never_enqueued_twice(queue_store: AnyStore) -> None:
     first = await queue_store.enqueue_job("run", {"a": 1}, idempotency_key="run:octo/repo#1@abc")
     second = await queue_store.enqueue_job("run", {"a": 2}, idempotency_key="run:octo/repo#1@abc")
     assert first.created and not second.created and first.job_id == second.job_id
@@ -289,7 +321,7 @@ async def test_the_same_logical_job_is_never_enqueued_twice(queue_store: SqliteQ
     assert a.job_id != b.job_id
 
 
-async def test_jobs_sharing_a_key_run_one_at_a_time_in_order(queue_store: SqliteQueueStore) -> None:
+async def test_jobs_sharing_a_key_run_one_at_a_time_in_order(queue_store: AnyStore) -> None:
     a = await queue_store.enqueue_job("run", key="pr:o/r#1")
     b = await queue_store.enqueue_job("run", key="pr:o/r#1")
     other = await queue_store.enqueue_job("run", key="pr:o/r#2")
@@ -309,14 +341,14 @@ async def test_jobs_sharing_a_key_run_one_at_a_time_in_order(queue_store: Sqlite
     assert fourth is not None and fourth.id == b.job_id
 
 
-async def test_the_database_refuses_two_running_jobs_for_one_key(queue_store: SqliteQueueStore) -> None:
+async def test_the_database_refuses_two_running_jobs_for_one_key(queue_store: AnyStore) -> None:
     await queue_store.enqueue_job("run", key="k")
     await queue_store.enqueue_job("run", key="k")
-    with pytest.raises(sqlite3.IntegrityError):
-        queue_store.call_sync(lambda conn: conn.execute("UPDATE jobs SET status = 'running'"))
+    with pytest.raises(IntegrityErrors):
+        execute(queue_store, "UPDATE jobs SET status = 'running'")
 
 
-async def test_only_registered_kinds_are_claimed(queue_store: SqliteQueueStore) -> None:
+async def test_only_registered_kinds_are_claimed(queue_store: AnyStore) -> None:
     await queue_store.enqueue_job("unknown")
     assert await queue_store.claim_job("w", {"run"}, LEASE) is None
     assert await queue_store.claim_job("w", set(), LEASE) is None
@@ -324,14 +356,14 @@ async def test_only_registered_kinds_are_claimed(queue_store: SqliteQueueStore) 
     assert job.kind == "unknown"
 
 
-async def test_a_delayed_job_waits_for_its_time(queue_store: SqliteQueueStore, clock: Clock) -> None:
+async def test_a_delayed_job_waits_for_its_time(queue_store: AnyStore, clock: Clock) -> None:
     await queue_store.enqueue_job("run", delay=5)
     assert await queue_store.claim_job("w", {"run"}, LEASE) is None
     clock.now += 5
     assert await queue_store.claim_job("w", {"run"}, LEASE) is not None
 
 
-async def test_a_crashed_jobs_lease_expires_and_it_runs_again(queue_store: SqliteQueueStore, clock: Clock) -> None:
+async def test_a_crashed_jobs_lease_expires_and_it_runs_again(queue_store: AnyStore, clock: Clock) -> None:
     await queue_store.enqueue_job("run", key="k")
     crashed = await queue_store.claim_job("crashed", {"run"}, LEASE)
     assert crashed is not None
@@ -350,7 +382,7 @@ async def test_a_crashed_jobs_lease_expires_and_it_runs_again(queue_store: Sqlit
     assert follow_up.origin == f"job:{again.id}"
 
 
-async def test_job_retries_are_bounded_and_backed_off(queue_store: SqliteQueueStore, clock: Clock) -> None:
+async def test_job_retries_are_bounded_and_backed_off(queue_store: AnyStore, clock: Clock) -> None:
     await queue_store.enqueue_job("run")
     for attempt, delay in ((1, 10), (2, 20)):
         job = await queue_store.claim_job("w", {"run"}, LEASE)
@@ -366,14 +398,14 @@ async def test_job_retries_are_bounded_and_backed_off(queue_store: SqliteQueueSt
     assert failed.last_error == "boom 3"
 
 
-async def test_a_permanent_failure_is_not_retried(queue_store: SqliteQueueStore) -> None:
+async def test_a_permanent_failure_is_not_retried(queue_store: AnyStore) -> None:
     await queue_store.enqueue_job("run", max_attempts=10)
     job = await queue_store.claim_job("w", {"run"}, LEASE)
     assert job is not None
     assert await queue_store.fail_job(job, "w", "no", retry=False) is JobStatus.FAILED
 
 
-async def test_a_crashed_job_that_used_its_attempts_ends_failed(queue_store: SqliteQueueStore, clock: Clock) -> None:
+async def test_a_crashed_job_that_used_its_attempts_ends_failed(queue_store: AnyStore, clock: Clock) -> None:
     await queue_store.enqueue_job("run", max_attempts=1)
     assert await queue_store.claim_job("crashed", {"run"}, LEASE) is not None
     clock.now += LEASE + 1
@@ -382,7 +414,7 @@ async def test_a_crashed_job_that_used_its_attempts_ends_failed(queue_store: Sql
     assert job.status is JobStatus.FAILED and "lease expired" in (job.last_error or "")
 
 
-async def test_a_unit_can_supersede_queued_jobs(queue_store: SqliteQueueStore) -> None:
+async def test_a_unit_can_supersede_queued_jobs(queue_store: AnyStore) -> None:
     running = await queue_store.enqueue_job("run", {"head": "older"}, key="pr:o/r#9")
     await queue_store.claim_job("w", {"run"}, LEASE)
     old = await queue_store.enqueue_job("run", {"head": "old"}, key="pr:o/r#1")
@@ -402,7 +434,7 @@ async def test_a_unit_can_supersede_queued_jobs(queue_store: SqliteQueueStore) -
     assert new.payload == {"head": "new"}
 
 
-async def test_a_released_job_goes_back_without_counting_the_try(queue_store: SqliteQueueStore) -> None:
+async def test_a_released_job_goes_back_without_counting_the_try(queue_store: AnyStore) -> None:
     await queue_store.enqueue_job("run")
     job = await queue_store.claim_job("w", {"run"}, LEASE)
     assert job is not None
@@ -426,7 +458,7 @@ def test_a_job_is_checked_where_it_is_made() -> None:
     assert unit.jobs == ()
 
 
-async def test_counts_report_the_depth_of_each_queue(queue_store: SqliteQueueStore) -> None:
+async def test_counts_report_the_depth_of_each_queue(queue_store: AnyStore) -> None:
     for n in (1, 2):
         await queue_store.insert_delivery(delivery(n))
     await queue_store.claim_delivery("w", LEASE)
@@ -440,8 +472,9 @@ async def test_counts_report_the_depth_of_each_queue(queue_store: SqliteQueueSto
 
 
 async def test_one_failing_operation_does_not_undo_the_others_in_its_batch(
-    queue_store: SqliteQueueStore,
+    sqlite_store: SqliteQueueStore,
 ) -> None:
+    queue_store = sqlite_store
     def boom(conn: sqlite3.Connection) -> None:
         conn.execute("INSERT INTO jobs (kind) VALUES ('half-written')")  # violates NOT NULL
 

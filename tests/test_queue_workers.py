@@ -1,4 +1,5 @@
-"""The worker tasks: job registry, per-key serialisation, leases kept and lost, shutdown."""
+"""The worker tasks: job registry, per-key serialisation, leases kept and lost, shutdown; against
+both backends (SQLite and a real PostgreSQL server), with PostgreSQL's wake-ups across stores."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from gidgethub import routing, sansio
 from bot import logs
 from bot.queue.intake_priority import IntakePriority
 from bot.queue.records import Delivery, DeliveryStatus, Job, JobRetry, JobStatus, UnitOfWork
-from bot.queue.sqlite_store import SqliteQueueStore
 from bot.queue.workers import (
     JobHandler,
     PermanentJobError,
@@ -22,6 +22,7 @@ from bot.queue.workers import (
     Workers,
     handler_name,
 )
+from tests.queue_backends import BACKENDS, AnyStore, execute, open_store
 from tests.support import wait_until
 
 FAST = WorkerConfig(
@@ -29,9 +30,10 @@ FAST = WorkerConfig(
 )
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteQueueStore]:
-    s = SqliteQueueStore.open(
+@pytest.fixture(params=BACKENDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AnyStore]:
+    s = open_store(
+        request,
         tmp_path,
         delivery_retry=JobRetry(max_attempts=2, base_delay=0.01),
         job_retry=JobRetry(max_attempts=3, base_delay=0.01),
@@ -42,7 +44,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteQueueStore]:
 
 
 
-def jobs_in(store: SqliteQueueStore, *statuses: JobStatus) -> Callable[[], Any]:
+def jobs_in(store: AnyStore, *statuses: JobStatus) -> Callable[[], Any]:
     async def check() -> bool:
         jobs = await store.list_jobs()
         return bool(jobs) and all(job.status in statuses for job in jobs)
@@ -51,7 +53,7 @@ def jobs_in(store: SqliteQueueStore, *statuses: JobStatus) -> Callable[[], Any]:
 
 
 async def run_workers(
-    store: SqliteQueueStore,
+    store: AnyStore,
     job_handlers: dict[str, JobHandler],
     config: WorkerConfig = FAST,
     router: routing.Router | None = None,
@@ -61,7 +63,7 @@ async def run_workers(
     return workers
 
 
-async def test_registered_kinds_run_and_their_follow_ups_commit_with_them(store: SqliteQueueStore) -> None:
+async def test_registered_kinds_run_and_their_follow_ups_commit_with_them(store: AnyStore) -> None:
     ran: list[tuple[str, dict[str, Any]]] = []
 
     async def plan(job: Job, unit: UnitOfWork, **_: Any) -> None:
@@ -80,11 +82,11 @@ async def test_registered_kinds_run_and_their_follow_ups_commit_with_them(store:
     assert ran == [("plan", {"pr": 1}), ("review", {"after": first.job_id})]
 
 
-async def _count_done(store: SqliteQueueStore, n: int) -> bool:
+async def _count_done(store: AnyStore, n: int) -> bool:
     return len(await store.list_jobs(status=JobStatus.DONE)) == n
 
 
-async def test_jobs_sharing_a_key_never_overlap(store: SqliteQueueStore) -> None:
+async def test_jobs_sharing_a_key_never_overlap(store: AnyStore) -> None:
     running: dict[str, int] = {}
     overlaps: list[str] = []
     order: list[int] = []
@@ -111,7 +113,7 @@ async def test_jobs_sharing_a_key_never_overlap(store: SqliteQueueStore) -> None
 
 
 async def test_a_failing_job_is_retried_then_failed_and_a_permanent_one_at_once(
-    store: SqliteQueueStore,
+    store: AnyStore,
 ) -> None:
     tries: dict[str, int] = {"flaky": 0, "broken": 0, "refused": 0}
 
@@ -145,7 +147,7 @@ async def test_a_failing_job_is_retried_then_failed_and_a_permanent_one_at_once(
     }
 
 
-async def test_a_long_job_keeps_its_lease_alive(store: SqliteQueueStore) -> None:
+async def test_a_long_job_keeps_its_lease_alive(store: AnyStore) -> None:
     config = WorkerConfig(job_workers=2, lease_seconds=0.15, poll_interval=0.02)
     runs = 0
 
@@ -163,7 +165,7 @@ async def test_a_long_job_keeps_its_lease_alive(store: SqliteQueueStore) -> None
     assert runs == 1
 
 
-async def test_a_worker_that_lost_its_lease_stops_and_commits_nothing(store: SqliteQueueStore) -> None:
+async def test_a_worker_that_lost_its_lease_stops_and_commits_nothing(store: AnyStore) -> None:
     config = WorkerConfig(job_workers=1, lease_seconds=0.3, poll_interval=0.02)
     started = asyncio.Event()
     cancelled = asyncio.Event()
@@ -182,11 +184,8 @@ async def test_a_worker_that_lost_its_lease_stops_and_commits_nothing(store: Sql
     try:
         await started.wait()
         # Another worker took the job over (as after this one stalled past its lease).
-        await store.call(
-            lambda conn: conn.execute(
-                "UPDATE jobs SET lease_owner = 'someone-else' WHERE id = ?", (job,)
-            )
-        )
+        await asyncio.to_thread(
+            execute, store, "UPDATE jobs SET lease_owner = 'someone-else' WHERE id = ?", (job,))
         async with asyncio.timeout(5):
             await cancelled.wait()
     finally:
@@ -195,7 +194,7 @@ async def test_a_worker_that_lost_its_lease_stops_and_commits_nothing(store: Sql
     assert stored.status is JobStatus.RUNNING and stored.lease_owner == "someone-else"
 
 
-async def test_shutdown_waits_for_short_work_and_hands_long_work_back(store: SqliteQueueStore) -> None:
+async def test_shutdown_waits_for_short_work_and_hands_long_work_back(store: AnyStore) -> None:
     config = WorkerConfig(job_workers=2, poll_interval=0.02, shutdown_grace=0.2)
     started: set[str] = set()
 
@@ -216,7 +215,7 @@ async def _true(value: bool) -> bool:
     return value
 
 
-async def test_a_stuck_event_handler_times_out_and_counts_as_failed(store: SqliteQueueStore) -> None:
+async def test_a_stuck_event_handler_times_out_and_counts_as_failed(store: AnyStore) -> None:
     router = routing.Router()
 
     @router.register("issues")
@@ -240,7 +239,7 @@ async def test_a_stuck_event_handler_times_out_and_counts_as_failed(store: Sqlit
 
 
 async def test_a_body_that_does_not_parse_fails_at_once_instead_of_the_worker(
-    store: SqliteQueueStore,
+    store: AnyStore,
 ) -> None:
     calls: list[str] = []
     router = routing.Router()
@@ -261,7 +260,7 @@ async def test_a_body_that_does_not_parse_fails_at_once_instead_of_the_worker(
         assert "body is not a JSON object" in (stored.last_error or "")
 
 
-async def test_the_worker_records_what_the_payload_is_about(store: SqliteQueueStore) -> None:
+async def test_the_worker_records_what_the_payload_is_about(store: AnyStore) -> None:
     body = json.dumps(
         {"action": "opened", "installation": {"id": 5}, "repository": {"full_name": "o/r"}}
     ).encode()
@@ -273,7 +272,7 @@ async def test_the_worker_records_what_the_payload_is_about(store: SqliteQueueSt
     assert (stored.action, stored.installation_id, stored.repository) == ("opened", 5, "o/r")
 
 
-async def test_a_jobs_log_lines_lead_back_to_the_delivery_that_made_it(store: SqliteQueueStore) -> None:
+async def test_a_jobs_log_lines_lead_back_to_the_delivery_that_made_it(store: AnyStore) -> None:
     """The webhook's handler enqueues a job; every line the job logs carries the delivery it
     came from and the installation it works for."""
     router = routing.Router()
@@ -297,7 +296,7 @@ async def test_a_jobs_log_lines_lead_back_to_the_delivery_that_made_it(store: Sq
     assert context["job_kind"] == "pr.run"
 
 
-async def test_start_up_takes_up_what_a_crash_left(store: SqliteQueueStore) -> None:
+async def test_start_up_takes_up_what_a_crash_left(store: AnyStore) -> None:
     await store.insert_delivery(Delivery("d-1", "issues", b"{}"))
     assert await store.claim_delivery("crashed", lease_seconds=0.01) is not None
     await asyncio.sleep(0.02)

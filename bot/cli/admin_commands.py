@@ -57,10 +57,14 @@ def parse_age(text: str) -> float:
 
 
 def _open_queue() -> QueueStore:
-    from bot.queue.sqlite_store import SqliteQueueStore
+    from bot.queue.factory import open_queue
+    from bot.queue.records import StoreError
     from bot.settings import load_settings
 
-    return SqliteQueueStore.open(load_settings().data_dir)
+    try:
+        return open_queue(load_settings())
+    except StoreError as exc:
+        raise GwiError(str(exc)) from None
 
 
 def cmd_queue_list(args: argparse.Namespace) -> int:

@@ -32,6 +32,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     if settings is not None:
         print(f"data folder: {settings.data_dir}")
         print(f"signing key: {settings.signing_key_path}")
+        url = settings.server.database_url
+        if url is None:
+            print("queue: SQLite in the data folder")
+        else:
+            from bot.queue.pg_runner import redact
+
+            print(f"queue: PostgreSQL at {redact(url.get_secret_value())}")
         print(f"LLM: {settings.llm.provider.value}"
               + (f" ({settings.llm.model})" if settings.llm.model else ""))
         print(f"GitHub App: {'app ' + settings.github.app_id if settings.github else 'not set'}")

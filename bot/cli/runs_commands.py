@@ -26,7 +26,7 @@ from bot.runs.signing import (
 from bot.runs.store import RunStore
 from bot.schemas.common import format_patch_hash
 from bot.schemas.resolve import ResolveResult
-from bot.settings import load_settings
+from bot.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from bot.queue.interface import QueueStore
@@ -161,7 +161,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     anchor = args.anchor
     anchor_source = "given" if anchor else None
     if anchor is None and run_id is not None:
-        anchor = _recorded_anchor(settings.data_dir, run_id)
+        anchor = _recorded_anchor(settings, run_id)
         anchor_source = "queue database" if anchor else None
     report = verify_bundle(folder, trusted_keys=trusted, anchor=anchor)
     code = EXIT_CODES[report.verdict]
@@ -220,12 +220,12 @@ def _read_key(text: str) -> str:
     return parse_public_key(text)
 
 
-def _recorded_anchor(data_dir: Path, run_id: str) -> tuple[int, str] | None:
+def _recorded_anchor(settings: Settings, run_id: str) -> tuple[int, str] | None:
     """The latest anchor the queue database kept for the run (None without a database)."""
+    from bot.queue.factory import open_queue
     from bot.queue.schema import DB_FILENAME
-    from bot.queue.sqlite_store import SqliteQueueStore
 
-    if not (data_dir / DB_FILENAME).exists():
+    if settings.server.database_url is None and not (settings.data_dir / DB_FILENAME).exists():
         return None
 
     async def read(store: QueueStore) -> tuple[int, str] | None:
@@ -233,7 +233,7 @@ def _recorded_anchor(data_dir: Path, run_id: str) -> tuple[int, str] | None:
         await index.ensure_schema()
         return await index.latest_anchor(run_id)
 
-    store = SqliteQueueStore.open(data_dir)
+    store = open_queue(settings)
     try:
         return asyncio.run(read(store))
     finally:

@@ -95,7 +95,12 @@ async def run_server(app: web.Application, host: str, port: int) -> None:
     try:
         await runner.setup()
     except StoreError as exc:
-        raise GwiError(f"{exc} (set GWI_DATA_DIR to a writable folder)") from None
+        from bot.server.app import SETTINGS
+
+        hint = ("check GWI_DATABASE_URL and that the server answers"
+                if app[SETTINGS].server.database_url is not None
+                else "set GWI_DATA_DIR to a writable folder")
+        raise GwiError(f"{exc} ({hint})") from None
     try:
         site = web.TCPSite(runner, host, port)
         try:

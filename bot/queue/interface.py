@@ -127,6 +127,26 @@ class QueueStore(abc.ABC):
         """The keys of every pending or running job."""
 
     @abc.abstractmethod
+    def describe(self) -> str:
+        """Where the queue is kept, for /healthz and logs (never a password)."""
+
+    @abc.abstractmethod
+    async def record_signing_key(self, public_key: str) -> str:
+        """Record ``public_key`` as the key that signs this deployment's bundles unless one is
+        recorded already (the first process wins); return the recorded one."""
+
+    def subscribe(self, on_delivery: Callable[[], None],
+                  on_job: Callable[[], None]) -> Callable[[], None]:
+        """Call ``on_delivery``/``on_job`` (in the caller's event loop) when another process
+        stores a delivery or enqueues a job; returns the way to stop.
+
+        A process wakes its own workers itself; a backend shared by several processes
+        (PostgreSQL's LISTEN/NOTIFY) tells them about the others' work. Polling stays the
+        fallback, so a backend with no such channel (SQLite: one process) does nothing here.
+        """
+        return lambda: None
+
+    @abc.abstractmethod
     def close(self) -> None:
         """Finish the operations already submitted, then close the connections."""
 

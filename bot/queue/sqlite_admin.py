@@ -1,10 +1,11 @@
 """The SQLite queue's administration: listing deliveries, retrying a failed job, pruning what
-finished long ago (`gwi queue`, `gwi prune`)."""
+finished long ago (`gwi queue`, `gwi prune`), and the signing key recorded beside the queue."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from bot.queue.records import DeliveryRecord, DeliveryStatus
@@ -18,6 +19,7 @@ class SqliteAdmin:
     """Mixed into `SqliteQueueStore`, whose writer runs these operations."""
 
     clock: Callable[[], float]
+    path: Path
 
     if TYPE_CHECKING:  # SqliteQueueStore's own
         async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
@@ -55,5 +57,18 @@ class SqliteAdmin:
                 "DELETE FROM jobs WHERE status IN ('done', 'failed', 'cancelled')"
                 " AND finished_at IS NOT NULL AND finished_at < ?", (before,)).rowcount
             return deliveries, jobs
+
+        return await self.call(op)
+
+    def describe(self) -> str:
+        return f"sqlite:{self.path}"
+
+    async def record_signing_key(self, public_key: str) -> str:
+        def op(conn: sqlite3.Connection) -> str:
+            conn.execute("CREATE TABLE IF NOT EXISTS signing_key (id INTEGER PRIMARY KEY"
+                         " CHECK (id = 1), public_key TEXT NOT NULL, recorded_at REAL NOT NULL)")
+            conn.execute("INSERT OR IGNORE INTO signing_key VALUES (1, ?, ?)",
+                         (public_key, self.clock()))
+            return str(conn.execute("SELECT public_key FROM signing_key").fetchone()[0])
 
         return await self.call(op)

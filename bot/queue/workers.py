@@ -102,6 +102,7 @@ class Workers:
         self._jobs_ready = asyncio.Event()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._unsubscribe: Callable[[], None] = lambda: None
 
     def notify_deliveries(self) -> None:
         """Tell the delivery workers a delivery was stored."""
@@ -117,6 +118,8 @@ class Workers:
         if deliveries or jobs:
             log.warning("worker.recovered", deliveries=deliveries, jobs=jobs)
         self._stopping = False
+        # Work another process stores (a shared database) wakes these workers too.
+        self._unsubscribe = self._store.subscribe(self.notify_deliveries, self.notify_jobs)
         for index in range(self._config.delivery_workers):
             owner = f"{self._owner}:d{index}"
             loop = self._loop(owner, self.run_delivery_once, self._deliveries_ready)
@@ -136,6 +139,7 @@ class Workers:
     async def stop(self) -> None:
         """Let work in progress finish (up to the grace period), then hand the rest back."""
         self._stopping = True
+        self._unsubscribe()
         self._deliveries_ready.set()
         self._jobs_ready.set()
         if not self._tasks:

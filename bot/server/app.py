@@ -14,9 +14,9 @@ from gidgethub import routing
 from bot import logs
 from bot.events.router import build_router
 from bot.metrics import CONTENT_TYPE_LATEST, Metrics
+from bot.queue.factory import open_queue
 from bot.queue.interface import QueueStore
 from bot.queue.records import DEFAULT_RETRY, JobRetry, StoreError
-from bot.queue.sqlite_store import SqliteQueueStore
 from bot.queue.workers import JobHandler, JobHandlers, WorkerConfig, Workers
 from bot.server.intake import DELIVERY_HEADER, EVENT_HEADER, Refusal, read_delivery
 from bot.settings import Settings
@@ -91,7 +91,13 @@ def create_app(
     )
 
     async def queue_and_workers(app: web.Application) -> AsyncIterator[None]:
-        store = SqliteQueueStore.open(settings.data_dir, delivery_retry=delivery_retry, job_retry=job_retry)
+        store = await asyncio.to_thread(open_queue, settings, delivery_retry=delivery_retry,
+                                        job_retry=job_retry)
+        try:
+            await _check_signing_key(settings, store)
+        except BaseException:
+            await asyncio.to_thread(store.close)
+            raise
         async with contextlib.AsyncExitStack() as stack:
             handlers = dict(job_handlers if job_handlers is not None else {})
             extra = dict(services or {})
@@ -156,6 +162,26 @@ def _anchors_of(app: web.Application) -> Callable[[str], Awaitable[tuple[int, st
         return await index.latest_anchor(run_id)
 
     return latest
+
+
+async def _check_signing_key(settings: Settings, store: QueueStore) -> None:
+    """With a shared database, every process must sign with the one key the first recorded:
+    a run may be continued by any of them, and its bundle must verify with one key."""
+    if settings.server.database_url is None:
+        return  # one host: its key file is the only key
+    from bot.errors import GwiError
+    from bot.runs.signing import fingerprint, load_or_create_signer
+
+    signer = await asyncio.to_thread(load_or_create_signer, settings.signing_key_path,
+                                     allow_in_work_tree=settings.key_in_work_tree)
+    recorded = await store.record_signing_key(signer.public_key_hex)
+    if recorded != signer.public_key_hex:
+        raise GwiError(
+            f"the signing key {settings.signing_key_path} (fingerprint"
+            f" {fingerprint(signer.public_key_hex)}) is not the one the database records for"
+            f" this deployment ({fingerprint(recorded)}): give every process the same"
+            " GWI_SIGNING_KEY file")
+    log.info("signing_key.checked", fingerprint=fingerprint(recorded))
 
 
 #: While a recovery round leaves deliveries to ask for, the next comes this much later...
@@ -279,13 +305,17 @@ def _refuse(request: web.Request, refusal: Refusal) -> web.Response:
 
 
 async def handle_healthz(request: web.Request) -> web.Response:
-    """200 with the queue's depth while the database answers promptly, else 503."""
+    """200 with the queue's database and depth while it answers promptly, else 503."""
+    store = request.app[STORE]
     try:
         async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
-            counts = await request.app[STORE].counts()
+            counts = await store.counts()
     except (TimeoutError, StoreError) as exc:
-        return web.json_response({"status": "unavailable", "error": str(exc)}, status=503)
-    return web.json_response({"status": "ok", "deliveries": counts.deliveries, "jobs": counts.jobs})
+        error = str(exc) or f"the queue database did not answer within {HEALTH_TIMEOUT_SECONDS:g} s"
+        return web.json_response({"status": "unavailable", "database": store.describe(),
+                                  "error": error}, status=503)
+    return web.json_response({"status": "ok", "database": store.describe(),
+                              "deliveries": counts.deliveries, "jobs": counts.jobs})
 
 
 #: The rejection reasons /metrics counts (the status tells them apart; the text has details).

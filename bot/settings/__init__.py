@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import GwiError
@@ -73,6 +73,15 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().absolute()
+
+    @model_validator(mode="after")
+    def _shared_key_with_a_database(self) -> Settings:
+        # Processes sharing a database run each other's jobs and extend each other's bundles:
+        # a key each one made for itself would sign one run with several keys.
+        if self.server.database_url is not None and self.signing_key is None:
+            raise ValueError("GWI_SIGNING_KEY must be set when GWI_DATABASE_URL is: every"
+                             " process sharing the database signs with the same key file")
+        return self
 
     @property
     def signing_key_path(self) -> Path:

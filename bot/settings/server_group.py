@@ -50,6 +50,20 @@ class ServerSettings(BaseSettings):
         default=frozenset(), alias="GWI_ALLOWED_OWNERS")
     # When set, GET /metrics asks for "Authorization: Bearer <token>".
     metrics_token: SecretStr | None = Field(default=None, alias="GWI_METRICS_TOKEN")
+    # postgresql://...: the queue, the PR index and the redelivery ledger live in PostgreSQL,
+    # shared by every process that is given the same URL (docs/scaling.md); unset: SQLite in
+    # the data folder. A secret: it may hold a password.
+    database_url: SecretStr | None = Field(default=None, alias="GWI_DATABASE_URL")
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _postgres_url(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value == "":
+                return None
+            if not value.startswith(("postgresql://", "postgres://")):
+                raise ValueError("must be a PostgreSQL URL (postgresql://user:password@host/db)")
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod
