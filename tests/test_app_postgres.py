@@ -108,6 +108,29 @@ async def test_the_first_process_records_its_key_and_another_key_is_refused(
     assert pg_rows(pg_url, "SELECT public_key FROM signing_key") == [(recorded,)]
 
 
+async def test_a_key_rotated_with_gwi_key_rotate_is_the_deployments_key_after(
+    aiohttp_client: MakeClient, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.cli import main
+
+    key = tmp_path / "a.pem"
+    first = await aiohttp_client(create_app(pg_settings(pg_url, key), worker_config=FAST))
+    assert (await first.get("/healthz")).status == 200
+    [(before,)] = pg_rows(pg_url, "SELECT public_key FROM signing_key")
+    monkeypatch.setenv("GWI_DATABASE_URL", pg_url)
+    monkeypatch.setenv("GWI_SIGNING_KEY", str(key))
+    monkeypatch.setenv("GWI_DATA_DIR", str(tmp_path / "data"))
+    assert await asyncio.to_thread(main, ["key", "rotate"]) == 0
+    [(after,)] = pg_rows(pg_url, "SELECT public_key FROM signing_key")
+    assert after != before and before in key.with_name("a.pem.retired").read_text()
+    again = await aiohttp_client(create_app(pg_settings(pg_url, key), worker_config=FAST))
+    assert (await again.get("/healthz")).status == 200  # the new key is the deployment's
+    # Rotating a key file that is not the deployment's changes nothing in the database.
+    monkeypatch.setenv("GWI_SIGNING_KEY", str(tmp_path / "stray.pem"))
+    assert await asyncio.to_thread(main, ["key", "rotate"]) == 2
+    assert pg_rows(pg_url, "SELECT public_key FROM signing_key") == [(after,)]
+
+
 def test_config_check_names_the_queue_without_the_password(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -102,3 +102,7 @@ async def test_the_redelivery_ledger_remembers_and_its_marker_never_moves_back(
 async def test_the_signing_key_recorded_first_stays(queue_store: AnyStore) -> None:
     assert await queue_store.record_signing_key("aa" * 32) == "aa" * 32
     assert await queue_store.record_signing_key("bb" * 32) == "aa" * 32
+    # A rotation replaces the recorded key only where the retired one is recorded.
+    assert await queue_store.replace_signing_key("cc" * 32, "dd" * 32) == "aa" * 32
+    assert await queue_store.replace_signing_key("aa" * 32, "bb" * 32) == "bb" * 32
+    assert await queue_store.record_signing_key("aa" * 32) == "bb" * 32

@@ -272,5 +272,21 @@ def cmd_key_rotate(args: argparse.Namespace) -> int:
         print(f"retired {old} (kept in {ring_path(settings.signing_key_path)}, so bundles it"
               " signed still verify)")
     print(f"new signing key {new.public_key_hex} ({fingerprint(new.public_key_hex)})")
-    print("restart every gwi process that uses this key so they sign with the new one")
+    if settings.server.database_url is not None:
+        # The deployment's processes check their key against the database's at start-up.
+        from bot.queue.factory import open_queue
+
+        store = open_queue(settings)
+        try:
+            recorded = asyncio.run(store.replace_signing_key(old or "", new.public_key_hex))
+        finally:
+            store.close()
+        if recorded != new.public_key_hex:
+            raise GwiError(
+                f"the database records the key {fingerprint(recorded)}, which is neither the"
+                " retired key nor the new one: this key file is not the deployment's; the new"
+                f" key stays at {settings.signing_key_path}, the database unchanged")
+        print("the database now records the new key for this deployment")
+    print("copy the key file and its ring of retired keys to every host, then restart every gwi"
+          " process so they sign with the new one")
     return 0

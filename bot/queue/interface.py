@@ -135,6 +135,11 @@ class QueueStore(abc.ABC):
         """Record ``public_key`` as the key that signs this deployment's bundles unless one is
         recorded already (the first process wins); return the recorded one."""
 
+    @abc.abstractmethod
+    async def replace_signing_key(self, old: str, new: str) -> str:
+        """After a rotation: record ``new`` where ``old`` (or nothing) is recorded; return the
+        recorded key (``new``, unless another key was recorded)."""
+
     def subscribe(self, on_delivery: Callable[[], None],
                   on_job: Callable[[], None]) -> Callable[[], None]:
         """Call ``on_delivery``/``on_job`` (in the caller's event loop) when another process

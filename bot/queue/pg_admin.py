@@ -74,3 +74,15 @@ class PgAdmin:
             return str(row[0])
 
         return await self.call(op)
+
+    async def replace_signing_key(self, old: str, new: str) -> str:
+        async def op(conn: Conn) -> str:
+            await conn.execute(
+                "INSERT INTO signing_key (id, public_key, recorded_at) VALUES (1, %s, %s)"
+                " ON CONFLICT (id) DO UPDATE SET public_key = EXCLUDED.public_key,"
+                " recorded_at = EXCLUDED.recorded_at WHERE signing_key.public_key = %s",
+                (new, self.clock(), old))
+            row = await one(conn, "SELECT public_key FROM signing_key WHERE id = 1")
+            return str(row[0])
+
+        return await self.call(op)

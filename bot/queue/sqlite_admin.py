@@ -65,10 +65,25 @@ class SqliteAdmin:
 
     async def record_signing_key(self, public_key: str) -> str:
         def op(conn: sqlite3.Connection) -> str:
-            conn.execute("CREATE TABLE IF NOT EXISTS signing_key (id INTEGER PRIMARY KEY"
-                         " CHECK (id = 1), public_key TEXT NOT NULL, recorded_at REAL NOT NULL)")
+            _signing_key_table(conn)
             conn.execute("INSERT OR IGNORE INTO signing_key VALUES (1, ?, ?)",
                          (public_key, self.clock()))
             return str(conn.execute("SELECT public_key FROM signing_key").fetchone()[0])
 
         return await self.call(op)
+
+    async def replace_signing_key(self, old: str, new: str) -> str:
+        def op(conn: sqlite3.Connection) -> str:
+            _signing_key_table(conn)
+            conn.execute("INSERT INTO signing_key VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE"
+                         " SET public_key = excluded.public_key, recorded_at ="
+                         " excluded.recorded_at WHERE signing_key.public_key = ?",
+                         (new, self.clock(), old))
+            return str(conn.execute("SELECT public_key FROM signing_key").fetchone()[0])
+
+        return await self.call(op)
+
+
+def _signing_key_table(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS signing_key (id INTEGER PRIMARY KEY"
+                 " CHECK (id = 1), public_key TEXT NOT NULL, recorded_at REAL NOT NULL)")
