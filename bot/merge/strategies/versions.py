@@ -136,8 +136,6 @@ def resolve(c: Conflict) -> Resolution | None:
         return None
     if not _new_versions(c.base, c.ours) or not _new_versions(c.base, c.theirs):
         return None
-    if _other_release_lines(c.ours_file, c.theirs_file):
-        return None  # each release line keeps its own pins
     merge = merge_tokens(c.base, c.ours, c.theirs)
     pick: dict[int, list[str]] = {}
     winners: set[str] = set()
@@ -178,6 +176,8 @@ def resolve(c: Conflict) -> Resolution | None:
         pick[n] = side[start:end]
     if not winners and not _bumps_on_both_sides(merge, c.path):
         return None
+    if _other_release_lines(c.ours_file, c.theirs_file):
+        return None  # each release line keeps its own pins
     result = merge.render(pick)
     if any(
         _UNDERLINE.fullmatch(line.strip()) for line in [*c.ours, *c.theirs] if line not in c.base
@@ -214,9 +214,17 @@ def _other_release_line(base: str, ours: str, theirs: str) -> bool:
     return o is None or t is None or o.groups() != t.groups()
 
 
+_OWN_VERSION_LINE = re.compile(
+    r"""^[ \t]*(?:export[ \t]+)?["']?(?:__version__|version|VERSION|Version|projectVersion)"""
+    r"""["']?[ \t]*[:=].*$""",
+    re.MULTILINE,
+)
+
+
 def _own_version(lines: Sequence[str]) -> str | None:
     """The text of the file's first line that sets the project's own version, if any."""
-    return next((line for line in lines if _OWN_VERSION.match(line)), None)
+    found = _OWN_VERSION_LINE.search("".join(lines))
+    return found.group() if found else None
 
 
 def _other_release_lines(ours: Sequence[str], theirs: Sequence[str]) -> bool:
