@@ -34,9 +34,10 @@ def test_a_side_that_converted_every_line_ending_is_git_merge_left_to_a_person(
     ours = b"a\r\nb\r\nc\r\nd\r\n"
     theirs = b"a\nb\nc\nD\n"
     result = merge_bytes(base, ours, theirs, "x.txt")
-    assert not result.clean
-    assert result.refused is not None and "line ending" in result.refused
+    assert not result.clean and result.refused is None
     assert result.regions and not any(r.resolved for r in result.regions)
+    assert all("converted every line ending (LF to CRLF)" in r.explanation
+               for r in result.regions)
     for name, data in (("base", base), ("ours", ours), ("theirs", theirs)):
         (tmp_path / name).write_bytes(data)
     git = subprocess.run(

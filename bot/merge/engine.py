@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from itertools import chain, count
 
 from bot.merge.checks import (
@@ -356,7 +357,7 @@ def merge_bytes(
     a UTF-8 byte-order mark, the texts are merged without it and the result takes the
     change; when both sides converted every line ending the same way, likewise. When one
     side alone converted them (LF to CRLF or back), the result is git's merge, unsettled,
-    with the reason in ``refused``.
+    each region's explanation saying why.
     """
     datas: tuple[bytes, ...] = (base, ours, theirs)
     if any(b"\0" in x for x in datas):
@@ -390,11 +391,12 @@ def merge_bytes(
         # that merge for 9 of 19 such files on the shared set, one side's lines alone for
         # the other 10; which side's lines, and which convention, is a person's call.
         side = "ours" if styles[1] != styles[0] else "theirs"
-        reason = (f"{side} converted every line ending ({styles[0]} to "
-                  f"{styles[1] if side == 'ours' else styles[2]}); which lines and which "
-                  "line endings to keep is a person's call")
-        result = MergeResult(text=result.text, clean=False, regions=result.regions,
-                             refused=reason)
+        old_eol, new_eol = (str(x).upper() for x in (styles[0], styles[1 if side == "ours" else 2]))
+        why = (f"{side.capitalize()} converted every line ending ({old_eol} to {new_eol}), "
+               "so every line "
+               "conflicts; which lines and which line endings to keep is a person's call.")
+        result = MergeResult(text=result.text, clean=False,
+                             regions=tuple(replace(r, explanation=why) for r in result.regions))
     if not (add_bom or to_crlf):
         return result
     text = result.text.replace("\n", "\r\n") if to_crlf else result.text
