@@ -17,7 +17,14 @@ from bot.merge.checks import (
 )
 from bot.merge.diff3 import merge_chunks
 from bot.merge.generated import regenerate_with
-from bot.merge.lines import conflict_block, has_marker_line, marker_eol, split_lines
+from bot.merge.lines import (
+    conflict_block,
+    conversion_note,
+    eol_style,
+    has_marker_line,
+    marker_eol,
+    split_lines,
+)
 from bot.merge.model import Conflict, MergeResult, Region, Resolution, Strategy, StrategyFn
 from bot.merge.policy import Policy, kind, shipped
 
@@ -321,17 +328,6 @@ def _refuse(
 _BOM = b"\xef\xbb\xbf"
 
 
-def _eol_style(data: bytes) -> str | None:
-    """ "crlf" or "lf" when every line ends that way, None when mixed or no line ends."""
-    lf = data.count(b"\n")
-    if not lf:
-        return None
-    crlf = data.count(b"\r\n")
-    if crlf == lf:
-        return "crlf"
-    return "lf" if crlf == 0 else None
-
-
 def _pick(base: object, ours: object, theirs: object) -> object:
     """Three-way choice of a whole-file property: a side that changed it wins, ours first."""
     return theirs if ours == base else ours
@@ -369,7 +365,7 @@ def merge_bytes(
     if len(set(boms)) > 1:
         datas = tuple(x.removeprefix(_BOM) for x in datas)
         add_bom = bool(_pick(*boms))
-    styles = [_eol_style(x) for x in datas] if any(b"\r" in x for x in datas) else []
+    styles = [eol_style(x) for x in datas] if any(b"\r" in x for x in datas) else []
     known = {s for s in styles if s is not None}
     converted = len(known) > 1 and all(s is not None for s in styles)
     to_crlf = False
@@ -386,15 +382,9 @@ def merge_bytes(
                          attributes_generated=attributes_generated,
                          diff_algorithm=diff_algorithm)
     if converted and result.regions and result.refused is None:
-        # A side rewrote every line ending: git conflicts on the whole file, and so does
-        # gwi. Merging apart from the conversion was measured: the maintainers' file was
-        # that merge for 9 of 19 such files on the shared set, one side's lines alone for
-        # the other 10; which side's lines, and which convention, is a person's call.
-        side = "ours" if styles[1] != styles[0] else "theirs"
-        old_eol, new_eol = (str(x).upper() for x in (styles[0], styles[1 if side == "ours" else 2]))
-        why = (f"{side.capitalize()} converted every line ending ({old_eol} to {new_eol}), "
-               "so every line "
-               "conflicts; which lines and which line endings to keep is a person's call.")
+        # Git conflicts on every line, and so does gwi (docs/merge.md: merging apart from
+        # the conversion was right for 9 of 19 such files on the shared set).
+        why = conversion_note(styles)
         result = MergeResult(text=result.text, clean=False,
                              regions=tuple(replace(r, explanation=why) for r in result.regions))
     if not (add_bom or to_crlf):
