@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 from bot.merge import merge_bytes, merge_texts
 
 
@@ -22,13 +25,34 @@ def test_undecodable_text_is_refused_and_kept_byte_for_byte() -> None:
     assert b"b\xff\n" in result.to_bytes()
 
 
-def test_a_side_that_only_converted_to_crlf_keeps_crlf_in_the_result() -> None:
+def test_a_side_that_converted_every_line_ending_is_git_merge_left_to_a_person(
+    tmp_path: Path,
+) -> None:
+    # Merging apart from the conversion was right for 9 of 19 such files on the shared
+    # set: which side's lines and which line endings to keep is a decision.
     base = b"a\nb\nc\nd\n"
     ours = b"a\r\nb\r\nc\r\nd\r\n"
     theirs = b"a\nb\nc\nD\n"
     result = merge_bytes(base, ours, theirs, "x.txt")
-    assert result.clean
-    assert result.to_bytes() == b"a\r\nb\r\nc\r\nD\r\n"
+    assert not result.clean and result.refused is None
+    assert result.regions and not any(r.resolved for r in result.regions)
+    assert all("converted every line ending (LF to CRLF)" in r.explanation
+               for r in result.regions)
+    for name, data in (("base", base), ("ours", ours), ("theirs", theirs)):
+        (tmp_path / name).write_bytes(data)
+    git = subprocess.run(
+        ["git", "merge-file", "-p", "--diff3", "-L", "ours", "-L", "base", "-L", "theirs",
+         str(tmp_path / "ours"), str(tmp_path / "base"), str(tmp_path / "theirs")],
+        capture_output=True, check=False,
+    )
+    assert git.returncode == 1 and result.to_bytes() == git.stdout
+
+
+def test_both_sides_converting_line_endings_the_same_way_still_merges() -> None:
+    base = b"a\nb\nc\nd\n"
+    result = merge_bytes(base, b"A\r\nb\r\nc\r\nd\r\n", b"a\r\nb\r\nc\r\nD\r\n", "x.txt")
+    assert result.clean and result.refused is None
+    assert result.to_bytes() == b"A\r\nb\r\nc\r\nD\r\n"
 
 
 def test_bom_added_by_one_side_is_kept() -> None:

@@ -84,7 +84,7 @@ def test_merge_file_writes_gits_merge_of_a_generated_file(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize(
     ("path", "expected"),
-    [("go.mod", "manifest"), ("a/pom.xml", "manifest"), ("package.json", "manifest"),
+    [("go.mod", "gomod"), ("x/go.work", "gomod"), ("a/pom.xml", "manifest"), ("package.json", "manifest"),
      ("x.gemspec", "manifest"), (".github/workflows/ci.yml", "ci"), (".travis.yml", "ci"),
      ("CHANGES.rst", "prose"), ("AUTHORS", "prose"), ("conf/x.yaml", "data"),
      ("requirements-dev.txt", "pins"), ("requirements/typing.txt", "pins"),

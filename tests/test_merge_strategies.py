@@ -267,3 +267,17 @@ def test_adjacent_entries_refuses_a_changed_separator() -> None:
     theirs = '  "a": 1,\n  "b": 2,\n'
     strategy, _ = settle(base, ours, theirs, path="x.json")
     assert strategy is Strategy.CONFLICT
+
+
+def test_version_bump_declines_when_the_sides_are_on_two_release_lines() -> None:
+    # A maintenance branch (4.0.x) merged into main (4.1.0): each line keeps its own pins,
+    # so the higher pin of the two is not what either meant (spring-boot's gradle.properties).
+    base = "version=4.0.2-SNAPSHOT\n\nassertjVersion=3.27.6\njacksonVersion=3.0.3\nmockito=5.20.0\n"
+    ours = base.replace("version=4.0.2", "version=4.1.0").replace("3.0.3", "3.1.0")
+    theirs = base.replace("3.0.3", "3.0.4")
+    strategy, _ = settle(base, ours, theirs, path="gradle.properties")
+    assert strategy is Strategy.CONFLICT
+    # On one release line the same bumps are settled.
+    same_line = ours.replace("version=4.1.0", "version=4.0.2")
+    strategy, text = settle(base, same_line, theirs, path="gradle.properties")
+    assert strategy is Strategy.VERSION_BUMP and "jacksonVersion=3.1.0" in text

@@ -12,15 +12,17 @@ ENABLED: tuple[tuple[str, str], ...] = (
     ("subsumed", "ci"),
     ("subsumed", "data"),
     ("subsumed", "manifest"),
+    ("version_bump", "data"),
+    ("version_bump", "manifest"),
     ("version_bump", "pins"),
 )
 CONFIDENCE: dict[str, int] = {
     "adjacent_entries": 100,
     "subsumed": 98,
-    "version_bump": 74,
+    "version_bump": 100,
 }
 MEASURED: dict[str, tuple[int, int]] = {
-    "adjacent_entries": (23, 23),
-    "subsumed": (62, 63),
-    "version_bump": (17, 23),
+    "adjacent_entries": (18, 18),
+    "subsumed": (60, 61),
+    "version_bump": (42, 42),
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from itertools import chain, count
 
 from bot.merge.checks import (
@@ -16,7 +17,14 @@ from bot.merge.checks import (
 )
 from bot.merge.diff3 import merge_chunks
 from bot.merge.generated import regenerate_with
-from bot.merge.lines import conflict_block, has_marker_line, marker_eol, split_lines
+from bot.merge.lines import (
+    conflict_block,
+    conversion_note,
+    eol_style,
+    has_marker_line,
+    marker_eol,
+    split_lines,
+)
 from bot.merge.model import Conflict, MergeResult, Region, Resolution, Strategy, StrategyFn
 from bot.merge.policy import Policy, kind, shipped
 
@@ -324,17 +332,6 @@ def _refuse(
 _BOM = b"\xef\xbb\xbf"
 
 
-def _eol_style(data: bytes) -> str | None:
-    """ "crlf" or "lf" when every line ends that way, None when mixed or no line ends."""
-    lf = data.count(b"\n")
-    if not lf:
-        return None
-    crlf = data.count(b"\r\n")
-    if crlf == lf:
-        return "crlf"
-    return "lf" if crlf == 0 else None
-
-
 def _pick(base: object, ours: object, theirs: object) -> object:
     """Three-way choice of a whole-file property: a side that changed it wins, ours first."""
     return theirs if ours == base else ours
@@ -356,9 +353,11 @@ def merge_bytes(
     """Merge file contents as stored: refuse what is not text, then :func:`merge_texts`.
 
     Binary files (a NUL byte), files over ``max_bytes`` and files that are not UTF-8 are
-    left whole as a conflict with the reason in ``refused``. When one side only converted
-    line endings (LF and CRLF) or added or removed a UTF-8 byte-order mark, the texts are
-    merged without that difference and the result takes the changed convention.
+    left whole as a conflict with the reason in ``refused``. When one side added or removed
+    a UTF-8 byte-order mark, the texts are merged without it and the result takes the
+    change; when both sides converted every line ending the same way, likewise. When one
+    side alone converted them (LF to CRLF or back), the result is git's merge, unsettled,
+    each region's explanation saying why.
     """
     datas: tuple[bytes, ...] = (base, ours, theirs)
     if any(b"\0" in x for x in datas):
@@ -370,24 +369,31 @@ def merge_bytes(
     if len(set(boms)) > 1:
         datas = tuple(x.removeprefix(_BOM) for x in datas)
         add_bom = bool(_pick(*boms))
-    to_crlf = False
-    styles = [_eol_style(x) for x in datas] if any(b"\r" in x for x in datas) else []
+    styles = [eol_style(x) for x in datas] if any(b"\r" in x for x in datas) else []
     known = {s for s in styles if s is not None}
-    if len(known) > 1 and all(s is not None for s in styles):
+    converted = len(known) > 1 and all(s is not None for s in styles)
+    to_crlf = False
+    if converted and styles[1] == styles[2]:
+        # Both sides made the same conversion: merge the lines apart from it, keep it.
         datas = tuple(x.replace(b"\r\n", b"\n") for x in datas)
-        to_crlf = _pick(*styles) == "crlf"
+        to_crlf, converted = styles[1] == "crlf", False
     try:
         texts = [x.decode("utf-8") for x in datas]
     except UnicodeDecodeError:
         return _refuse(base, ours, theirs, labels, "not UTF-8 text")
-    result = merge_texts(texts[0], texts[1], texts[2], path, labels=labels, resolve=resolve,
-                         policy=policy, attributes_generated=attributes_generated,
+    result = merge_texts(texts[0], texts[1], texts[2], path, labels=labels,
+                         resolve=resolve and not converted, policy=policy,
+                         attributes_generated=attributes_generated,
                          diff_algorithm=diff_algorithm)
+    if converted and result.regions and result.refused is None:
+        # Git conflicts on every line, and so does gwi (docs/merge.md: merging apart from
+        # the conversion was right for 9 of 19 such files on the shared set).
+        why = conversion_note(styles)
+        result = MergeResult(text=result.text, clean=False,
+                             regions=tuple(replace(r, explanation=why) for r in result.regions))
     if not (add_bom or to_crlf):
         return result
-    text = result.text
-    if to_crlf:
-        text = text.replace("\n", "\r\n")
+    text = result.text.replace("\n", "\r\n") if to_crlf else result.text
     if add_bom:
         text = "\ufeff" + text
     return MergeResult(text=text, clean=result.clean, regions=result.regions,

@@ -1,4 +1,5 @@
-"""Splitting text into lines that keep their endings, and git's diff3 conflict markers."""
+"""Splitting text into lines that keep their endings, line-ending styles, and git's diff3
+conflict markers."""
 
 from __future__ import annotations
 
@@ -86,3 +87,23 @@ def conflict_block(
         *section(theirs),
         marker(">", labels[2]),
     ]
+
+
+def eol_style(data: bytes) -> str | None:
+    """ "crlf" or "lf" when every line ends that way, None when mixed or no line ends."""
+    lf = data.count(b"\n")
+    if not lf:
+        return None
+    crlf = data.count(b"\r\n")
+    if crlf == lf:
+        return "crlf"
+    return "lf" if crlf == 0 else None
+
+
+def conversion_note(styles: Sequence[str | None]) -> str:
+    """Why a file one side converted to other line endings (base, ours, theirs styles) is
+    left as git's conflict: which side's lines and which convention is a person's call."""
+    side = 1 if styles[1] != styles[0] else 2
+    old, new = (str(styles[i]).upper() for i in (0, side))
+    return (f"{('Ours', 'Theirs')[side - 1]} converted every line ending ({old} to {new}), so "
+            "every line conflicts; which lines and which line endings to keep is a person's call.")

@@ -11,11 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-KINDS = ("code", "prose", "data", "ci", "manifest", "pins")
+KINDS = ("code", "prose", "data", "ci", "manifest", "pins", "gomod")
 
+# Go's module files: the go command checks them against the module graph (a build with
+# -mod=readonly, the default, fails on a go.mod that `go mod tidy` would change), so the
+# requirement list is the tool's to write, not a text merge's: a kind of their own.
+_GO_MODULES = {"go.mod", "go.work"}
 # Manifests that tools rewrite (dependency resolvers, release tools, formatters).
 _MANIFESTS = {
-    "go.mod", "go.work", "Cargo.toml", "pom.xml", "build.gradle", "build.gradle.kts",
+    "Cargo.toml", "pom.xml", "build.gradle", "build.gradle.kts",
     "settings.gradle", "settings.gradle.kts", "libs.versions.toml", "package.json",
     "pyproject.toml", "Gemfile", "composer.json",
 }
@@ -32,14 +36,16 @@ _CI_NAMES = {".travis.yml", ".gitlab-ci.yml", "appveyor.yml", ".appveyor.yml",
 
 def kind(path: str) -> str:
     """The kind of file at repo-relative ``path``: one of :data:`KINDS` (``pins`` is pip's
-    requirements and constraints files).
+    requirements and constraints files, ``gomod`` Go's go.mod and go.work).
 
-    Manifests that tools rewrite (go.mod, Cargo.toml, pom.xml, build.gradle, package.json,
+    Manifests that tools rewrite (Cargo.toml, pom.xml, build.gradle, package.json,
     pyproject.toml, ...) are one kind: a rule is trusted on them only where it held on every
     project that has one. (One kind per format was measured too: each format is then seen
     in one to three projects, too few to trust anything on a project left out.)
     """
     name = path.rsplit("/", 1)[-1]
+    if name in _GO_MODULES:
+        return "gomod"
     if name in _MANIFESTS or name.endswith(".gemspec"):
         return "manifest"
     if name in _CI_NAMES or any(f in "/" + path for f in ("/" + d for d in _CI_FOLDERS)):

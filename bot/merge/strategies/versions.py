@@ -176,6 +176,8 @@ def resolve(c: Conflict) -> Resolution | None:
         pick[n] = side[start:end]
     if not winners and not _bumps_on_both_sides(merge, c.path):
         return None
+    if _other_release_lines(c.ours_file, c.theirs_file):
+        return None  # each release line keeps its own pins
     result = merge.render(pick)
     if any(
         _UNDERLINE.fullmatch(line.strip()) for line in [*c.ours, *c.theirs] if line not in c.base
@@ -210,6 +212,33 @@ def _other_release_line(base: str, ours: str, theirs: str) -> bool:
         return False
     o, t = _RELEASE_LINE.search(ours), _RELEASE_LINE.search(theirs)
     return o is None or t is None or o.groups() != t.groups()
+
+
+_OWN_VERSION_LINE = re.compile(
+    r"""^[ \t]*(?:export[ \t]+)?["']?(?:__version__|version|VERSION|Version|projectVersion)"""
+    r"""["']?[ \t]*[:=].*$""",
+    re.MULTILINE,
+)
+
+
+def _own_version(lines: Sequence[str]) -> str | None:
+    """The text of the file's first line that sets the project's own version, if any."""
+    found = _OWN_VERSION_LINE.search("".join(lines))
+    return found.group() if found else None
+
+
+def _other_release_lines(ours: Sequence[str], theirs: Sequence[str]) -> bool:
+    """Whether the file names the project's version and the sides are on two release lines.
+
+    A branch of another release line (a maintenance branch at 4.0.x merged into main at
+    4.1.0) carries its own dependency set: each line bumps what it supports, and the
+    higher pin of the two is not what either line meant (gradle.properties, package.json).
+    """
+    o, t = _own_version(ours), _own_version(theirs)
+    if o is None or t is None:
+        return False
+    o_line, t_line = _RELEASE_LINE.search(o), _RELEASE_LINE.search(t)
+    return o_line is not None and t_line is not None and o_line.groups() != t_line.groups()
 
 
 def _bumps_on_both_sides(merge: TokenMerge, path: str) -> bool:
