@@ -43,12 +43,17 @@ async def _awaiting_with_pages(make_bot: Callable[..., Any],
     return bot, awaiting_view(bot), public
 
 
-def _sign_in_on_github(driver: Any, login: str) -> None:
-    """GitHub's consent page (the fake's): the person authorizes the App as ``login``."""
+def _sign_in_on_github(driver: Any, login: str, then: str) -> None:
+    """GitHub's consent page (the fake's): the person authorizes the App as ``login``, and the
+    browser comes back to ``then`` (waited for: a click returns before the navigation ends)."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     assert driver.title.startswith("Authorize"), driver.page_source[:500]
     driver.find_element(By.XPATH, f"//button[@value='{login}']").click()
+    WebDriverWait(driver, 30).until(lambda d: d.current_url == then
+                                    and d.execute_script("return document.readyState")
+                                    == "complete")
 
 
 async def test_an_approver_reviews_the_run_page_from_the_check_run(
@@ -65,9 +70,7 @@ async def test_an_approver_reviews_the_run_page_from_the_check_run(
     def review() -> dict[str, Any]:
         browser.get(check.details_url)  # a person clicks "Details" on the check-run
         assert "/login/oauth/authorize" in browser.current_url  # sent to sign in first
-        _sign_in_on_github(browser, "maya")
-        assert browser.current_url == check.details_url, (browser.current_url,
-                                                          browser.page_source[:800])
+        _sign_in_on_github(browser, "maya", then=check.details_url)
         browser.save_screenshot(str(tmp_path / "run-page.png"))
         text = browser.find_element(By.TAG_NAME, "body").get_attribute("textContent")
         decided = browser.find_element(By.ID, "decided").text
@@ -88,9 +91,13 @@ async def test_an_approver_reviews_the_run_page_from_the_check_run(
     assert (tmp_path / "run-page.png").stat().st_size > 10_000
 
     def someone_else() -> str:
+        from selenium.webdriver.support.ui import WebDriverWait
+
         browser.find_element(By.ID, "sign-out").click()
+        WebDriverWait(browser, 30).until(lambda d: d.current_url.endswith("/logout"))
         browser.get(check.details_url)
-        _sign_in_on_github(browser, "mallory")  # signed in, but cannot read the repository
+        # signed in, but cannot read the repository
+        _sign_in_on_github(browser, "mallory", then=check.details_url)
         browser.save_screenshot(str(tmp_path / "no-access.png"))
         return str(browser.page_source)
 
