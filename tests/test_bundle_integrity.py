@@ -17,14 +17,14 @@ from bot.cli import main
 from bot.queue.sqlite_store import SqliteQueueStore
 from bot.runs.audit import build_line, parse_chain
 from bot.runs.bundle import seal_signature_message
+from bot.runs.folder_store import FolderRunStore
 from bot.runs.signing import Signer, load_or_create_signer
-from bot.runs.store import RunStore
 from bot.schemas.audit import AuditAction
 from bot.schemas.state import Outcome, RunState
 from tests import builders as b
 
 
-def _awaiting_then_applied(store: RunStore, snapshot: Path) -> str:
+def _awaiting_then_applied(store: FolderRunStore, snapshot: Path) -> str:
     """A run that waited for approval (its bundle copied to ``snapshot`` then), then finished."""
     run_id = store.create(b.context_fields())
     with store.open(run_id) as run:
@@ -41,7 +41,7 @@ def _awaiting_then_applied(store: RunStore, snapshot: Path) -> str:
     return run_id
 
 
-def _env(monkeypatch: pytest.MonkeyPatch, store: RunStore, key: Path | None = None) -> None:
+def _env(monkeypatch: pytest.MonkeyPatch, store: FolderRunStore, key: Path | None = None) -> None:
     monkeypatch.setenv("GWI_DATA_DIR", str(store.data_dir))
     monkeypatch.setenv("GWI_SIGNING_KEY", str(key or store.signing_key))
 
@@ -79,7 +79,7 @@ def _cut_back(folder: Path, snapshot: Path) -> None:
 
 
 def test_a_history_rewritten_without_the_key_is_never_ok(
-        store: RunStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        store: FolderRunStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     """The attack as it was seen: a finished run cut back to awaiting_approval, its log
     re-hashed without the signatures. Today's verify said "OK ... not signed yet"."""
@@ -99,7 +99,7 @@ def test_a_history_rewritten_without_the_key_is_never_ok(
 
 
 def test_a_bundle_cut_back_to_an_earlier_signed_point_fails_against_its_anchor(
-        store: RunStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        store: FolderRunStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     _env(monkeypatch, store)
     snapshot = tmp_path / "then"
@@ -133,7 +133,7 @@ def test_a_bundle_cut_back_to_an_earlier_signed_point_fails_against_its_anchor(
 
 
 def test_a_bundle_re_signed_by_an_unknown_key_is_not_trusted(
-        store: RunStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        store: FolderRunStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     snapshot = tmp_path / "then"
     run_id = _awaiting_then_applied(store, snapshot)
@@ -155,7 +155,7 @@ def test_a_bundle_re_signed_by_an_unknown_key_is_not_trusted(
 
 
 def test_old_bundles_verify_after_a_key_rotation(
-        store: RunStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        store: FolderRunStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     _env(monkeypatch, store)
     old_run = _awaiting_then_applied(store, tmp_path / "then")
@@ -164,7 +164,7 @@ def test_old_bundles_verify_after_a_key_rotation(
     assert old_key in capsys.readouterr().out
     assert main(["runs", "verify", old_run]) == 0
     capsys.readouterr()
-    rotated = RunStore(store.data_dir, store.signing_key)
+    rotated = FolderRunStore(store.data_dir, store.signing_key)
     assert rotated.signer.public_key_hex != old_key
     new_run = _awaiting_then_applied(rotated, tmp_path / "then2")
     assert main(["runs", "verify", new_run]) == 0
@@ -176,7 +176,7 @@ def test_old_bundles_verify_after_a_key_rotation(
 
 
 def test_an_unpacked_bundle_verifies_anywhere_against_a_given_key(
-        store: RunStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        store: FolderRunStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     _env(monkeypatch, store)
     run_id = _awaiting_then_applied(store, tmp_path / "then")

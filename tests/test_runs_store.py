@@ -15,8 +15,8 @@ import pytest
 
 from bot.errors import GwiError
 from bot.runs.bundle import RunDamaged, RunFinished, SchemaRejected
+from bot.runs.folder_store import FolderRunStore
 from bot.runs.ids import UnsafeName, check_artifact_name, check_run_id
-from bot.runs.store import RunStore
 from bot.runs.verify import verify_bundle
 from bot.schemas.audit import AuditAction
 from bot.schemas.common import sha256_hex
@@ -28,11 +28,11 @@ from tests import builders as b
 AGENT = Actor(type=ActorType.AGENT, id="reviewer")
 
 
-def _actions(store: RunStore, run_id: str) -> list[str]:
+def _actions(store: FolderRunStore, run_id: str) -> list[str]:
     return [e.action.value for e in store.read_chain(run_id).events]
 
 
-def test_create_makes_a_sealed_queued_run(store: RunStore) -> None:
+def test_create_makes_a_sealed_queued_run(store: FolderRunStore) -> None:
     run_id = store.create(b.context_fields())
     check_run_id(run_id)
     folder = store.run_dir(run_id)
@@ -44,13 +44,13 @@ def test_create_makes_a_sealed_queued_run(store: RunStore) -> None:
     assert store.list_ids() == [run_id]
 
 
-def test_run_ids_are_unguessable_and_distinct(store: RunStore) -> None:
+def test_run_ids_are_unguessable_and_distinct(store: FolderRunStore) -> None:
     ids = {store.create(b.context_fields()) for _ in range(20)}
     assert len(ids) == 20
     assert len({i.split("-")[1] for i in ids}) == 20
 
 
-def test_a_whole_run_writes_every_artifact_and_verifies(store: RunStore) -> None:
+def test_a_whole_run_writes_every_artifact_and_verifies(store: FolderRunStore) -> None:
     run_id = store.create(b.context_fields())
     with store.open(run_id) as run:
         run.transition(RunState.TRIAGED, reason="scored")
@@ -74,7 +74,7 @@ def test_a_whole_run_writes_every_artifact_and_verifies(store: RunStore) -> None
     assert _actions(store, run_id)[-1] == "audit_signed"
 
 
-def test_an_invalid_transition_leaves_the_run_unchanged(store: RunStore) -> None:
+def test_an_invalid_transition_leaves_the_run_unchanged(store: FolderRunStore) -> None:
     run_id = store.create(b.context_fields())
     log = (store.run_dir(run_id) / "audit.log").read_bytes()
     with store.open(run_id) as run:
@@ -84,7 +84,7 @@ def test_an_invalid_transition_leaves_the_run_unchanged(store: RunStore) -> None
     assert (store.run_dir(run_id) / "audit.log").read_bytes() == log
 
 
-def test_a_finished_run_is_immutable(store: RunStore) -> None:
+def test_a_finished_run_is_immutable(store: FolderRunStore) -> None:
     run_id = store.create(b.context_fields())
     with store.open(run_id) as run:
         run.transition(RunState.ABORTED, reason="closed", outcome=Outcome.CANCELLED)
@@ -97,7 +97,7 @@ def test_a_finished_run_is_immutable(store: RunStore) -> None:
     assert verify_bundle(store.run_dir(run_id)).ok
 
 
-def test_unknown_and_escaping_names_are_refused(store: RunStore) -> None:
+def test_unknown_and_escaping_names_are_refused(store: FolderRunStore) -> None:
     run_id = store.create(b.context_fields())
     for bad in ("../x", "..", "runs/../../etc", "a\x00b", "", "/etc/passwd", run_id + "/..",
                 run_id.upper()):
@@ -120,7 +120,7 @@ def test_unknown_and_escaping_names_are_refused(store: RunStore) -> None:
     assert not (store.data_dir.parent / "escape.txt").exists()
 
 
-def test_a_patch_hash_must_name_patch_diff(store: RunStore) -> None:
+def test_a_patch_hash_must_name_patch_diff(store: FolderRunStore) -> None:
     run_id = store.create(b.context_fields())
     with store.open(run_id) as run:
         review = ReviewResult.model_validate(b.review(run_id=run_id))
@@ -131,7 +131,7 @@ def test_a_patch_hash_must_name_patch_diff(store: RunStore) -> None:
             run.write_artifact("review.json", review)
 
 
-def test_invalid_agent_output_fails_the_run_and_is_audited(store: RunStore) -> None:
+def test_invalid_agent_output_fails_the_run_and_is_audited(store: FolderRunStore) -> None:
     run_id = store.create(b.context_fields())
     with store.open(run_id) as run:
         bad = json.dumps(b.review(run_id=run_id, verdict="blocked"))
@@ -150,7 +150,7 @@ def test_invalid_agent_output_fails_the_run_and_is_audited(store: RunStore) -> N
     assert verify_bundle(store.run_dir(run_id)).ok
 
 
-def test_valid_agent_output_is_accepted(store: RunStore) -> None:
+def test_valid_agent_output_is_accepted(store: FolderRunStore) -> None:
     run_id = store.create(b.context_fields())
     with store.open(run_id) as run:
         value = run.accept("review.json", ReviewResult, b.review(run_id=run_id), actor=AGENT)
@@ -159,7 +159,7 @@ def test_valid_agent_output_is_accepted(store: RunStore) -> None:
 
 
 def test_a_crash_between_audit_event_and_rename_is_completed(
-    store: RunStore, monkeypatch: pytest.MonkeyPatch
+    store: FolderRunStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run_id = store.create(b.context_fields())
     with store.open(run_id) as run:
@@ -168,7 +168,7 @@ def test_a_crash_between_audit_event_and_rename_is_completed(
     def crash(*args: object) -> None:
         raise KeyboardInterrupt("power cut")
 
-    monkeypatch.setattr("bot.runs.handle.commit_temp", crash)
+    monkeypatch.setattr("bot.runs.folder_store.commit_temp", crash)
     with pytest.raises(KeyboardInterrupt), store.open(run_id) as run:
         run.write_artifact("plan.md", "new plan\n")
     monkeypatch.undo()
@@ -182,14 +182,14 @@ def test_a_crash_between_audit_event_and_rename_is_completed(
 
 
 def test_a_crash_before_the_audit_event_discards_the_partial_write(
-    store: RunStore, monkeypatch: pytest.MonkeyPatch
+    store: FolderRunStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run_id = store.create(b.context_fields())
 
     def crash(*args: object) -> None:
         raise KeyboardInterrupt("power cut")
 
-    monkeypatch.setattr("bot.runs.store.RunHandle._append", crash)
+    monkeypatch.setattr("bot.runs.folder_store.append_line", crash)
     with pytest.raises(KeyboardInterrupt), store.open(run_id) as run:
         run.write_artifact("plan.md", "half\n")
     monkeypatch.undo()
@@ -203,7 +203,7 @@ def test_a_crash_before_the_audit_event_discards_the_partial_write(
 
 
 def test_a_crash_after_a_transition_event_is_resealed(
-    store: RunStore, monkeypatch: pytest.MonkeyPatch
+    store: FolderRunStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run_id = store.create(b.context_fields())
 
@@ -221,7 +221,7 @@ def test_a_crash_after_a_transition_event_is_resealed(
     assert report.ok and report.signed_by
 
 
-def test_a_torn_audit_line_is_discarded_on_reopening(store: RunStore) -> None:
+def test_a_torn_audit_line_is_discarded_on_reopening(store: FolderRunStore) -> None:
     run_id = store.create(b.context_fields())
     log = store.run_dir(run_id) / "audit.log"
     with open(log, "ab") as fh:
@@ -233,7 +233,7 @@ def test_a_torn_audit_line_is_discarded_on_reopening(store: RunStore) -> None:
     assert verify_bundle(store.run_dir(run_id)).ok
 
 
-def test_damage_is_refused_not_repaired(store: RunStore) -> None:
+def test_damage_is_refused_not_repaired(store: FolderRunStore) -> None:
     run_id = store.create(b.context_fields())
     with store.open(run_id) as run:
         run.write_artifact("plan.md", "plan\n")
@@ -243,7 +243,7 @@ def test_damage_is_refused_not_repaired(store: RunStore) -> None:
 
 
 def _writer(data_dir: str, key: str, run_id: str) -> None:
-    store = RunStore(Path(data_dir), Path(key))
+    store = FolderRunStore(Path(data_dir), Path(key))
     i = 0
     while True:
         with store.open(run_id) as run:
@@ -252,7 +252,7 @@ def _writer(data_dir: str, key: str, run_id: str) -> None:
         i += 1
 
 
-def test_kill_9_at_random_points_never_tears_the_bundle(store: RunStore) -> None:
+def test_kill_9_at_random_points_never_tears_the_bundle(store: FolderRunStore) -> None:
     run_id = store.create(b.context_fields())
     ctx = multiprocessing.get_context("fork")
     for attempt in range(8):
@@ -274,12 +274,12 @@ def test_kill_9_at_random_points_never_tears_the_bundle(store: RunStore) -> None
         assert report.ok, report.problems
 
 
-def test_two_processes_are_serialised_by_the_run_lock(store: RunStore, tmp_path: Path) -> None:
+def test_two_processes_are_serialised_by_the_run_lock(store: FolderRunStore, tmp_path: Path) -> None:
     run_id = store.create(b.context_fields())
     script = (
-        "import sys; from pathlib import Path; from bot.runs.store import RunStore;"
+        "import sys; from pathlib import Path; from bot.runs.folder_store import FolderRunStore;"
         "from bot.schemas.audit import AuditAction;"
-        f"s = RunStore(Path({str(store.data_dir)!r}), Path({str(store.signing_key)!r}));"
+        f"s = FolderRunStore(Path({str(store.data_dir)!r}), Path({str(store.signing_key)!r}));"
         "\nfor i in range(25):\n"
         "    with s.open(sys.argv[1]) as run:\n"
         "        run.record(AuditAction.NOTE, {'w': sys.argv[2], 'i': i})\n"
@@ -293,7 +293,7 @@ def test_two_processes_are_serialised_by_the_run_lock(store: RunStore, tmp_path:
     assert verify_bundle(store.run_dir(run_id)).ok
 
 
-def test_reading_an_invalid_artifact_is_an_error(store: RunStore) -> None:
+def test_reading_an_invalid_artifact_is_an_error(store: FolderRunStore) -> None:
     run_id = store.create(b.context_fields())
     with store.open(run_id) as run:
         run.write_artifact("patch.diff", b.PATCH)

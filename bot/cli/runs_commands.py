@@ -24,6 +24,7 @@ from bot.runs.signing import (
     trusted_keys,
 )
 from bot.runs.store import RunStore
+from bot.runs.store_factory import open_run_store
 from bot.schemas.common import format_patch_hash
 from bot.schemas.resolve import ResolveResult
 from bot.settings import Settings, load_settings
@@ -80,7 +81,7 @@ def _anchor(text: str) -> tuple[int, str]:
 
 
 def _store() -> RunStore:
-    return RunStore.from_settings(load_settings())
+    return open_run_store(load_settings())
 
 
 def _summary(store: RunStore, run_id: str) -> dict[str, Any]:
@@ -153,17 +154,25 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from bot.runs.verify import EXIT_CODES, verify_bundle
 
     settings = load_settings()
-    folder, run_id = _bundle_folder(args.run_id, RunStore.from_settings(settings))
     if args.public_key:
         trusted = frozenset(_read_key(text) for text in args.public_key)
     else:
         trusted = trusted_keys(settings.signing_key_path)
     anchor = args.anchor
     anchor_source = "given" if anchor else None
-    if anchor is None and run_id is not None:
-        anchor = _recorded_anchor(settings, run_id)
-        anchor_source = "queue database" if anchor else None
-    report = verify_bundle(folder, trusted_keys=trusted, anchor=anchor)
+    store = open_run_store(settings)
+    try:
+        folder, run_id = _bundle_folder(args.run_id, store)
+        if anchor is None and run_id is not None:
+            anchor = _recorded_anchor(settings, run_id)
+            anchor_source = "queue database" if anchor else None
+        if folder is not None:
+            report = verify_bundle(folder, trusted_keys=trusted, anchor=anchor)
+        else:
+            with store.materialise(args.run_id) as path:
+                report = verify_bundle(path, trusted_keys=trusted, anchor=anchor)
+    finally:
+        store.close()
     code = EXIT_CODES[report.verdict]
     if args.json:
         print(json.dumps({
@@ -192,8 +201,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return code
 
 
-def _bundle_folder(arg: str, store: RunStore) -> tuple[Path, str | None]:
-    """A bundle folder given by path, or a run id of this data folder (then also its id)."""
+def _bundle_folder(arg: str, store: RunStore) -> tuple[Path | None, str | None]:
+    """A bundle folder given by path (and no id), or a run id of the run store (and no path:
+    the store materialises it)."""
     path = Path(arg)
     if "/" in arg or arg in (".", "..") or (path.is_dir() and not _is_run_id(arg)):
         if not (path / "audit.log").is_file():
@@ -201,8 +211,9 @@ def _bundle_folder(arg: str, store: RunStore) -> tuple[Path, str | None]:
         return path.resolve(), None
     if not _is_run_id(arg) or not store.exists(arg):
         # bad input (2), as for `runs show`; 1 is a failed check
-        raise RunNotFound(f"no run {arg} under {store.runs_dir}, and no bundle folder {arg}")
-    return store.run_dir(arg), arg
+        raise RunNotFound(f"no run {arg} in {store.location(arg) if _is_run_id(arg) else 'the run store'},"
+                          f" and no bundle folder {arg}")
+    return None, arg
 
 
 def _is_run_id(text: str) -> bool:
