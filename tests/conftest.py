@@ -337,3 +337,4 @@ async def make_bot(
 
 # A real PostgreSQL server for the queue's contract tests (started only by the tests that ask).
 from tests.pg_server import pg_empty_url, pg_server, pg_url  # noqa: F401
+from tests.run_store_backends import runs  # noqa: F401

@@ -1,4 +1,4 @@
-"""`gwi runs list|show|verify` and `gwi key show|rotate`: the run bundles and the key that signs
+"""`gwi runs list|show|verify|export` and `gwi key show|rotate`: the run bundles and the key that signs
 them, for people and scripts."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    runs = sub.add_parser("runs", help="list, show and verify run bundles")
+    runs = sub.add_parser("runs", help="list, show, verify and export run bundles")
     runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
 
     p = runs_sub.add_parser("list", help="one line per run, newest last")
@@ -61,6 +61,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    " run id: the latest one in the queue database")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_verify)
+
+    p = runs_sub.add_parser(
+        "export", help="write a run as the standard <run id>/ folder, byte for byte",
+        description="Write the run (from the data folder or PostgreSQL) as DIR/<run id>/:"
+        " every artifact and audit.log exactly as hashed, for `gwi runs verify DIR/<run id>`"
+        " offline. DIR/<run id> must not exist.")
+    p.add_argument("run_id", metavar="RUN")
+    p.add_argument("dest", metavar="DIR", type=Path)
+    p.set_defaults(func=cmd_export)
 
     key = sub.add_parser("key", help="the Ed25519 key that signs audit logs and approvals")
     key_sub = key.add_subparsers(dest="key_command", metavar="ACTION", required=True)
@@ -147,6 +156,16 @@ def cmd_show(args: argparse.Namespace) -> int:
     print("  artifacts:")
     for a in artifacts:
         print(f"    {a.name:<14} {a.size:>9} bytes  sha256:{a.sha256}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    store = _store()
+    try:
+        folder = store.export(check_run_id(args.run_id), args.dest)
+    finally:
+        store.close()
+    print(f"run {args.run_id}: exported to {folder} (check it with `gwi runs verify {folder}`)")
     return 0
 
 

@@ -10,6 +10,13 @@ from bot.settings import Settings
 
 
 def open_run_store(settings: Settings) -> RunStore:
-    """Open the run store the settings name (close it with `RunStore.close`)."""
+    """Open the run store the settings name (close it with `RunStore.close`); a database that
+    cannot be used is a `bot.runs.pg_bundles.RunStoreUnavailable`."""
+    url = settings.server.database_url
+    if url is not None:
+        from bot.runs.pg_bundles import PostgresRunStore
+
+        return PostgresRunStore.connect(url.get_secret_value(), settings.signing_key_path,
+                                     key_in_work_tree=settings.key_in_work_tree)
     return FolderRunStore(settings.data_dir, settings.signing_key_path,
                           key_in_work_tree=settings.key_in_work_tree)
