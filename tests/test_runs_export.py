@@ -201,3 +201,23 @@ def test_an_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(RunStoreUnavailable, match=r"cannot reach .*:\*\*\*@"):
         PostgresRunStore.connect("postgresql://gwi:secret@127.0.0.1:1/none",
                                  tmp_path / "key.pem")
+
+
+def test_the_run_pages_read_either_store(runs: RunStore) -> None:
+    """The page's bundle.tar.gz and its verification go through the materialised folder."""
+    import io
+    import tarfile
+
+    from bot.pages.content import gather
+    from bot.pages.routes import bundle_archive
+
+    run_id = _finished_run(runs)
+    with tarfile.open(fileobj=io.BytesIO(bundle_archive(runs, run_id))) as tar:
+        files = {m.name: tar.extractfile(m).read()  # type: ignore[union-attr]
+                 for m in tar.getmembers() if m.isfile()}
+    assert files == {f"{run_id}/{name}": data for name, data in runs.snapshot(run_id).items()}
+    page = gather(runs, run_id, trusted_keys=frozenset({runs.signer.public_key_hex}),
+                  anchor=None)
+    assert page.verification.verdict == "ok" and page.verification.key_trusted
+    with pytest.raises(RunNotFound):
+        bundle_archive(runs, "20260101T000000Z-aaaaaaaaaaaaaaaaaaaa")

@@ -97,6 +97,7 @@ def add_run_pages(app: web.Application, settings: Settings, *, render: RenderPag
     access = AccessCache(pages, clock=clock or time.monotonic)
     ctx = app[PAGES] = PagesContext(pages, sealer, access)
     app[RUN_PAGES] = RunPages(settings, render, anchors)
+    app.on_cleanup.append(_close_store)
     app.cleanup_ctx.append(ctx.http_session)
     app.on_response_prepare.append(_security_headers)
     add_signin_routes(app)
@@ -191,6 +192,10 @@ async def run_bundle(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text=NOT_FOUND) from None
     return web.Response(body=body, content_type="application/gzip", headers={
         "Content-Disposition": f'attachment; filename="{run_id}.tar.gz"'})
+
+
+async def _close_store(app: web.Application) -> None:
+    app[RUN_PAGES].store.close()  # the database's connections, when the runs are kept there
 
 
 def bundle_archive(store: RunStore, run_id: str) -> bytes:
