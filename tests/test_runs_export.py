@@ -76,6 +76,9 @@ def test_gwi_runs_export_then_verify_offline(runs: RunStore, tmp_path: Path,
     run_id = _finished_run(runs)
     _env(monkeypatch, runs, tmp_path)
     assert main(["runs", "verify", run_id]) == 0  # by id, from the store itself
+    assert main(["runs", "list"]) == 0 and main(["runs", "show", run_id]) == 0
+    shown = capsys.readouterr().out
+    assert f"{run_id}  done (needs_human)" in shown and "patch.diff" in shown
     assert main(["runs", "export", run_id, str(tmp_path / "copy")]) == 0
     assert f"exported to {tmp_path / 'copy' / run_id}" in capsys.readouterr().out
     # Offline: no database, no data folder; the bundle and the public key are enough.

@@ -7,6 +7,8 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,8 +91,14 @@ def _anchor(text: str) -> tuple[int, str]:
     return int(seq), digest
 
 
-def _store() -> RunStore:
-    return open_run_store(load_settings())
+@contextmanager
+def _store() -> Iterator[RunStore]:
+    """The run store the settings name, closed (its connections, if any) when done."""
+    store = open_run_store(load_settings())
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def _summary(store: RunStore, run_id: str) -> dict[str, Any]:
@@ -109,7 +117,11 @@ def _summary(store: RunStore, run_id: str) -> dict[str, Any]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    store = _store()
+    with _store() as store:
+        return _list(store, args)
+
+
+def _list(store: RunStore, args: argparse.Namespace) -> int:
     for run_id in store.list_ids():
         try:
             row = _summary(store, run_id)
@@ -130,7 +142,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    store = _store()
+    with _store() as store:
+        return _show(store, args)
+
+
+def _show(store: RunStore, args: argparse.Namespace) -> int:
     ctx = store.read_context(args.run_id)
     artifacts = store.artifacts(args.run_id)
     resolve = store.read_model(args.run_id, "resolve.json", ResolveResult)
@@ -160,11 +176,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    store = _store()
-    try:
+    with _store() as store:
         folder = store.export(check_run_id(args.run_id), args.dest)
-    finally:
-        store.close()
     print(f"run {args.run_id}: exported to {folder} (check it with `gwi runs verify {folder}`)")
     return 0
 
