@@ -224,3 +224,26 @@ def test_the_run_pages_read_either_store(runs: RunStore) -> None:
     assert page.verification.verdict == "ok" and page.verification.key_trusted
     with pytest.raises(RunNotFound):
         bundle_archive(runs, "20260101T000000Z-aaaaaaaaaaaaaaaaaaaa")
+
+
+def test_a_line_edited_in_the_database_is_caught(pg_url: str, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whoever can write the tables still cannot change history unnoticed: verify by id fails,
+    and the run is refused, not repaired."""
+    from bot.runs.bundle import RunDamaged
+
+    store = PostgresRunStore.connect(pg_url, tmp_path / "key.pem")
+    try:
+        run_id = _finished_run(store)
+        _env(monkeypatch, store, tmp_path)
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            edited = conn.execute(
+                "UPDATE run_audit SET line = convert_to(replace(convert_from(line, 'UTF8'),"
+                " 'scored', 'forged'), 'UTF8') WHERE run_id = %s AND seq = 2", (run_id,))
+            assert edited.rowcount == 1
+        assert main(["runs", "verify", run_id]) == 1
+        assert not verify(store, run_id).chain_intact
+        with pytest.raises(RunDamaged, match="line 3"), store.open(run_id):
+            pass
+    finally:
+        store.close()

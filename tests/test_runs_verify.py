@@ -10,13 +10,14 @@ import pytest
 
 from bot.cli import main
 from bot.runs.folder_store import FolderRunStore
+from bot.runs.store import RunStore
 from bot.runs.verify import verify_bundle
 from bot.schemas.review import ReviewResult
 from bot.schemas.state import Outcome, RunState
 from tests import builders as b
 
 
-def _finished_run(store: FolderRunStore) -> str:
+def _finished_run(store: RunStore) -> str:
     run_id = store.create(b.context_fields())
     with store.open(run_id) as run:
         run.transition(RunState.TRIAGED, reason="scored")
@@ -106,13 +107,14 @@ TAMPERS: dict[str, tuple[Callable[[Path], None], str]] = {
 
 
 @pytest.mark.parametrize("case", sorted(TAMPERS))
-def test_each_tamper_is_caught(store: FolderRunStore, case: str) -> None:
-    run_id = _finished_run(store)
-    folder = store.run_dir(run_id)
-    assert verify_bundle(folder).ok
-    tamper, where = TAMPERS[case]
-    tamper(folder)
-    report = verify_bundle(folder)
+def test_each_tamper_is_caught(runs: RunStore, case: str) -> None:
+    """On the bundle folder as either store materialises it (the folder store: the run's own)."""
+    run_id = _finished_run(runs)
+    with runs.materialise(run_id) as folder:
+        assert verify_bundle(folder).ok
+        tamper, where = TAMPERS[case]
+        tamper(folder)
+        report = verify_bundle(folder)
     assert not report.ok
     assert where in report.problems[0], report.problems
 
