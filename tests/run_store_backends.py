@@ -2,12 +2,13 @@
 folder store and once against a real PostgreSQL server (tests/pg_server.py), with the same
 assertions.
 
-`tamper` reaches under the interface (a person or a broken disk editing a stored artifact) in
-either backend's own way; `spec` and `store_from_spec` let a child process open the same store.
+`tamper` and `put_back` reach under the interface (a person or a broken disk editing a stored
+artifact, someone cutting a bundle back) in either backend's own way; `spec` and `store_from_spec` let a child process open the same store.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from bot.runs.folder_store import FolderRunStore
 from bot.runs.pg_bundles import PostgresRunStore
 from bot.runs.store import RunStore
 from bot.runs.verify import VerifyReport, verify_bundle
+from bot.schemas.common import sha256_hex
 
 RUN_BACKENDS = ["folder", "postgres"]
 
@@ -69,3 +71,36 @@ def tamper(store: RunStore, run_id: str, name: str, data: bytes) -> None:
         return
     assert isinstance(store, FolderRunStore)
     (store.run_dir(run_id) / name).write_bytes(data)
+
+
+def put_back(store: RunStore, run_id: str, files: dict[str, bytes]) -> None:
+    """Replace the whole stored bundle by ``files`` (name -> bytes) behind the store's back: what
+    someone with write access to the disk or the database could do."""
+    if isinstance(store, FolderRunStore):
+        folder = store.run_dir(run_id)
+        for entry in folder.iterdir():
+            entry.unlink()
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+        return
+    assert isinstance(store, PostgresRunStore)
+    lines = files["audit.log"].splitlines(keepends=True)
+    with psycopg.connect(store.url, autocommit=True) as conn, conn.transaction():
+        for table in ("run_signatures", "run_artifacts", "run_audit"):
+            conn.execute(f"DELETE FROM {table} WHERE run_id = %s", (run_id,))
+        recorded: dict[str, int] = {}
+        for line in lines:
+            event = json.loads(line)
+            conn.execute("INSERT INTO run_audit VALUES (%s, %s, %s, %s, %s)",
+                         (run_id, event["seq"], event["action"], event["hash"], line))
+            data = event["data"]
+            if event["action"] == "artifact_written":
+                recorded[data["artifact"]] = event["seq"]
+            if "signature" in data and "public_key" in data:
+                kind = "final" if event["action"] == "audit_signed" else "seal"
+                conn.execute("INSERT INTO run_signatures VALUES (%s, %s, %s, %s, %s)",
+                             (run_id, event["seq"], kind, data["public_key"], data["signature"]))
+        for name, body in files.items():
+            if name != "audit.log":
+                conn.execute("INSERT INTO run_artifacts VALUES (%s, %s, %s, %s, %s)",
+                             (run_id, name, sha256_hex(body), body, recorded.get(name, 0)))
