@@ -247,3 +247,26 @@ def test_a_line_edited_in_the_database_is_caught(pg_url: str, tmp_path: Path,
             pass
     finally:
         store.close()
+
+
+def test_reading_a_run_in_postgres_does_not_wait_for_its_writer(pg_url: str,
+                                                               tmp_path: Path) -> None:
+    """A run page (export, verification) of a run whose step holds the lock for minutes (an LLM
+    call) is answered at once, from what the writer has committed."""
+    from bot.runs.verify import verify_bundle
+
+    store = PostgresRunStore.connect(pg_url, tmp_path / "key.pem")
+    try:
+        run_id = store.create(b.context_fields())
+        exported: list[Path] = []
+        with store.open(run_id) as run:
+            run.record(AuditAction.NOTE, {"step": "half way"})
+            reader = threading.Thread(
+                target=lambda: exported.append(store.export(run_id, tmp_path / "page")))
+            reader.start()
+            reader.join(timeout=10)
+            assert exported, "the export waited for the run's lock"
+        report = verify_bundle(exported[0])
+        assert report.ok and report.events == len(store.read_chain(run_id).events)
+    finally:
+        store.close()

@@ -78,10 +78,16 @@ class FolderRunStore(RunStore):
             return None
 
     def snapshot(self, run_id: str) -> dict[str, bytes]:
-        # Each file is read whole (every write is an atomic rename or a complete append);
-        # `export` holds the lock so that no writer comes between two of these reads.
+        # Each file is read whole (every write is an atomic rename or a complete append); only
+        # the lock keeps a writer from coming between two of these reads (`export` takes it).
         files = {name: self.read_bytes(run_id, name) for name in ARTIFACT_NAMES}
         return {name: data for name, data in files.items() if data is not None}
+
+    def export(self, run_id: str, dest: Path) -> Path:
+        if not self.exists(run_id):
+            raise RunNotFound(f"no run {run_id} under {self.runs_dir}")
+        with self.locked(run_id):  # no writer between two reads of the run's files
+            return super().export(run_id, dest)
 
     @contextmanager
     def materialise(self, run_id: str) -> Iterator[Path]:

@@ -81,8 +81,9 @@ class RunStore(ABC):
 
     @abstractmethod
     def snapshot(self, run_id: str) -> dict[str, bytes]:
-        """Every artifact of the run and its audit log (absent ones left out); `RunNotFound` when
-        there is no such run. Consistent when read under the run's lock (`export` does)."""
+        """Every artifact of the run and its audit log (absent ones left out), as one state the
+        run was in (PostgreSQL: one transaction; the folder store: under the run's lock, which
+        its `export` takes); `RunNotFound` when there is no such run."""
 
     @abstractmethod
     def append(self, run_id: str, line: bytes, artifact: tuple[str, bytes] | None) -> None:
@@ -110,10 +111,7 @@ class RunStore(ABC):
     def export(self, run_id: str, dest: Path) -> Path:
         """Write the run as the standard folder ``<dest>/<run id>/``, byte for byte (audit.log
         lines exactly as hashed), for `gwi runs verify` offline. Refuses a folder that exists."""
-        with self.locked(check_run_id(run_id)):  # no writer between two reads
-            files = self.snapshot(run_id)
-        if AUDIT_LOG not in files:
-            raise RunNotFound(f"no run {run_id} in {self.location(run_id)}")
+        files = self.snapshot(check_run_id(run_id))
         folder = dest / run_id
         try:
             folder.mkdir(parents=True)
