@@ -14,9 +14,11 @@ def open_run_store(settings: Settings) -> RunStore:
     cannot be used is a `bot.runs.pg_bundles.RunStoreUnavailable`."""
     url = settings.server.database_url
     if url is not None:
-        from bot.runs.pg_bundles import PostgresRunStore
+        from bot.runs.pg_bundles import POOL_MAX_SIZE, PostgresRunStore
 
+        # Each open run holds a connection for its lock, and its reads may take another.
         return PostgresRunStore.connect(url.get_secret_value(), settings.signing_key_path,
-                                     key_in_work_tree=settings.key_in_work_tree)
+                                     key_in_work_tree=settings.key_in_work_tree,
+                                     max_size=max(POOL_MAX_SIZE, 2 * settings.server.workers))
     return FolderRunStore(settings.data_dir, settings.signing_key_path,
                           key_in_work_tree=settings.key_in_work_tree)
