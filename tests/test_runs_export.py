@@ -270,3 +270,23 @@ def test_reading_a_run_in_postgres_does_not_wait_for_its_writer(pg_url: str,
         assert report.ok and report.events == len(store.read_chain(run_id).events)
     finally:
         store.close()
+
+
+def test_the_signatures_are_rows_as_the_lines_hold_them(pg_url: str, tmp_path: Path) -> None:
+    store = PostgresRunStore.connect(pg_url, tmp_path / "key.pem")
+    try:
+        run_id = _finished_run(store)
+        events = store.read_chain(run_id).events
+        with psycopg.connect(pg_url) as conn:
+            rows = conn.execute("SELECT seq, kind, public_key, signature FROM run_signatures"
+                                " WHERE run_id = %s ORDER BY seq", (run_id,)).fetchall()
+            written = dict(conn.execute("SELECT name, written_seq FROM run_artifacts"
+                                        " WHERE run_id = %s", (run_id,)).fetchall())
+        expected = [(e.seq, "final" if e.action is AuditAction.AUDIT_SIGNED else "seal",
+                     e.data["public_key"], e.data["signature"])
+                    for e in events if "signature" in e.data]
+        assert rows == expected and rows[-1][1] == "final" and len(rows) == 9
+        assert {row[2] for row in rows} == {store.signer.public_key_hex}
+        assert written["run.json"] == events[-2].seq  # the last seal wrote it
+    finally:
+        store.close()
