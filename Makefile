@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-merge bench-pipeline bench-pr bench-intake bench-queue lint clean
+.PHONY: demo test bench bench-merge bench-pipeline bench-pr bench-intake bench-queue bench-runs lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ bench-intake: $(STAMP)
 # Deliveries stored per second by each queue backend: SQLite, and a PostgreSQL server it starts.
 bench-queue: $(STAMP)
 	$(BIN)/python bench/queue_insert.py
+
+# What a run bundle costs in each run store: the folder store, and a PostgreSQL server it starts.
+bench-runs: $(STAMP)
+	$(BIN)/python bench/run_store.py
 
 lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]'

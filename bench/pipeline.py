@@ -30,11 +30,11 @@ def engine_run(data: Path, repo: Path) -> dict[str, Any]:
     """One run from created to its stop; seconds in total and per stage."""
     from bot.engine.local import start_local_run
     from bot.engine.pipeline import Engine
-    from bot.runs.store import RunStore
+    from bot.runs.folder_store import FolderRunStore
     from bot.schemas.resolve import ResolveResult
     from bot.schemas.run import AgentConfig, Provider
 
-    store = RunStore(data, data / "signing-key.pem")
+    store = FolderRunStore(data, data / "signing-key.pem")
     started = time.perf_counter()
     run_id = start_local_run(store, repo, "main", "feature", "bench", AgentConfig(provider=Provider.OFFLINE))
     stages: dict[str, float] = {"create": round(time.perf_counter() - started, 3)}

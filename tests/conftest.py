@@ -36,9 +36,9 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Temp
 @pytest.fixture
 def store(tmp_path: Path) -> Any:
     """A run store in the test's own folder, with its own signing key."""
-    from bot.runs.store import RunStore
+    from bot.runs.folder_store import FolderRunStore
 
-    return RunStore(tmp_path / "data", tmp_path / "key.pem")
+    return FolderRunStore(tmp_path / "data", tmp_path / "key.pem")
 
 
 @pytest.fixture
@@ -308,7 +308,7 @@ async def make_bot(
     the GitHub client's retry policy and sleep; ``reconcile_interval``); ``port`` serves the
     App on a port chosen beforehand (a public URL that names it)."""
     from bot.queue.workers import WorkerConfig
-    from bot.runs.store import RunStore
+    from bot.runs.store_factory import open_run_store
     from bot.server.app import create_app
     from bot.settings import load_settings
     from tests.github_harness import Bot, Remote
@@ -330,10 +330,11 @@ async def make_bot(
             **retry, **(app_options or {}))
         client = await aiohttp_client(app, server_kwargs={"port": port} if port else None)
         return Bot(client=client, fake=fake_github, remote=remote,
-                   runs=RunStore.from_settings(settings))
+                   runs=open_run_store(settings))
 
     return make
 
 
 # A real PostgreSQL server for the queue's contract tests (started only by the tests that ask).
 from tests.pg_server import pg_empty_url, pg_server, pg_url  # noqa: F401
+from tests.run_store_backends import runs  # noqa: F401

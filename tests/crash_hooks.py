@@ -73,7 +73,7 @@ KILL_POINTS: dict[str, KillPoint] = {
     "plan_written": KillPoint(STORE, "transition", "before", _transition_to("planned")),
     "planned": KillPoint(STORE, "transition", "after", _transition_to("planned")),
     "resolving": KillPoint(STORE, "transition", "after", _transition_to("resolving")),
-    "patch_half_written": KillPoint("bot.runs.handle", "commit_temp", "before",
+    "patch_half_written": KillPoint("bot.runs.folder_store", "commit_temp", "before",
                                     _temp_of("patch.diff")),
     "resolved": KillPoint(STORE, "transition", "before", _transition_to("review")),
     "review_written": KillPoint(STORE, "transition", "before",

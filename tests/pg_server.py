@@ -149,7 +149,8 @@ def pg_server() -> Iterator[PgServer]:
 
 
 def _make_template(server: PgServer) -> None:
-    """A database with the queue's schema applied, that each test's database copies."""
+    """A database with the queue's and the run store's schemas applied, that each test's
+    database copies."""
     import psycopg
 
     from bot.queue.pg_store import PostgresQueueStore
@@ -157,6 +158,10 @@ def _make_template(server: PgServer) -> None:
     with psycopg.connect(server.socket_url(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{TEMPLATE}" TEMPLATE template0')
     PostgresQueueStore.open(server.url(TEMPLATE)).close()
+    from bot.runs.pg_bundle_schema import migrate
+
+    with psycopg.connect(server.url(TEMPLATE), autocommit=True) as conn:
+        migrate(conn)  # the run store's tables (tests/run_store_backends.py)
 
 
 @pytest.fixture

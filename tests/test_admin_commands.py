@@ -13,7 +13,7 @@ from bot.cli import main
 from bot.queue.factory import open_queue
 from bot.queue.interface import QueueStore
 from bot.queue.records import Delivery, JobStatus, UnitOfWork
-from bot.runs.store import RunStore
+from bot.runs.store_factory import open_run_store
 from bot.schemas.state import Outcome, RunState
 from bot.settings import load_settings
 from tests import builders as b
@@ -81,7 +81,7 @@ async def test_redeliver_asks_github(fake_github: Any, github_app_key: str,
 def test_prune_deletes_what_finished_long_ago_and_never_an_unfinished_run(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    runs = RunStore.from_settings(load_settings())
+    runs = open_run_store(load_settings())
     finished = runs.create(b.context_fields())
     with runs.open(finished) as run:
         run.transition(RunState.ABORTED, reason="test", outcome=Outcome.CANCELLED)

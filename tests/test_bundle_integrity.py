@@ -14,14 +14,18 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from bot.queue.sqlite_store import SqliteQueueStore
+from bot.queue.factory import open_queue
 from bot.runs.audit import build_line, parse_chain
 from bot.runs.bundle import seal_signature_message
+from bot.runs.folder_store import FolderRunStore
+from bot.runs.pg_bundles import PostgresRunStore
 from bot.runs.signing import Signer, load_or_create_signer
 from bot.runs.store import RunStore
 from bot.schemas.audit import AuditAction
 from bot.schemas.state import Outcome, RunState
+from bot.settings import load_settings
 from tests import builders as b
+from tests.run_store_backends import put_back
 
 
 def _awaiting_then_applied(store: RunStore, snapshot: Path) -> str:
@@ -34,7 +38,8 @@ def _awaiting_then_applied(store: RunStore, snapshot: Path) -> str:
         run.write_artifact("patch.diff", b.PATCH)
         run.transition(RunState.REVIEW, reason="resolved")
         run.transition(RunState.AWAITING_APPROVAL, reason="ready")
-    shutil.copytree(store.run_dir(run_id), snapshot)
+    with store.materialise(run_id) as folder:
+        shutil.copytree(folder, snapshot)
     with store.open(run_id) as run:
         run.transition(RunState.APPLYING, reason="approved by maya")
         run.transition(RunState.DONE, reason="pushed", outcome=Outcome.APPLIED)
@@ -42,7 +47,13 @@ def _awaiting_then_applied(store: RunStore, snapshot: Path) -> str:
 
 
 def _env(monkeypatch: pytest.MonkeyPatch, store: RunStore, key: Path | None = None) -> None:
-    monkeypatch.setenv("GWI_DATA_DIR", str(store.data_dir))
+    if isinstance(store, PostgresRunStore):
+        monkeypatch.setenv("GWI_DATABASE_URL", store.url)
+        monkeypatch.setenv("GWI_DATA_DIR", str(store.signing_key.parent / "data"))
+    else:
+        assert isinstance(store, FolderRunStore)
+        monkeypatch.delenv("GWI_DATABASE_URL", raising=False)
+        monkeypatch.setenv("GWI_DATA_DIR", str(store.data_dir))
     monkeypatch.setenv("GWI_SIGNING_KEY", str(key or store.signing_key))
 
 
@@ -79,7 +90,7 @@ def _cut_back(folder: Path, snapshot: Path) -> None:
 
 
 def test_a_history_rewritten_without_the_key_is_never_ok(
-        store: RunStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        store: FolderRunStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     """The attack as it was seen: a finished run cut back to awaiting_approval, its log
     re-hashed without the signatures. Today's verify said "OK ... not signed yet"."""
@@ -99,20 +110,23 @@ def test_a_history_rewritten_without_the_key_is_never_ok(
 
 
 def test_a_bundle_cut_back_to_an_earlier_signed_point_fails_against_its_anchor(
-        store: RunStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        runs: RunStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
+    """In either store: the files of a folder put back, or the rows of the database."""
+    store = runs
     _env(monkeypatch, store)
     snapshot = tmp_path / "then"
     run_id = _awaiting_then_applied(store, snapshot)
     head = store.read_chain(run_id).events[-1]
-    _cut_back(store.run_dir(run_id), snapshot)  # every line kept is gwi's own, signed
+    # every line kept is gwi's own, signed
+    put_back(store, run_id, {p.name: p.read_bytes() for p in snapshot.iterdir()})
     # Without an anchor nothing in the bundle can tell: it is a genuine earlier state.
     assert main(["runs", "verify", run_id]) == 0
     assert "no anchor checked" in capsys.readouterr().out
     assert main(["runs", "verify", run_id, "--anchor", f"{head.seq}:{head.hash}"]) == 1
     assert "NOT MATCHED" in capsys.readouterr().err
     # The anchor gwi published is also kept in the queue database, and used by default.
-    queue = SqliteQueueStore.open(store.data_dir)
+    queue = open_queue(load_settings())
 
     async def keep() -> None:
         index = queue.run_index()
@@ -133,7 +147,7 @@ def test_a_bundle_cut_back_to_an_earlier_signed_point_fails_against_its_anchor(
 
 
 def test_a_bundle_re_signed_by_an_unknown_key_is_not_trusted(
-        store: RunStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        store: FolderRunStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     snapshot = tmp_path / "then"
     run_id = _awaiting_then_applied(store, snapshot)
@@ -155,7 +169,7 @@ def test_a_bundle_re_signed_by_an_unknown_key_is_not_trusted(
 
 
 def test_old_bundles_verify_after_a_key_rotation(
-        store: RunStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        store: FolderRunStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     _env(monkeypatch, store)
     old_run = _awaiting_then_applied(store, tmp_path / "then")
@@ -164,7 +178,7 @@ def test_old_bundles_verify_after_a_key_rotation(
     assert old_key in capsys.readouterr().out
     assert main(["runs", "verify", old_run]) == 0
     capsys.readouterr()
-    rotated = RunStore(store.data_dir, store.signing_key)
+    rotated = FolderRunStore(store.data_dir, store.signing_key)
     assert rotated.signer.public_key_hex != old_key
     new_run = _awaiting_then_applied(rotated, tmp_path / "then2")
     assert main(["runs", "verify", new_run]) == 0
@@ -176,7 +190,7 @@ def test_old_bundles_verify_after_a_key_rotation(
 
 
 def test_an_unpacked_bundle_verifies_anywhere_against_a_given_key(
-        store: RunStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        store: FolderRunStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     _env(monkeypatch, store)
     run_id = _awaiting_then_applied(store, tmp_path / "then")

@@ -37,7 +37,7 @@ import pytest
 
 from bot.queue.schema import DB_FILENAME
 from bot.runs.bundle import RunNotFound
-from bot.runs.store import RunStore
+from bot.runs.folder_store import FolderRunStore
 from bot.runs.verify import verify_bundle
 from bot.schemas.audit import AuditAction
 from bot.schemas.state import Outcome, RunState
@@ -123,7 +123,7 @@ class Chain:
         self.data_dir = self.root / "data"
         self.kill_log = self.root / "kills.log"
         self.pushes = self.root / "pushes.log"
-        self.runs = RunStore(self.data_dir, self.root / "signing-key.pem")
+        self.runs = FolderRunStore(self.data_dir, self.root / "signing-key.pem")
         self.remote = self._seed()
 
     def _seed(self) -> Remote:

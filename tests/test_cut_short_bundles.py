@@ -18,14 +18,14 @@ import pytest
 from bot.cli import main
 from bot.github.handle_reconcile import read_orphan, recovered_state
 from bot.runs.bundle import RunNotFound
+from bot.runs.folder_store import FolderRunStore
 from bot.runs.ids import run_created_at
-from bot.runs.store import RunStore
 from bot.runs.verify import verify_bundle
 from bot.schemas.state import RunState
 from tests import builders as b
 
 
-def cut_short(store: RunStore, monkeypatch: pytest.MonkeyPatch) -> str:
+def cut_short(store: FolderRunStore, monkeypatch: pytest.MonkeyPatch) -> str:
     """Create a run, killed between run.json's audit event and its rename."""
     before = set(store.list_ids())
 
@@ -33,7 +33,7 @@ def cut_short(store: RunStore, monkeypatch: pytest.MonkeyPatch) -> str:
         raise KeyboardInterrupt("power cut")
 
     with monkeypatch.context() as m:
-        m.setattr("bot.runs.handle.commit_temp", crash)
+        m.setattr("bot.runs.folder_store.commit_temp", crash)
         with pytest.raises(KeyboardInterrupt):
             store.create(b.context_fields())
     [run_id] = set(store.list_ids()) - before
@@ -41,7 +41,7 @@ def cut_short(store: RunStore, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def test_the_cut_short_bundle_has_a_log_and_no_run_json(
-    store: RunStore, monkeypatch: pytest.MonkeyPatch
+    store: FolderRunStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run_id = cut_short(store, monkeypatch)
     folder = store.run_dir(run_id)
@@ -52,7 +52,7 @@ def test_the_cut_short_bundle_has_a_log_and_no_run_json(
 
 
 def test_reconciliation_leaves_a_young_one_and_recovers_an_old_one(
-    store: RunStore, monkeypatch: pytest.MonkeyPatch
+    store: FolderRunStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run_id = cut_short(store, monkeypatch)
     gh: Any = SimpleNamespace(runs=store)
@@ -70,7 +70,7 @@ def test_reconciliation_leaves_a_young_one_and_recovers_an_old_one(
 
 
 def test_runs_list_shows_the_broken_bundle_beside_the_others(
-    store: RunStore, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    store: FolderRunStore, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("GWI_DATA_DIR", str(store.data_dir))
     monkeypatch.setenv("GWI_SIGNING_KEY", str(store.signing_key))
@@ -93,7 +93,7 @@ def test_run_ids_tell_their_creation_second() -> None:
 
 
 def test_a_run_that_ended_without_its_signature_is_signed_when_reconciled(
-    store: RunStore, monkeypatch: pytest.MonkeyPatch
+    store: FolderRunStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run_id = store.create(b.context_fields())
 

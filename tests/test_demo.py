@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from bot.runs.store import RunStore
+from bot.runs.folder_store import FolderRunStore
 
 
 def test_the_demo_runs_approves_applies_and_verifies(
@@ -20,5 +20,5 @@ def test_the_demo_runs_approves_applies_and_verifies(
     for expected in ("complexity", "plan:", "review: approvable", "patch hash: sha256:",
                      "new merge commit", "OK:", "signed by"):
         assert expected in out
-    [run_id] = RunStore(data, data / "signing-key.pem").list_ids()  # under GWI_DATA_DIR
+    [run_id] = FolderRunStore(data, data / "signing-key.pem").list_ids()  # under GWI_DATA_DIR
     assert run_id in out

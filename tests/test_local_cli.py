@@ -14,7 +14,8 @@ import pytest
 
 from bot.cli import BROKEN_PIPE_EXIT, main
 from bot.errors import GwiError
-from bot.runs.store import RunStore
+from bot.runs.folder_store import FolderRunStore
+from bot.runs.store_factory import open_run_store
 from bot.schemas.audit import AuditAction
 from bot.settings import load_settings
 from tests.support import commit_files, git
@@ -56,11 +57,11 @@ def test_no_signing_key_is_created_inside_a_git_work_tree(
     make_repo: Callable[..., Path]
 ) -> None:
     repo = make_repo({"a.txt": "a\n"})
-    store = RunStore(repo / ".gwi", repo / ".gwi" / "signing-key.pem")
+    store = FolderRunStore(repo / ".gwi", repo / ".gwi" / "signing-key.pem")
     with pytest.raises(GwiError, match="inside the git work tree"):
         _ = store.signer
     assert not (repo / ".gwi" / "signing-key.pem").exists()
-    told = RunStore(repo / ".gwi", repo / ".gwi" / "signing-key.pem", key_in_work_tree=True)
+    told = FolderRunStore(repo / ".gwi", repo / ".gwi" / "signing-key.pem", key_in_work_tree=True)
     assert told.signer.public_key_hex
 
 
@@ -88,7 +89,7 @@ def test_a_second_approval_is_refused_and_recorded(make_repo: Callable[..., Path
     capsys.readouterr()
     assert main(["approve", run_id, "--patch-hash", digest, "--as", "sam"]) == 1
     assert re.search(r"already approved by maya at \d{4}-", capsys.readouterr().err)
-    store = RunStore.from_settings(load_settings())
+    store = open_run_store(load_settings())
     refusals = [e for e in store.read_chain(run_id).events
                 if e.action is AuditAction.APPROVAL_REFUSED]
     assert [e.data["code"] for e in refusals] == ["already_approved"]
@@ -145,7 +146,7 @@ def test_a_run_left_to_a_person_names_the_files_and_the_rest(
     assert "done (needs_human)" in out
     assert "next step: resolve these files by hand" in out and "    app.py" in out
     assert "patch.diff (take them with `git apply`" in out
-    store = RunStore.from_settings(load_settings())
+    store = open_run_store(load_settings())
     plan = store.read_bytes(store.list_ids()[-1], "plan.md")
     assert plan is not None and "## Next step" in plan.decode() and "- `app.py`" in plan.decode()
 

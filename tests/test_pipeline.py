@@ -17,7 +17,7 @@ from bot.engine.approval import ApprovalRefused
 from bot.engine.local import approve_local, start_local_run
 from bot.engine.pipeline import Engine
 from bot.errors import GwiError
-from bot.runs.store import RunStore
+from bot.runs.folder_store import FolderRunStore
 from bot.runs.verify import verify_bundle
 from bot.schemas.approval import ApprovalRecord
 from bot.schemas.audit import AuditAction
@@ -39,7 +39,7 @@ def _unresolvable(make_repo: Callable[..., Path]) -> Path:
     return repo
 
 
-def test_a_clean_merge_needs_no_changes(store: RunStore, make_repo: Callable[..., Path]) -> None:
+def test_a_clean_merge_needs_no_changes(store: FolderRunStore, make_repo: Callable[..., Path]) -> None:
     repo = make_repo({"a.py": "x = 1\n", "b.py": "y = 1\n"})
     git(repo, "checkout", "-q", "-b", "feature")
     commit_files(repo, {"a.py": "x = 2\n"}, "feature")
@@ -54,7 +54,7 @@ def test_a_clean_merge_needs_no_changes(store: RunStore, make_repo: Callable[...
     assert verify_bundle(store.run_dir(run_id)).ok
 
 
-def test_an_up_to_date_head_needs_no_changes(store: RunStore,
+def test_an_up_to_date_head_needs_no_changes(store: FolderRunStore,
                                              make_repo: Callable[..., Path]) -> None:
     repo = make_repo()
     git(repo, "checkout", "-q", "-b", "feature")
@@ -64,7 +64,7 @@ def test_an_up_to_date_head_needs_no_changes(store: RunStore,
     assert ctx.outcome is Outcome.NO_CHANGES_NEEDED
 
 
-def test_an_unresolvable_conflict_ends_honestly(store: RunStore,
+def test_an_unresolvable_conflict_ends_honestly(store: FolderRunStore,
                                                 make_repo: Callable[..., Path]) -> None:
     repo = _unresolvable(make_repo)
     before = git(repo, "rev-parse", "feature")
@@ -90,7 +90,7 @@ def test_an_unresolvable_conflict_ends_honestly(store: RunStore,
 
 
 def test_a_file_git_merges_cleanly_into_broken_syntax_blocks_the_patch(
-    store: RunStore, make_repo: Callable[..., Path]
+    store: FolderRunStore, make_repo: Callable[..., Path]
 ) -> None:
     """Each branch's app.py parses and git merges them without a conflict, but the result
     does not parse: the review checks every file the patch changes, not only conflicts."""
@@ -115,7 +115,7 @@ def test_a_file_git_merges_cleanly_into_broken_syntax_blocks_the_patch(
 
 
 def test_approval_is_refused_and_audited_while_the_run_is_not_ready(
-    store: RunStore, make_repo: Callable[..., Path]
+    store: FolderRunStore, make_repo: Callable[..., Path]
 ) -> None:
     repo = _unresolvable(make_repo)
     run_id = start_local_run(store, repo, "main", "feature", "me", OFFLINE)
@@ -127,7 +127,7 @@ def test_approval_is_refused_and_audited_while_the_run_is_not_ready(
     assert [e.data["code"] for e in refusals] == ["malformed_hash", "not_awaiting_approval"]
 
 
-def test_bad_input_is_refused_clearly(store: RunStore, make_repo: Callable[..., Path],
+def test_bad_input_is_refused_clearly(store: FolderRunStore, make_repo: Callable[..., Path],
                                       tmp_path: Path) -> None:
     repo = make_repo()
     with pytest.raises(GwiError, match="does not name a commit"):
@@ -140,26 +140,26 @@ def test_bad_input_is_refused_clearly(store: RunStore, make_repo: Callable[..., 
 
 
 def _advance_in_child(data: str, key: str, run_id: str, steps: int) -> None:
-    store = RunStore(Path(data), Path(key))
+    store = FolderRunStore(Path(data), Path(key))
     engine = Engine(store)
     for _ in range(steps):
         engine.step(run_id)
     os.kill(os.getpid(), signal.SIGKILL)  # die without cleaning up, as a crash would
 
 
-def _diff(store: RunStore, run_id: str) -> bytes:
+def _diff(store: FolderRunStore, run_id: str) -> bytes:
     """The patch without its header (which names the run, so differs between runs)."""
     return (store.read_bytes(run_id, "patch.diff") or b"").partition(b"\n\n")[2]
 
 
-def _reference(store: RunStore, repo: Path) -> tuple[str, bytes]:
+def _reference(store: FolderRunStore, repo: Path) -> tuple[str, bytes]:
     run_id = start_local_run(store, repo, "main", "feature", "me", OFFLINE)
     ctx = Engine(store).advance(run_id)
     return str(ctx.outcome), _diff(store, run_id)
 
 
 def test_kill_9_between_every_pair_of_stages_resumes_to_the_same_result(
-    store: RunStore, make_repo: Callable[..., Path]
+    store: FolderRunStore, make_repo: Callable[..., Path]
 ) -> None:
     repo = _unresolvable(make_repo)
     expected = _reference(store, repo)
@@ -177,12 +177,12 @@ def test_kill_9_between_every_pair_of_stages_resumes_to_the_same_result(
 
 
 def _advance_forever(data: str, key: str, run_id: str) -> None:
-    Engine(RunStore(Path(data), Path(key))).advance(run_id)
+    Engine(FolderRunStore(Path(data), Path(key))).advance(run_id)
     time.sleep(60)
 
 
 def test_kill_9_at_random_moments_never_tears_a_run(
-    store: RunStore, make_repo: Callable[..., Path]
+    store: FolderRunStore, make_repo: Callable[..., Path]
 ) -> None:
     repo = _unresolvable(make_repo)
     expected = _reference(store, repo)
@@ -243,13 +243,13 @@ def _approve_and_apply_in_child(data: str, key: str, run_id: str, digest: str, t
         return result
 
     setattr(owner, attribute, dying)
-    store = RunStore(Path(data), Path(key))
+    store = FolderRunStore(Path(data), Path(key))
     approve_local(store, run_id, digest, "maintainer")
     apply_local(store, run_id, "maintainer")
 
 
 def test_kill_9_while_approving_and_applying_moves_the_branch_once(
-    store: RunStore, make_repo: Callable[..., Path]
+    store: FolderRunStore, make_repo: Callable[..., Path]
 ) -> None:
     """Killed at each point of approve and apply, then finished by running the same commands
     again: the branch ends on exactly one merge commit of the approved patch, the audit log

@@ -16,7 +16,7 @@ from bot.engine.approval import ApprovalRefused
 from bot.engine.local import apply_local, approve_local, start_local_run
 from bot.engine.pipeline import Engine
 from bot.errors import GwiError
-from bot.runs.store import RunStore
+from bot.runs.folder_store import FolderRunStore
 from bot.runs.verify import verify_bundle
 from bot.runs.view import RunView
 from bot.schemas.audit import AuditAction
@@ -48,7 +48,7 @@ def proposal(text: str, confidence: int = 90) -> Text:
                                    "confidence": confidence}]})
 
 
-def _run(store: RunStore, repo: Path, llm_settings: Any) -> tuple[str, Engine]:
+def _run(store: FolderRunStore, repo: Path, llm_settings: Any) -> tuple[str, Engine]:
     engine = Engine(store, llm=make_llm(llm_settings))
     run_id = start_local_run(store, repo, "main", "feature", "me", llm_settings.agent_config)
     engine.advance(run_id)
@@ -57,7 +57,7 @@ def _run(store: RunStore, repo: Path, llm_settings: Any) -> tuple[str, Engine]:
 
 @pytest.mark.parametrize("provider", ["anthropic", "openai"])
 def test_an_llm_resolution_is_reviewed_approved_and_applied(
-    store: RunStore, repo: Path, fake_llm: Any, llm_settings_for: Callable[..., Any],
+    store: FolderRunStore, repo: Path, fake_llm: Any, llm_settings_for: Callable[..., Any],
     provider: str
 ) -> None:
     fake_llm.add(json_text(KEEP), proposal("LIMIT = 30\n"))
@@ -106,7 +106,7 @@ def test_an_llm_resolution_is_reviewed_approved_and_applied(
     ],
 )
 def test_invalid_llm_output_fails_the_run_and_is_audited(
-    store: RunStore, repo: Path, fake_llm: Any, llm_settings_for: Callable[..., Any],
+    store: FolderRunStore, repo: Path, fake_llm: Any, llm_settings_for: Callable[..., Any],
     replies: list[Any], message: str
 ) -> None:
     fake_llm.add(*replies)
@@ -124,7 +124,7 @@ def test_invalid_llm_output_fails_the_run_and_is_audited(
     [([Delay(3.0), Delay(3.0)], "no reply within"), ([Status(500), Status(500)], "500")],
 )
 def test_provider_failures_fail_the_run_with_a_readable_reason(
-    store: RunStore, repo: Path, fake_llm: Any, llm_settings_for: Callable[..., Any],
+    store: FolderRunStore, repo: Path, fake_llm: Any, llm_settings_for: Callable[..., Any],
     replies: list[Any], message: str
 ) -> None:
     fake_llm.add(*replies)
@@ -144,7 +144,7 @@ def test_provider_failures_fail_the_run_with_a_readable_reason(
     ],
 )
 def test_a_bad_llm_proposal_is_not_used(
-    store: RunStore, repo: Path, fake_llm: Any, llm_settings_for: Callable[..., Any],
+    store: FolderRunStore, repo: Path, fake_llm: Any, llm_settings_for: Callable[..., Any],
     resolution: str, confidence: int, why: str
 ) -> None:
     fake_llm.add(json_text(KEEP), proposal(resolution, confidence))
@@ -157,7 +157,7 @@ def test_a_bad_llm_proposal_is_not_used(
 
 
 def test_a_proposal_that_drops_an_added_line_is_not_used(
-    store: RunStore, make_repo: Callable[..., Path], fake_llm: Any,
+    store: FolderRunStore, make_repo: Callable[..., Path], fake_llm: Any,
     llm_settings_for: Callable[..., Any]
 ) -> None:
     repo = make_repo({"app.py": "A = 1\nB = 1\n"})
@@ -176,7 +176,7 @@ def test_a_proposal_that_drops_an_added_line_is_not_used(
 # -- approve and apply: what is refused, and that refusing writes nothing -------------------------
 
 @pytest.fixture
-def ready(store: RunStore, repo: Path, fake_llm: Any,
+def ready(store: FolderRunStore, repo: Path, fake_llm: Any,
           llm_settings_for: Callable[..., Any]) -> tuple[str, str]:
     fake_llm.add(json_text(KEEP), proposal("LIMIT = 30\n"))
     run_id, _ = _run(store, repo, llm_settings_for("openai"))
@@ -185,11 +185,11 @@ def ready(store: RunStore, repo: Path, fake_llm: Any,
     return run_id, view.patch_hash
 
 
-def _refusals(store: RunStore, run_id: str, action: AuditAction) -> list[str]:
+def _refusals(store: FolderRunStore, run_id: str, action: AuditAction) -> list[str]:
     return [str(e.data["code"]) for e in store.read_chain(run_id).events if e.action is action]
 
 
-def test_approval_names_the_exact_patch(store: RunStore, ready: tuple[str, str],
+def test_approval_names_the_exact_patch(store: FolderRunStore, ready: tuple[str, str],
                                         tmp_path: Path) -> None:
     run_id, digest = ready
     other = "sha256:" + sha256_hex(b"another run's patch")
@@ -210,7 +210,7 @@ def test_approval_names_the_exact_patch(store: RunStore, ready: tuple[str, str],
     assert store.read_model(run_id, "approval.json", type(record)) == record
 
 
-def test_apply_refuses_when_the_head_moved(store: RunStore, repo: Path,
+def test_apply_refuses_when_the_head_moved(store: FolderRunStore, repo: Path,
                                            ready: tuple[str, str]) -> None:
     run_id, digest = ready
     approve_local(store, run_id, digest, "maintainer")
@@ -225,7 +225,7 @@ def test_apply_refuses_when_the_head_moved(store: RunStore, repo: Path,
     assert verify_bundle(store.run_dir(run_id)).ok
 
 
-def test_apply_refuses_when_the_base_moved(store: RunStore, repo: Path,
+def test_apply_refuses_when_the_base_moved(store: FolderRunStore, repo: Path,
                                            ready: tuple[str, str]) -> None:
     run_id, digest = ready
     approve_local(store, run_id, digest, "maintainer")
@@ -237,7 +237,7 @@ def test_apply_refuses_when_the_base_moved(store: RunStore, repo: Path,
     assert git(repo, "rev-parse", "feature") == before
 
 
-def test_apply_refuses_a_patch_changed_after_approval(store: RunStore, repo: Path,
+def test_apply_refuses_a_patch_changed_after_approval(store: FolderRunStore, repo: Path,
                                                       ready: tuple[str, str]) -> None:
     run_id, digest = ready
     approve_local(store, run_id, digest, "maintainer")
@@ -250,7 +250,7 @@ def test_apply_refuses_a_patch_changed_after_approval(store: RunStore, repo: Pat
     assert not verify_bundle(store.run_dir(run_id)).ok
 
 
-def test_apply_refuses_a_forged_approval(store: RunStore, repo: Path,
+def test_apply_refuses_a_forged_approval(store: FolderRunStore, repo: Path,
                                          ready: tuple[str, str]) -> None:
     run_id, digest = ready
     approve_local(store, run_id, digest, "maintainer")
@@ -264,7 +264,7 @@ def test_apply_refuses_a_forged_approval(store: RunStore, repo: Path,
     assert git(repo, "rev-parse", "feature") == before
 
 
-def test_apply_refuses_a_checked_out_branch_and_twice(store: RunStore, repo: Path,
+def test_apply_refuses_a_checked_out_branch_and_twice(store: FolderRunStore, repo: Path,
                                                       ready: tuple[str, str]) -> None:
     run_id, digest = ready
     approve_local(store, run_id, digest, "maintainer")
@@ -279,7 +279,7 @@ def test_apply_refuses_a_checked_out_branch_and_twice(store: RunStore, repo: Pat
 
 
 def test_an_apply_cut_short_after_the_commit_resumes_without_a_second_commit(
-    store: RunStore, repo: Path, ready: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+    store: FolderRunStore, repo: Path, ready: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run_id, digest = ready
     approve_local(store, run_id, digest, "maintainer")

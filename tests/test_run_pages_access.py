@@ -25,8 +25,9 @@ from cryptography.hazmat.primitives import serialization
 from yarl import URL
 
 from bot.pages.signin import safe_next
+from bot.runs.folder_store import FolderRunStore
 from bot.runs.signing import rotate
-from bot.runs.store import RunStore
+from bot.runs.store_factory import open_run_store
 from bot.runs.verify import verify_bundle
 from bot.schemas.common import sha256_hex
 from bot.schemas.review import ReviewResult
@@ -54,7 +55,7 @@ class Clock:
 class World:
     client: Any
     fake: Any
-    store: RunStore
+    store: FolderRunStore
     data_dir: Path
     runs: dict[str, str]
     rendered: list[str]
@@ -86,7 +87,7 @@ class World:
 
 
 def _render(rendered: list[str]) -> Callable[..., str]:
-    def render(store: RunStore, run_id: str, *, trusted_keys: frozenset[str],
+    def render(store: FolderRunStore, run_id: str, *, trusted_keys: frozenset[str],
                static_prefix: str = "/static", anchor: tuple[int, str] | None = None) -> str:
         rendered.append(run_id)
         store.read_context(run_id)
@@ -94,7 +95,7 @@ def _render(rendered: list[str]) -> Callable[..., str]:
     return render
 
 
-def _finished_run(store: RunStore, full_name: str) -> str:
+def _finished_run(store: FolderRunStore, full_name: str) -> str:
     owner, name = full_name.split("/")
     run_id = store.create(b.context_fields(
         repository={"owner": owner, "name": name, "full_name": full_name}))
@@ -131,7 +132,7 @@ def make_world(aiohttp_server: Any, aiohttp_client: Any, fake_github: Any,
         for repo, reader in ((ALPHA, "alice"), (BETA, "bob")):
             fake_github.add_repo(repo, installation_id=GITHUB_INSTALLATION_ID, private=True)
             fake_github.set_collaborator(repo, reader, "read")
-        store = RunStore.from_settings(settings)
+        store = open_run_store(settings)
         ids = {ALPHA: _finished_run(store, ALPHA), BETA: _finished_run(store, BETA)} if runs else {}
         data_dir.mkdir(parents=True, exist_ok=True)
         (data_dir / "outside.txt").write_bytes(OUTSIDE)
@@ -494,7 +495,7 @@ async def test_the_signing_key_is_public_and_never_created(
     assert missing.status == 404 and "no signing key" in await missing.text()
     assert not key_file.exists()
 
-    signer = RunStore(world.data_dir, key_file).signer  # the first run would make it
+    signer = FolderRunStore(world.data_dir, key_file).signer  # the first run would make it
     answer = await world.client.get("/.well-known/gwi-signing-key")  # no sign-in needed
     text = await answer.text()
     assert answer.status == 200 and answer.content_type == "text/plain"

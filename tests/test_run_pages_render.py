@@ -20,7 +20,7 @@ from bot.engine.pipeline import Engine
 from bot.pages.patch_view import stylesheet
 from bot.pages.run_page import render_run_page
 from bot.runs.bundle import RunNotFound
-from bot.runs.store import RunStore
+from bot.runs.folder_store import FolderRunStore
 from bot.runs.view import RunView
 from bot.schemas.resolve import ResolveResult
 from bot.schemas.state import Outcome, RunState
@@ -44,7 +44,7 @@ def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
 
 
 @pytest.fixture
-def applied_run(store: RunStore, make_repo: Callable[..., Path]) -> str:
+def applied_run(store: FolderRunStore, make_repo: Callable[..., Path]) -> str:
     """Both branches bump one pin (gwi settles it), the base brings a 160 kB file, a binary
     file and a line that is not UTF-8; approved by its hash and applied."""
     repo = make_repo({"requirements.txt": "flask==2.0.0\nrequests==2.0.0\n", "notes.txt": "a\n",
@@ -71,13 +71,13 @@ def applied_run(store: RunStore, make_repo: Callable[..., Path]) -> str:
     return run_id
 
 
-def _page(store: RunStore, run_id: str, **kw: Any) -> str:
+def _page(store: FolderRunStore, run_id: str, **kw: Any) -> str:
     kw.setdefault("trusted_keys", frozenset({store.signer.public_key_hex}))
     return render_run_page(store, run_id, **kw)
 
 
 def test_the_pipeline_records_each_region_as_git_left_it_and_as_gwi_settled_it(
-        store: RunStore, applied_run: str) -> None:
+        store: FolderRunStore, applied_run: str) -> None:
     resolved = store.read_model(applied_run, "resolve.json", ResolveResult)
     assert resolved is not None
     row = {f.path: f for f in resolved.files}["requirements.txt"]
@@ -101,7 +101,7 @@ def test_a_bundle_written_before_regions_were_recorded_still_reads() -> None:
     assert all(f.region_details is None for f in ResolveResult.model_validate(doc).files)
 
 
-def test_the_page_shows_the_run_its_decisions_and_whole_patch(store: RunStore,
+def test_the_page_shows_the_run_its_decisions_and_whole_patch(store: FolderRunStore,
                                                               applied_run: str) -> None:
     page = _page(store, applied_run)
     text = _text(page)
@@ -151,7 +151,7 @@ def test_the_page_shows_the_run_its_decisions_and_whole_patch(store: RunStore,
     assert "<script" not in page.lower()
 
 
-def test_an_untrusted_key_a_tampered_log_and_anchors_are_shown(store: RunStore,
+def test_an_untrusted_key_a_tampered_log_and_anchors_are_shown(store: FolderRunStore,
                                                                applied_run: str) -> None:
     other = "ab" * 32
     text = _text(_page(store, applied_run, trusted_keys=frozenset({other})))
@@ -174,7 +174,7 @@ def test_an_untrusted_key_a_tampered_log_and_anchors_are_shown(store: RunStore,
     assert "edited" in tampered
 
 
-def test_rendering_writes_nothing_and_an_unknown_run_is_not_found(store: RunStore,
+def test_rendering_writes_nothing_and_an_unknown_run_is_not_found(store: FolderRunStore,
                                                                   applied_run: str) -> None:
     folder = store.run_dir(applied_run)
     before = _snapshot(folder)
@@ -186,7 +186,7 @@ def test_rendering_writes_nothing_and_an_unknown_run_is_not_found(store: RunStor
 
 
 def test_regions_left_to_a_person_and_llm_proposals_are_marked_and_escaped(
-        store: RunStore, make_repo: Callable[..., Path], fake_llm: Any,
+        store: FolderRunStore, make_repo: Callable[..., Path], fake_llm: Any,
         llm_settings_for: Callable[..., Any]) -> None:
     evil = f"z{XSS}.py"
     repo = make_repo({"a_llm.py": "import os\n\nLIMIT = 10\nNAME = 'app'\n",
@@ -239,7 +239,7 @@ def test_regions_left_to_a_person_and_llm_proposals_are_marked_and_escaped(
     assert f"TITLE = '{XSS}'" in patch_part and "+<<<<<<< head" in patch_part
 
 
-def test_a_megabyte_patch_renders_whole_and_fast(store: RunStore,
+def test_a_megabyte_patch_renders_whole_and_fast(store: FolderRunStore,
                                                  make_repo: Callable[..., Path]) -> None:
     repo = make_repo({"requirements.txt": "requests==2.0.0\n"})
     git(repo, "checkout", "-q", "-b", "feature")
@@ -292,7 +292,7 @@ async def test_a_github_approval_shows_the_role_the_comment_and_the_push(
     assert "Verified right now: yes." in text
 
 
-def _awaiting(store: RunStore, make_repo: Callable[..., Path]) -> str:
+def _awaiting(store: FolderRunStore, make_repo: Callable[..., Path]) -> str:
     repo = make_repo({"requirements.txt": "requests==2.0.0\n"})
     git(repo, "checkout", "-q", "-b", "feature")
     commit_files(repo, {"requirements.txt": "requests==2.1.0\n"}, "feature")
@@ -305,7 +305,7 @@ def _awaiting(store: RunStore, make_repo: Callable[..., Path]) -> str:
 
 
 def test_a_run_still_going_is_verified_and_signed_at_every_seal(
-        store: RunStore, make_repo: Callable[..., Path]) -> None:
+        store: FolderRunStore, make_repo: Callable[..., Path]) -> None:
     page = _page(store, _awaiting(store, make_repo), static_prefix="/assets/")
     assert re.findall(r'<link rel="stylesheet" href="([^"]+)">', page) == [
         "/assets/run-page.css", "/assets/diff.css"]
@@ -316,7 +316,7 @@ def test_a_run_still_going_is_verified_and_signed_at_every_seal(
     assert "Not approved." in text
 
 
-def test_a_bundle_without_region_records_says_so(store: RunStore,
+def test_a_bundle_without_region_records_says_so(store: FolderRunStore,
                                                  make_repo: Callable[..., Path]) -> None:
     run_id = _awaiting(store, make_repo)
     with store.open(run_id) as run:  # resolve.json as gwi wrote it before regions were recorded
@@ -329,7 +329,7 @@ def test_a_bundle_without_region_records_says_so(store: RunStore,
     assert "Verified right now: yes." in text
 
 
-def test_a_clean_merge_and_a_damaged_artifact(store: RunStore,
+def test_a_clean_merge_and_a_damaged_artifact(store: FolderRunStore,
                                               make_repo: Callable[..., Path]) -> None:
     repo = make_repo({"a.py": "x = 1\n", "b.py": "y = 1\n"})
     git(repo, "checkout", "-q", "-b", "feature")
@@ -351,7 +351,7 @@ def test_a_clean_merge_and_a_damaged_artifact(store: RunStore,
 
 
 def test_a_region_longer_than_what_is_recorded_is_cut_and_says_so(
-        store: RunStore, make_repo: Callable[..., Path]) -> None:
+        store: FolderRunStore, make_repo: Callable[..., Path]) -> None:
     ours = "".join(f"ours {i:05d}\n" for i in range(3000))  # 33,000 characters
     repo = make_repo({"big.txt": "start\nbase\nend\n"})
     git(repo, "checkout", "-q", "-b", "feature")

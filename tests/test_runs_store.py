@@ -1,4 +1,9 @@
-"""The run bundle: creation, the one writer, the one state change, locks, crashes, bad names."""
+"""The run bundle: creation, the one writer, the one state change, locks, crashes, bad names.
+
+The tests taking ``runs`` are the run store's contract: they run against the folder store and
+against PostgreSQL (tests/run_store_backends.py). Those taking ``store`` look at the folder
+store's own files (temporary files, a torn line, flock).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ import pytest
 
 from bot.errors import GwiError
 from bot.runs.bundle import RunDamaged, RunFinished, SchemaRejected
+from bot.runs.folder_store import FolderRunStore
 from bot.runs.ids import UnsafeName, check_artifact_name, check_run_id
 from bot.runs.store import RunStore
 from bot.runs.verify import verify_bundle
@@ -24,6 +30,7 @@ from bot.schemas.review import ReviewResult
 from bot.schemas.run import Actor, ActorType
 from bot.schemas.state import InvalidTransition, Outcome, RunState
 from tests import builders as b
+from tests.run_store_backends import spec, store_from_spec, tamper, verify
 
 AGENT = Actor(type=ActorType.AGENT, id="reviewer")
 
@@ -32,25 +39,29 @@ def _actions(store: RunStore, run_id: str) -> list[str]:
     return [e.action.value for e in store.read_chain(run_id).events]
 
 
-def test_create_makes_a_sealed_queued_run(store: RunStore) -> None:
-    run_id = store.create(b.context_fields())
+def test_create_makes_a_sealed_queued_run(runs: RunStore) -> None:
+    run_id = runs.create(b.context_fields())
     check_run_id(run_id)
-    folder = store.run_dir(run_id)
-    assert sorted(p.name for p in folder.iterdir()) == ["audit.log", "run.json"]
-    ctx = store.read_context(run_id)
+    assert sorted(runs.snapshot(run_id)) == ["audit.log", "run.json"]
+    with runs.materialise(run_id) as folder:
+        assert sorted(p.name for p in folder.iterdir()) == ["audit.log", "run.json"]
+        assert folder.name == run_id and verify_bundle(folder).ok
+    ctx = runs.read_context(run_id)
     assert ctx.state is RunState.QUEUED and ctx.audit_seq == 0
-    assert _actions(store, run_id) == ["run_created", "artifact_written"]
-    assert verify_bundle(folder).ok
-    assert store.list_ids() == [run_id]
+    assert _actions(runs, run_id) == ["run_created", "artifact_written"]
+    assert runs.list_ids() == [run_id] and runs.exists(run_id)
+    assert runs.list_ids(since=run_id[:16]) == [run_id]
+    assert runs.list_ids(since="99990101T000000Z") == []
 
 
-def test_run_ids_are_unguessable_and_distinct(store: RunStore) -> None:
-    ids = {store.create(b.context_fields()) for _ in range(20)}
+def test_run_ids_are_unguessable_and_distinct(runs: RunStore) -> None:
+    ids = {runs.create(b.context_fields()) for _ in range(20)}
     assert len(ids) == 20
     assert len({i.split("-")[1] for i in ids}) == 20
 
 
-def test_a_whole_run_writes_every_artifact_and_verifies(store: RunStore) -> None:
+def test_a_whole_run_writes_every_artifact_and_verifies(runs: RunStore) -> None:
+    store = runs
     run_id = store.create(b.context_fields())
     with store.open(run_id) as run:
         run.transition(RunState.TRIAGED, reason="scored")
@@ -63,7 +74,7 @@ def test_a_whole_run_writes_every_artifact_and_verifies(store: RunStore) -> None
         review = ReviewResult.model_validate(b.review(run_id=run_id))
         run.write_artifact("review.json", review, actor=AGENT)
         run.transition(RunState.DONE, reason="needs a person", outcome=Outcome.NEEDS_HUMAN)
-    report = verify_bundle(store.run_dir(run_id), trusted_keys={store.signer.public_key_hex})
+    report = verify(store, run_id, trusted_keys={store.signer.public_key_hex})
     assert report.ok, report.problems
     assert report.signed_by == [store.signer.public_key_hex]
     ctx = store.read_context(run_id)
@@ -74,17 +85,19 @@ def test_a_whole_run_writes_every_artifact_and_verifies(store: RunStore) -> None
     assert _actions(store, run_id)[-1] == "audit_signed"
 
 
-def test_an_invalid_transition_leaves_the_run_unchanged(store: RunStore) -> None:
+def test_an_invalid_transition_leaves_the_run_unchanged(runs: RunStore) -> None:
+    store = runs
     run_id = store.create(b.context_fields())
-    log = (store.run_dir(run_id) / "audit.log").read_bytes()
+    log = store.read_bytes(run_id, "audit.log")
     with store.open(run_id) as run:
         with pytest.raises(InvalidTransition, match="allowed from queued"):
             run.transition(RunState.DONE, reason="skip", outcome=Outcome.APPLIED)
         assert run.ctx.state is RunState.QUEUED
-    assert (store.run_dir(run_id) / "audit.log").read_bytes() == log
+    assert store.read_bytes(run_id, "audit.log") == log
 
 
-def test_a_finished_run_is_immutable(store: RunStore) -> None:
+def test_a_finished_run_is_immutable(runs: RunStore) -> None:
+    store = runs
     run_id = store.create(b.context_fields())
     with store.open(run_id) as run:
         run.transition(RunState.ABORTED, reason="closed", outcome=Outcome.CANCELLED)
@@ -94,17 +107,20 @@ def test_a_finished_run_is_immutable(store: RunStore) -> None:
             run.record(AuditAction.NOTE, {"x": 1})
     with store.open(run_id) as run:  # reopening a finished run adds nothing
         assert run.finished
-    assert verify_bundle(store.run_dir(run_id)).ok
+    assert verify(store, run_id).ok
 
 
-def test_unknown_and_escaping_names_are_refused(store: RunStore) -> None:
+def test_unknown_and_escaping_names_are_refused(runs: RunStore) -> None:
+    store = runs
     run_id = store.create(b.context_fields())
     for bad in ("../x", "..", "runs/../../etc", "a\x00b", "", "/etc/passwd", run_id + "/..",
                 run_id.upper()):
         with pytest.raises(UnsafeName):
             check_run_id(bad)
         with pytest.raises(UnsafeName):
-            store.run_dir(bad)
+            store.read_bytes(bad, "run.json")
+        with pytest.raises(UnsafeName):
+            store.exists(bad)
     for bad in ("notes.txt", "../run.json", "run.json/..", "plan.md\x00", "/tmp/x", "RUN.JSON"):
         with pytest.raises(UnsafeName):
             check_artifact_name(bad)
@@ -117,10 +133,12 @@ def test_unknown_and_escaping_names_are_refused(store: RunStore) -> None:
             run.write_artifact("audit.log", "{}")
         with pytest.raises(GwiError, match="takes a ReviewResult"):
             run.write_artifact("review.json", "{}")
-    assert not (store.data_dir.parent / "escape.txt").exists()
+    if isinstance(store, FolderRunStore):
+        assert not (store.data_dir.parent / "escape.txt").exists()
 
 
-def test_a_patch_hash_must_name_patch_diff(store: RunStore) -> None:
+def test_a_patch_hash_must_name_patch_diff(runs: RunStore) -> None:
+    store = runs
     run_id = store.create(b.context_fields())
     with store.open(run_id) as run:
         review = ReviewResult.model_validate(b.review(run_id=run_id))
@@ -131,7 +149,8 @@ def test_a_patch_hash_must_name_patch_diff(store: RunStore) -> None:
             run.write_artifact("review.json", review)
 
 
-def test_invalid_agent_output_fails_the_run_and_is_audited(store: RunStore) -> None:
+def test_invalid_agent_output_fails_the_run_and_is_audited(runs: RunStore) -> None:
+    store = runs
     run_id = store.create(b.context_fields())
     with store.open(run_id) as run:
         bad = json.dumps(b.review(run_id=run_id, verdict="blocked"))
@@ -147,10 +166,11 @@ def test_invalid_agent_output_fails_the_run_and_is_audited(store: RunStore) -> N
     assert isinstance(errors, list) and "verdict" in json.dumps(errors)
     ctx = store.read_context(run_id)
     assert ctx.outcome is Outcome.ERROR and ctx.error and "invalid review.json" in ctx.error
-    assert verify_bundle(store.run_dir(run_id)).ok
+    assert verify(store, run_id).ok
 
 
-def test_valid_agent_output_is_accepted(store: RunStore) -> None:
+def test_valid_agent_output_is_accepted(runs: RunStore) -> None:
+    store = runs
     run_id = store.create(b.context_fields())
     with store.open(run_id) as run:
         value = run.accept("review.json", ReviewResult, b.review(run_id=run_id), actor=AGENT)
@@ -159,7 +179,7 @@ def test_valid_agent_output_is_accepted(store: RunStore) -> None:
 
 
 def test_a_crash_between_audit_event_and_rename_is_completed(
-    store: RunStore, monkeypatch: pytest.MonkeyPatch
+    store: FolderRunStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run_id = store.create(b.context_fields())
     with store.open(run_id) as run:
@@ -168,7 +188,7 @@ def test_a_crash_between_audit_event_and_rename_is_completed(
     def crash(*args: object) -> None:
         raise KeyboardInterrupt("power cut")
 
-    monkeypatch.setattr("bot.runs.handle.commit_temp", crash)
+    monkeypatch.setattr("bot.runs.folder_store.commit_temp", crash)
     with pytest.raises(KeyboardInterrupt), store.open(run_id) as run:
         run.write_artifact("plan.md", "new plan\n")
     monkeypatch.undo()
@@ -182,14 +202,14 @@ def test_a_crash_between_audit_event_and_rename_is_completed(
 
 
 def test_a_crash_before_the_audit_event_discards_the_partial_write(
-    store: RunStore, monkeypatch: pytest.MonkeyPatch
+    store: FolderRunStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run_id = store.create(b.context_fields())
 
     def crash(*args: object) -> None:
         raise KeyboardInterrupt("power cut")
 
-    monkeypatch.setattr("bot.runs.store.RunHandle._append", crash)
+    monkeypatch.setattr("bot.runs.folder_store.append_line", crash)
     with pytest.raises(KeyboardInterrupt), store.open(run_id) as run:
         run.write_artifact("plan.md", "half\n")
     monkeypatch.undo()
@@ -203,8 +223,9 @@ def test_a_crash_before_the_audit_event_discards_the_partial_write(
 
 
 def test_a_crash_after_a_transition_event_is_resealed(
-    store: RunStore, monkeypatch: pytest.MonkeyPatch
+    runs: RunStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    store = runs
     run_id = store.create(b.context_fields())
 
     def crash(*args: object) -> None:
@@ -217,11 +238,11 @@ def test_a_crash_after_a_transition_event_is_resealed(
     assert store.read_context(run_id).state is RunState.QUEUED
     with store.open(run_id) as run:
         assert run.ctx.state is RunState.ABORTED
-    report = verify_bundle(store.run_dir(run_id))
+    report = verify(store, run_id)
     assert report.ok and report.signed_by
 
 
-def test_a_torn_audit_line_is_discarded_on_reopening(store: RunStore) -> None:
+def test_a_torn_audit_line_is_discarded_on_reopening(store: FolderRunStore) -> None:
     run_id = store.create(b.context_fields())
     log = store.run_dir(run_id) / "audit.log"
     with open(log, "ab") as fh:
@@ -233,17 +254,19 @@ def test_a_torn_audit_line_is_discarded_on_reopening(store: RunStore) -> None:
     assert verify_bundle(store.run_dir(run_id)).ok
 
 
-def test_damage_is_refused_not_repaired(store: RunStore) -> None:
+def test_damage_is_refused_not_repaired(runs: RunStore) -> None:
+    store = runs
     run_id = store.create(b.context_fields())
     with store.open(run_id) as run:
         run.write_artifact("plan.md", "plan\n")
-    (store.run_dir(run_id) / "plan.md").write_text("edited by hand\n")
+    tamper(store, run_id, "plan.md", b"edited by hand\n")
     with pytest.raises(RunDamaged, match="plan.md does not match"), store.open(run_id):
         pass
+    assert store.read_bytes(run_id, "plan.md") == b"edited by hand\n"  # left for a person
 
 
-def _writer(data_dir: str, key: str, run_id: str) -> None:
-    store = RunStore(Path(data_dir), Path(key))
+def _writer(kind: str, where: str, key: str, run_id: str) -> None:
+    store = store_from_spec(kind, where, key)
     i = 0
     while True:
         with store.open(run_id) as run:
@@ -252,34 +275,36 @@ def _writer(data_dir: str, key: str, run_id: str) -> None:
         i += 1
 
 
-def test_kill_9_at_random_points_never_tears_the_bundle(store: RunStore) -> None:
+def test_kill_9_at_random_points_never_tears_the_bundle(runs: RunStore) -> None:
+    store = runs
     run_id = store.create(b.context_fields())
     ctx = multiprocessing.get_context("fork")
     for attempt in range(8):
         proc = ctx.Process(
-            target=_writer, args=(str(store.data_dir), str(store.signing_key), run_id)
+            target=_writer, args=(*spec(store), run_id)
         )
         proc.start()
         time.sleep(0.05 + 0.037 * attempt)
         assert proc.pid is not None
         os.kill(proc.pid, signal.SIGKILL)
         proc.join()
-        plan = (store.run_dir(run_id) / "plan.md")
-        if plan.exists():  # never torn: one whole version
-            lines = set(plan.read_text().splitlines())
+        plan = store.read_bytes(run_id, "plan.md")
+        if plan is not None:  # never torn: one whole version
+            lines = set(plan.decode().splitlines())
             assert len(lines) == 1
         with store.open(run_id) as run:
             assert run.ctx.state is RunState.QUEUED
-        report = verify_bundle(store.run_dir(run_id))
+        report = verify(store, run_id)
         assert report.ok, report.problems
 
 
-def test_two_processes_are_serialised_by_the_run_lock(store: RunStore, tmp_path: Path) -> None:
+def test_two_processes_are_serialised_by_the_run_lock(runs: RunStore, tmp_path: Path) -> None:
+    store = runs
     run_id = store.create(b.context_fields())
     script = (
-        "import sys; from pathlib import Path; from bot.runs.store import RunStore;"
+        "import sys; from tests.run_store_backends import store_from_spec;"
         "from bot.schemas.audit import AuditAction;"
-        f"s = RunStore(Path({str(store.data_dir)!r}), Path({str(store.signing_key)!r}));"
+        f"s = store_from_spec(*{spec(store)!r});"
         "\nfor i in range(25):\n"
         "    with s.open(sys.argv[1]) as run:\n"
         "        run.record(AuditAction.NOTE, {'w': sys.argv[2], 'i': i})\n"
@@ -290,14 +315,15 @@ def test_two_processes_are_serialised_by_the_run_lock(store: RunStore, tmp_path:
     assert all(p.wait(timeout=60) == 0 for p in procs)
     notes = [e for e in store.read_chain(run_id).events if e.action is AuditAction.NOTE]
     assert len(notes) == 75
-    assert verify_bundle(store.run_dir(run_id)).ok
+    assert verify(store, run_id).ok
 
 
-def test_reading_an_invalid_artifact_is_an_error(store: RunStore) -> None:
+def test_reading_an_invalid_artifact_is_an_error(runs: RunStore) -> None:
+    store = runs
     run_id = store.create(b.context_fields())
     with store.open(run_id) as run:
         run.write_artifact("patch.diff", b.PATCH)
-    (store.run_dir(run_id) / "review.json").write_text('{"verdict": "yes"}')
+    tamper(store, run_id, "review.json", b'{"verdict": "yes"}')
     with pytest.raises(RunDamaged, match="review.json is not valid"):
         store.read_model(run_id, "review.json", ReviewResult)
     assert sha256_hex(b.PATCH) == b.PATCH_SHA

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
+from bot.runs.folder_store import FolderRunStore
 from bot.runs.store import RunStore
 from bot.runs.verify import verify_bundle
 from bot.schemas.review import ReviewResult
@@ -106,27 +107,28 @@ TAMPERS: dict[str, tuple[Callable[[Path], None], str]] = {
 
 
 @pytest.mark.parametrize("case", sorted(TAMPERS))
-def test_each_tamper_is_caught(store: RunStore, case: str) -> None:
-    run_id = _finished_run(store)
-    folder = store.run_dir(run_id)
-    assert verify_bundle(folder).ok
-    tamper, where = TAMPERS[case]
-    tamper(folder)
-    report = verify_bundle(folder)
+def test_each_tamper_is_caught(runs: RunStore, case: str) -> None:
+    """On the bundle folder as either store materialises it (the folder store: the run's own)."""
+    run_id = _finished_run(runs)
+    with runs.materialise(run_id) as folder:
+        assert verify_bundle(folder).ok
+        tamper, where = TAMPERS[case]
+        tamper(folder)
+        report = verify_bundle(folder)
     assert not report.ok
     assert where in report.problems[0], report.problems
 
 
-def test_a_signature_by_another_key_is_caught(store: RunStore, tmp_path: Path) -> None:
+def test_a_signature_by_another_key_is_caught(store: FolderRunStore, tmp_path: Path) -> None:
     run_id = _finished_run(store)
-    other = RunStore(tmp_path / "other", tmp_path / "other.pem")
+    other = FolderRunStore(tmp_path / "other", tmp_path / "other.pem")
     report = verify_bundle(store.run_dir(run_id), trusted_keys={other.signer.public_key_hex})
     assert not report.ok and report.chain_intact and report.last_seal_signed
     assert report.key_trusted is False and report.verdict.value == "failed"
     assert any("NOT TRUSTED" in line for line in report.explain())
 
 
-def test_a_forged_transition_rehashed_whole_is_caught_by_the_signature(store: RunStore) -> None:
+def test_a_forged_transition_rehashed_whole_is_caught_by_the_signature(store: FolderRunStore) -> None:
     """Someone who rewrites the whole chain consistently still cannot forge the signature."""
     run_id = _finished_run(store)
     folder = store.run_dir(run_id)
@@ -151,7 +153,7 @@ def test_a_forged_transition_rehashed_whole_is_caught_by_the_signature(store: Ru
     assert "signature" in report.problems[0]
 
 
-def test_cli_verify_list_show(store: RunStore, monkeypatch: pytest.MonkeyPatch,
+def test_cli_verify_list_show(store: FolderRunStore, monkeypatch: pytest.MonkeyPatch,
                               capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("GWI_DATA_DIR", str(store.data_dir))
     monkeypatch.setenv("GWI_SIGNING_KEY", str(store.signing_key))

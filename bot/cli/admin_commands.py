@@ -132,13 +132,13 @@ def cmd_redeliver(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from bot.runs.store import RunStore
+    from bot.runs.store_factory import open_run_store
     from bot.schemas.state import TERMINAL
     from bot.settings import load_settings
 
     settings = load_settings()
     cutoff = time.time() - args.older_than
-    runs = RunStore.from_settings(settings)
+    runs = open_run_store(settings)
     old_runs = []
     for run_id in runs.list_ids():
         try:

@@ -63,11 +63,11 @@ def make_engine(settings: Settings, store: RunStore) -> Engine:
 def cmd_run(args: argparse.Namespace) -> int:
     from bot.engine.local import start_local_run
     from bot.errors import GwiError
-    from bot.runs.store import RunStore
+    from bot.runs.store_factory import open_run_store
     from bot.settings import load_settings
 
     settings = load_settings()
-    store = RunStore.from_settings(settings)
+    store = open_run_store(settings)
     engine = make_engine(settings, store)
     if args.resume:
         if args.base or args.head:
@@ -79,7 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise GwiError("gwi run needs --base and --head (or --resume RUN)")
         run_id = start_local_run(store, args.repo, args.base, args.head, local_user(),
                                  settings.llm.agent_config)
-        print(f"run {run_id}: created ({store.run_dir(run_id)})")
+        print(f"run {run_id}: created ({store.location(run_id)})")
     ctx = engine.advance(run_id, on_step=lambda c: print(f"  -> {c.state.value}: "
                                                             f"{c.history[-1].reason}"))
     print(summary(store, run_id))
@@ -122,11 +122,11 @@ def summary(store: RunStore, run_id: str) -> str:
             lines += [("  next step: resolve these files by hand (merge the base into the head,"
                       " then edit their conflict markers):")]
             lines += [f"    {path}" for path in by_hand]
-            lines += [(f"  gwi's resolutions of the other files: {store.run_dir(run_id)}"
-                      "/patch.diff (take them with `git apply` on the head, after the merge)")]
+            lines += [(f"  gwi's resolutions of the other files: {store.location(run_id, 'patch.diff')}"
+                      " (take them with `git apply` on the head, after the merge)")]
     if resolved and ctx.state.value == "awaiting_approval":
         digest = format_patch_hash(resolved.patch_sha256)
-        lines += [f"  patch: {store.run_dir(run_id) / 'patch.diff'}",
+        lines += [f"  patch: {store.location(run_id, 'patch.diff')}",
                   f"  patch hash: {digest}",
                   "  to approve it:",
                   f"    gwi approve {run_id} --patch-hash {digest}",
@@ -136,11 +136,11 @@ def summary(store: RunStore, run_id: str) -> str:
 
 def cmd_approve(args: argparse.Namespace) -> int:
     from bot.engine.local import approve_local
-    from bot.runs.store import RunStore
+    from bot.runs.store_factory import open_run_store
     from bot.schemas.common import format_patch_hash
     from bot.settings import load_settings
 
-    store = RunStore.from_settings(load_settings())
+    store = open_run_store(load_settings())
     record = approve_local(store, args.run_id, args.patch_hash, args.approver or local_user())
     print(f"run {args.run_id}: {format_patch_hash(record.patch_sha256)} approved by"
           f" {record.approver.login}; apply it with: gwi apply {args.run_id}")
@@ -149,10 +149,10 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     from bot.engine.local import apply_local
-    from bot.runs.store import RunStore
+    from bot.runs.store_factory import open_run_store
     from bot.settings import load_settings
 
-    store = RunStore.from_settings(load_settings())
+    store = open_run_store(load_settings())
     applied = apply_local(store, args.run_id, local_user())
     if applied.after:
         print(f"run {args.run_id}: applied: {applied.branch} {applied.before[:12]} ->"
@@ -165,10 +165,10 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 def cmd_abort(args: argparse.Namespace) -> int:
     from bot.engine.local import abort_local
-    from bot.runs.store import RunStore
+    from bot.runs.store_factory import open_run_store
     from bot.settings import load_settings
 
-    store = RunStore.from_settings(load_settings())
+    store = open_run_store(load_settings())
     ctx = abort_local(store, args.run_id, local_user(), args.reason)
     print(f"run {args.run_id}: {ctx.state.value} ({ctx.history[-1].reason})")
     return 0
@@ -176,7 +176,7 @@ def cmd_abort(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.demo.run import run_demo
-    from bot.runs.store import RunStore
+    from bot.runs.store_factory import open_run_store
     from bot.settings import load_settings
 
-    return run_demo(RunStore.from_settings(load_settings()), keep=args.keep)
+    return run_demo(open_run_store(load_settings()), keep=args.keep)

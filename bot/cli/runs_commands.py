@@ -1,4 +1,4 @@
-"""`gwi runs list|show|verify` and `gwi key show|rotate`: the run bundles and the key that signs
+"""`gwi runs list|show|verify|export` and `gwi key show|rotate`: the run bundles and the key that signs
 them, for people and scripts."""
 
 from __future__ import annotations
@@ -7,6 +7,8 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +26,7 @@ from bot.runs.signing import (
     trusted_keys,
 )
 from bot.runs.store import RunStore
+from bot.runs.store_factory import open_run_store
 from bot.schemas.common import format_patch_hash
 from bot.schemas.resolve import ResolveResult
 from bot.settings import Settings, load_settings
@@ -33,7 +36,7 @@ if TYPE_CHECKING:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    runs = sub.add_parser("runs", help="list, show and verify run bundles")
+    runs = sub.add_parser("runs", help="list, show, verify and export run bundles")
     runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
 
     p = runs_sub.add_parser("list", help="one line per run, newest last")
@@ -61,6 +64,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_verify)
 
+    p = runs_sub.add_parser(
+        "export", help="write a run as the standard <run id>/ folder, byte for byte",
+        description="Write the run (from the data folder or PostgreSQL) as DIR/<run id>/:"
+        " every artifact and audit.log exactly as hashed, for `gwi runs verify DIR/<run id>`"
+        " offline. DIR/<run id> must not exist.")
+    p.add_argument("run_id", metavar="RUN")
+    p.add_argument("dest", metavar="DIR", type=Path)
+    p.set_defaults(func=cmd_export)
+
     key = sub.add_parser("key", help="the Ed25519 key that signs audit logs and approvals")
     key_sub = key.add_subparsers(dest="key_command", metavar="ACTION", required=True)
     p = key_sub.add_parser("show", help="print the public key (hex), its fingerprint and PEM;"
@@ -79,8 +91,14 @@ def _anchor(text: str) -> tuple[int, str]:
     return int(seq), digest
 
 
-def _store() -> RunStore:
-    return RunStore.from_settings(load_settings())
+@contextmanager
+def _store() -> Iterator[RunStore]:
+    """The run store the settings name, closed (its connections, if any) when done."""
+    store = open_run_store(load_settings())
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def _summary(store: RunStore, run_id: str) -> dict[str, Any]:
@@ -99,7 +117,11 @@ def _summary(store: RunStore, run_id: str) -> dict[str, Any]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    store = _store()
+    with _store() as store:
+        return _list(store, args)
+
+
+def _list(store: RunStore, args: argparse.Namespace) -> int:
     for run_id in store.list_ids():
         try:
             row = _summary(store, run_id)
@@ -120,7 +142,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    store = _store()
+    with _store() as store:
+        return _show(store, args)
+
+
+def _show(store: RunStore, args: argparse.Namespace) -> int:
     ctx = store.read_context(args.run_id)
     artifacts = store.artifacts(args.run_id)
     resolve = store.read_model(args.run_id, "resolve.json", ResolveResult)
@@ -149,21 +175,36 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    with _store() as store:
+        folder = store.export(check_run_id(args.run_id), args.dest)
+    print(f"run {args.run_id}: exported to {folder} (check it with `gwi runs verify {folder}`)")
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from bot.runs.verify import EXIT_CODES, verify_bundle
 
     settings = load_settings()
-    folder, run_id = _bundle_folder(args.run_id, RunStore.from_settings(settings))
     if args.public_key:
         trusted = frozenset(_read_key(text) for text in args.public_key)
     else:
         trusted = trusted_keys(settings.signing_key_path)
     anchor = args.anchor
     anchor_source = "given" if anchor else None
-    if anchor is None and run_id is not None:
-        anchor = _recorded_anchor(settings, run_id)
-        anchor_source = "queue database" if anchor else None
-    report = verify_bundle(folder, trusted_keys=trusted, anchor=anchor)
+    store = open_run_store(settings)
+    try:
+        folder, run_id = _bundle_folder(args.run_id, store)
+        if anchor is None and run_id is not None:
+            anchor = _recorded_anchor(settings, run_id)
+            anchor_source = "queue database" if anchor else None
+        if folder is not None:
+            report = verify_bundle(folder, trusted_keys=trusted, anchor=anchor)
+        else:
+            with store.materialise(args.run_id) as path:
+                report = verify_bundle(path, trusted_keys=trusted, anchor=anchor)
+    finally:
+        store.close()
     code = EXIT_CODES[report.verdict]
     if args.json:
         print(json.dumps({
@@ -192,8 +233,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return code
 
 
-def _bundle_folder(arg: str, store: RunStore) -> tuple[Path, str | None]:
-    """A bundle folder given by path, or a run id of this data folder (then also its id)."""
+def _bundle_folder(arg: str, store: RunStore) -> tuple[Path | None, str | None]:
+    """A bundle folder given by path (and no id), or a run id of the run store (and no path:
+    the store materialises it)."""
     path = Path(arg)
     if "/" in arg or arg in (".", "..") or (path.is_dir() and not _is_run_id(arg)):
         if not (path / "audit.log").is_file():
@@ -201,8 +243,9 @@ def _bundle_folder(arg: str, store: RunStore) -> tuple[Path, str | None]:
         return path.resolve(), None
     if not _is_run_id(arg) or not store.exists(arg):
         # bad input (2), as for `runs show`; 1 is a failed check
-        raise RunNotFound(f"no run {arg} under {store.runs_dir}, and no bundle folder {arg}")
-    return store.run_dir(arg), arg
+        raise RunNotFound(f"no run {arg} in {store.location(arg) if _is_run_id(arg) else 'the run store'},"
+                          f" and no bundle folder {arg}")
+    return None, arg
 
 
 def _is_run_id(text: str) -> bool:

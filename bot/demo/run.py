@@ -136,13 +136,13 @@ def _demo(store: RunStore, root: Path, say: Callable[[str], None], started: floa
     say("  " + _git(repo, "log", "--oneline", "--graph", "-4", "feature")
         .replace("\n", "\n  "))
     say(f"\n$ gwi runs verify {run_id}")
-    report = verify_bundle(store.run_dir(run_id),
-                           trusted_keys={store.signer.public_key_hex})
+    with store.materialise(run_id) as folder:
+        report = verify_bundle(folder, trusted_keys={store.signer.public_key_hex})
     if not report.ok:
         say("  FAILED: " + "; ".join(report.explain()))
         return 1
     say(f"  OK: {report.events} audit events intact, every artifact matches, every seal"
         f" signed by the trusted key {store.signer.public_key_hex}")
-    say(f"\nthe run bundle: {store.run_dir(run_id)}")
+    say(f"\nthe run bundle: {store.location(run_id)}")
     say(f"demo finished in {time.monotonic() - started:.1f} s")
     return 0

@@ -5,7 +5,6 @@ left behind, and settle bundles the PR index never saw.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from typing import Any
 
@@ -27,7 +26,7 @@ from bot.github.service import GitHubService
 from bot.queue.records import Job, UnitOfWork
 from bot.runs.bundle import RunNotFound
 from bot.runs.ids import run_created_at
-from bot.schemas.run import RUN_ID_RE, RunContext
+from bot.schemas.run import RunContext
 from bot.schemas.state import TERMINAL, RunState
 
 log = logs.get_logger("gwi.runner")
@@ -127,13 +126,7 @@ async def reconcile_runs(gh: GitHubService, *, orphan_age: float) -> int:
 def _recent_run_ids(gh: GitHubService, since: float) -> list[str]:
     """Ids of the bundles created since ``since`` (run ids begin with their UTC creation
     time), oldest first, without looking into older ones."""
-    try:
-        names = os.listdir(gh.runs.runs_dir)
-    except FileNotFoundError:
-        return []
-    cutoff = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(since))
-    return sorted(n for n in names if n[:16] >= cutoff and RUN_ID_RE.fullmatch(n)
-                  and gh.runs.exists(n))
+    return gh.runs.list_ids(since=time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(since)))
 
 
 async def _settle_orphans(gh: GitHubService, orphan_age: float) -> None:

@@ -16,6 +16,7 @@ from bot.github.repo_cache import RepoCache
 from bot.metrics import Metrics
 from bot.queue.interface import QueueStore, RunIndex
 from bot.runs.store import RunStore
+from bot.runs.store_factory import open_run_store
 from bot.settings import GitHubSettings, Settings
 
 
@@ -58,11 +59,13 @@ async def open_service(settings: Settings, github: GitHubSettings, queue: QueueS
         index = queue.run_index()
         await index.ensure_schema()
         llm = make_llm(settings.llm)
+        runs = open_run_store(settings)
         try:
             yield GitHubService(app=app, settings=settings,
-                                runs=RunStore.from_settings(settings), queue=queue, index=index,
+                                runs=runs, queue=queue, index=index,
                                 cache=RepoCache(settings.data_dir), llm=llm,
                                 metrics=metrics)
         finally:
+            runs.close()
             if llm is not None:
                 llm.close()

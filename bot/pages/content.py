@@ -203,6 +203,8 @@ def gather(store: RunStore, run_id: str, *, trusted_keys: frozenset[str],
     patch = patch_view(raw_patch) if raw_patch is not None else None
     events, chain_error = _events(store.read_bytes(run_id, AUDIT_LOG) or b"", run_id)
     conflicted, clean = _conflicted(resolve, review)
+    with store.materialise(run_id) as folder:
+        verification = verify_now(folder, trusted_keys, anchor)
     return PageContent(
         ctx=ctx,
         damaged=tuple(damaged),
@@ -217,6 +219,6 @@ def gather(store: RunStore, run_id: str, *, trusted_keys: frozenset[str],
         push=_push(events, ctx),
         events=tuple(_row(e) for e in events),
         chain_error=chain_error,
-        verification=verify_now(store.run_dir(run_id), trusted_keys, anchor),
+        verification=verification,
         anchor=check_anchor(events, anchor),
     )

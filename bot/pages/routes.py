@@ -37,6 +37,7 @@ from bot.runs.signing import (
     trusted_keys,
 )
 from bot.runs.store import RunStore
+from bot.runs.store_factory import open_run_store
 from bot.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -65,7 +66,7 @@ class RunPages:
 
     def __init__(self, settings: Settings, render: RenderPage | None,
                  anchors: Anchors | None) -> None:
-        self.store = RunStore.from_settings(settings)
+        self.store = open_run_store(settings)
         self.key_path = settings.signing_key_path
         self._render = render
         self.anchors = anchors
@@ -96,6 +97,7 @@ def add_run_pages(app: web.Application, settings: Settings, *, render: RenderPag
     access = AccessCache(pages, clock=clock or time.monotonic)
     ctx = app[PAGES] = PagesContext(pages, sealer, access)
     app[RUN_PAGES] = RunPages(settings, render, anchors)
+    app.on_cleanup.append(_close_store)
     app.cleanup_ctx.append(ctx.http_session)
     app.on_response_prepare.append(_security_headers)
     add_signin_routes(app)
@@ -192,17 +194,25 @@ async def run_bundle(request: web.Request) -> web.Response:
         "Content-Disposition": f'attachment; filename="{run_id}.tar.gz"'})
 
 
+async def _close_store(app: web.Application) -> None:
+    app[RUN_PAGES].store.close()  # the database's connections, when the runs are kept there
+
+
 def bundle_archive(store: RunStore, run_id: str) -> bytes:
     """The run folder as stored, as ``<run id>/<file>`` entries of a tar.gz.
 
     Only regular files are taken (never a link out of the folder), and not the hidden
     ``.<name>.<random>.tmp`` files of a write in flight, which are not part of the bundle.
     """
-    folder = store.run_dir(run_id)
-    try:
-        names = sorted(os.listdir(folder))
-    except FileNotFoundError:
-        raise RunNotFound(f"no run {run_id}") from None
+    with store.materialise(run_id) as folder:
+        try:
+            return _archive(folder, run_id)
+        except FileNotFoundError:
+            raise RunNotFound(f"no run {run_id}") from None
+
+
+def _archive(folder: Path, run_id: str) -> bytes:
+    names = sorted(os.listdir(folder))
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
         top = tarfile.TarInfo(run_id)

@@ -1,7 +1,8 @@
 """The audit log: append-only JSON Lines, each line chained to the one before by its sha256.
 
-The pure half builds and checks lines; `append_line` is the only code that writes to a log, and
-`bot.runs.store.RunHandle.record` is the only code that calls it.
+The pure half builds and checks lines; `bot.runs.handle.RunHandle._append` is the only code that
+appends one, through its store (`append_line` here is the folder store's write; PostgreSQL stores
+the same bytes as a row).
 
 A line is the canonical JSON (`bot.schemas.common.canonical_json`) of the event including its
 ``hash``; ``hash`` is the sha256 of the canonical JSON of the event without it, and ``prev`` is

@@ -8,23 +8,22 @@ signature of its place in the chain and of the ``run.json`` it seals, so no stat
 without the key; cutting a log back to an earlier seal is caught by the anchors published
 outside the bundle (`bot.runs.verify`).
 
-Artifacts are written ahead: the new bytes go to a temporary file, the ``artifact_written``
-event with their sha256 is appended, and only then is the file renamed into place. A crash at
-any point leaves either the old file or the new one, and reopening the run finishes or discards
-the interrupted write (`bot.runs.reopen`), recording what it did.
+Artifacts are written ahead: the store keeps the new bytes aside, the ``artifact_written`` event
+with their sha256 is appended, and only then do the bytes become the artifact (a rename in the
+folder store, the same transaction as the line in PostgreSQL: `bot.runs.store.RunStore.append`).
+A crash at any point leaves either the old artifact or the new one, and reopening the run
+finishes or discards the interrupted write (`bot.runs.reopen`), recording what it did.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from pydantic import JsonValue, ValidationError
 
 from bot.errors import GwiError
-from bot.runs.atomic import commit_temp, write_temp
-from bot.runs.audit import Chain, append_line, build_line
+from bot.runs.audit import Chain, build_line
 from bot.runs.bundle import (
     SYSTEM,
     RunFinished,
@@ -46,14 +45,12 @@ S = TypeVar("S", bound=Schema)
 
 
 class Bundles(Protocol):
-    """What a handle needs of the store that keeps its run."""
+    """What a handle needs of the store that keeps its run (`bot.runs.store.RunStore`)."""
 
     @property
     def signer(self) -> Signer: ...
 
-    def run_dir(self, run_id: str) -> Path: ...
-
-    def artifact_path(self, run_id: str, name: str) -> Path: ...
+    def append(self, run_id: str, line: bytes, artifact: tuple[str, bytes] | None) -> None: ...
 
     def read_bytes(self, run_id: str, name: str) -> bytes | None: ...
 
@@ -82,8 +79,11 @@ class RunHandle:
 
     # -- the one audit append ------------------------------------------------------------------
     def _append(
-        self, actor: Actor, action: AuditAction, data: Mapping[str, JsonValue]
+        self, actor: Actor, action: AuditAction, data: Mapping[str, JsonValue],
+        artifact: tuple[str, bytes] | None = None,
     ) -> AuditEvent:
+        """Append one event; ``artifact`` (name, bytes) is written ahead of it, and is the
+        run's once the line is stored (the store does both: `RunStore.append`)."""
         prev = self._events[-1].hash if self._events else "0" * 64
         line, event = build_line(
             seq=len(self._events),
@@ -94,22 +94,20 @@ class RunHandle:
             data=data,
             prev=prev,
         )
-        append_line(self.store.run_dir(self.run_id) / AUDIT_LOG, line)
+        self.store.append(self.run_id, line, artifact)
         self._events.append(event)
         return event
 
     def _write_ahead(
         self, actor: Actor, name: str, data: bytes, extra: Mapping[str, JsonValue]
     ) -> str:
-        target = self.store.artifact_path(self.run_id, name)
-        tmp = write_temp(target, data)
         digest = sha256_hex(data)
         self._append(
             actor,
             AuditAction.ARTIFACT_WRITTEN,
             {"artifact": name, "sha256": digest, "bytes": len(data), **extra},
+            artifact=(check_artifact_name(name), data),
         )
-        commit_temp(tmp, target)
         return digest
 
     def _seal(self, actor: Actor = SYSTEM) -> None:

@@ -1,27 +1,36 @@
-"""All runs under one data dir: finding and reading bundles, creating and locking runs.
+"""The run store's one interface: finding and reading bundles, creating and locking runs, and
+materialising a run as the standard ``<run id>/`` folder; wherever the bundles are kept.
 
-A run is the folder ``<data dir>/runs/<run id>/``. Every change to it happens through a
-`bot.runs.handle.RunHandle`, obtained with `RunStore.open` (or `RunStore.create`), which holds
-the run's lock; reading needs no lock, because every write is atomic.
+A run is a set of artifacts and its audit log. `RunStore` holds what every backend shares (the
+reading and validating, `create`, `open` with its crash recovery, pruning); a backend supplies
+the storage below it: where the bytes live, the per-run lock, and `append`, which stores one audit
+line (and, written ahead of it, the artifact it records). Two backends implement it: the local
+data folder (`bot.runs.folder_store`, the default) and PostgreSQL (`bot.runs.pg_bundles`), picked
+from the settings by `bot.runs.store_factory.open_run_store`.
+
+Every change to a run happens through a `bot.runs.handle.RunHandle`, obtained with
+`RunStore.open` (or `RunStore.create`), which holds the run's lock; reading needs no lock,
+because every write is atomic. Code outside ``bot/runs`` reads a bundle by path only through
+`RunStore.materialise` (or `RunStore.export`), which hands over a standard run folder.
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
-import shutil
+import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
 from bot.errors import GwiError
+from bot.runs.atomic import atomic_write, fsync_dir
 from bot.runs.audit import Chain, parse_chain
 from bot.runs.bundle import SYSTEM, ArtifactInfo, RunDamaged, RunNotFound
 from bot.runs.handle import RunHandle
-from bot.runs.ids import ARTIFACT_NAMES, AUDIT_LOG, check_artifact_name, check_run_id, new_run_id
+from bot.runs.ids import ARTIFACT_NAMES, AUDIT_LOG, check_run_id, new_run_id
 from bot.runs.reopen import recover
 from bot.runs.signing import Signer, load_or_create_signer
 from bot.schemas import ARTIFACT_SCHEMAS
@@ -30,27 +39,17 @@ from bot.schemas.base import Schema
 from bot.schemas.common import sha256_hex, utcnow
 from bot.schemas.run import Actor, RunContext, StateEntry
 from bot.schemas.state import TERMINAL, RunState
-from bot.settings import Settings
 
 S = TypeVar("S", bound=Schema)
 
 
-class RunStore:
-    """All runs under one data dir."""
+class RunStore(ABC):
+    """All runs of one deployment, wherever they are kept."""
 
-    def __init__(self, data_dir: Path, signing_key: Path, *,
-                 key_in_work_tree: bool = False) -> None:
-        self.data_dir = data_dir
-        self.runs_dir = data_dir / "runs"
-        self.locks_dir = data_dir / "locks"
+    def __init__(self, signing_key: Path, *, key_in_work_tree: bool = False) -> None:
         self.signing_key = signing_key
         self.key_in_work_tree = key_in_work_tree
         self._signer: Signer | None = None
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RunStore:
-        return cls(settings.data_dir, settings.signing_key_path,
-                   key_in_work_tree=settings.key_in_work_tree)
 
     @property
     def signer(self) -> Signer:
@@ -60,39 +59,79 @@ class RunStore:
                 self.signing_key, allow_in_work_tree=self.key_in_work_tree)
         return self._signer
 
-    # -- paths -------------------------------------------------------------------------------
-    def run_dir(self, run_id: str) -> Path:
-        return self.runs_dir / check_run_id(run_id)
+    # -- the storage a backend supplies ----------------------------------------------------------
+    @abstractmethod
+    def location(self, run_id: str, name: str | None = None) -> str:
+        """Where the run (or its artifact ``name``) is kept, for people: a path, or the database
+        and how to export it."""
 
-    def artifact_path(self, run_id: str, name: str) -> Path:
-        return self.run_dir(run_id) / check_artifact_name(name)
-
+    @abstractmethod
     def exists(self, run_id: str) -> bool:
-        return (self.run_dir(run_id) / AUDIT_LOG).is_file()
+        """Whether the run has its first audit line (a crash before it leaves no run)."""
 
-    def list_ids(self) -> list[str]:
-        if not self.runs_dir.is_dir():
-            return []
-        ids = []
-        for entry in sorted(os.listdir(self.runs_dir)):
-            try:
-                check_run_id(entry)
-            except GwiError:
-                continue
-            if self.exists(entry):  # a folder a crash left before its first event is not a run
-                ids.append(entry)
-        return ids
+    @abstractmethod
+    def list_ids(self, since: str | None = None) -> list[str]:
+        """Every run's id, oldest first; with ``since`` (a ``YYYYmmddTHHMMSSZ`` stamp) only the
+        runs created at or after it (run ids begin with their creation time)."""
+
+    @abstractmethod
+    def read_bytes(self, run_id: str, name: str) -> bytes | None:
+        """An artifact's bytes as last committed (``audit.log``: every line, in order), or None
+        when the run has none; `RunNotFound` when there is no such run."""
+
+    @abstractmethod
+    def snapshot(self, run_id: str) -> dict[str, bytes]:
+        """Every artifact of the run and its audit log (absent ones left out), as one state the
+        run was in (PostgreSQL: one transaction; the folder store: under the run's lock, which
+        its `export` takes); `RunNotFound` when there is no such run."""
+
+    @abstractmethod
+    def append(self, run_id: str, line: bytes, artifact: tuple[str, bytes] | None) -> None:
+        """Store one audit line, durably, after ``artifact`` (name, bytes) when there is one: the
+        artifact is written ahead and becomes the run's only once its line is stored. Only
+        `RunHandle._append` calls it, with the run locked."""
+
+    @abstractmethod
+    def locked(self, run_id: str) -> AbstractContextManager[None]:
+        """Hold the run's lock: one writer at a time, across processes (and hosts)."""
+
+    @abstractmethod
+    def settle(self, run_id: str, raw_log: bytes, chain: Chain) -> list[str]:
+        """Repair what a crash mid-write left in the storage itself (a torn line, a write in
+        flight), under the lock; returns what was done, for the ``recovered`` event."""
+
+    @abstractmethod
+    def remove(self, run_id: str) -> None:
+        """Delete every byte of a run (under its lock; only `delete_finished` calls it)."""
+
+    def close(self) -> None:
+        """Release what the store holds (connections); the folder store holds nothing."""
+
+    # -- materialising the standard folder ------------------------------------------------------
+    def export(self, run_id: str, dest: Path) -> Path:
+        """Write the run as the standard folder ``<dest>/<run id>/``, byte for byte (audit.log
+        lines exactly as hashed), for `gwi runs verify` offline. Refuses a folder that exists."""
+        files = self.snapshot(check_run_id(run_id))
+        folder = dest / run_id
+        try:
+            folder.mkdir(parents=True)
+        except FileExistsError:
+            raise GwiError(f"{folder} exists already: give another destination") from None
+        for name, data in files.items():
+            atomic_write(folder / name, data)
+        fsync_dir(folder)
+        return folder
+
+    @contextmanager
+    def materialise(self, run_id: str) -> Iterator[Path]:
+        """The run as a standard ``<run id>/`` folder, for as long as the block runs: the only
+        way code outside ``bot/runs`` reads a bundle by path (verification, archives)."""
+        if not self.exists(run_id):
+            raise RunNotFound(f"no run {run_id} in {self.location(run_id)}")
+        with tempfile.TemporaryDirectory(prefix="gwi-bundle-") as tmp:
+            yield self.export(run_id, Path(tmp))
 
     # -- reading (no lock: every write is atomic) ------------------------------------------------
-    def read_bytes(self, run_id: str, name: str) -> bytes | None:
-        path = self.artifact_path(run_id, name)
-        try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            if not self.exists(run_id):
-                raise RunNotFound(f"no run {run_id} under {self.runs_dir}") from None
-            return None
-
     def read_context(self, run_id: str) -> RunContext:
         ctx = self.read_model(run_id, "run.json", RunContext)
         if ctx is None:
@@ -113,10 +152,9 @@ class RunStore:
 
     def artifacts(self, run_id: str) -> list[ArtifactInfo]:
         out = []
-        for name in ARTIFACT_NAMES:
-            raw = self.read_bytes(run_id, name)
-            if raw is not None:
-                out.append(ArtifactInfo(name, len(raw), sha256_hex(raw)))
+        for name, raw in sorted(self.snapshot(run_id).items(),
+                                key=lambda item: ARTIFACT_NAMES.index(item[0])):
+            out.append(ArtifactInfo(name, len(raw), sha256_hex(raw)))
         return out
 
     def read_chain(self, run_id: str) -> Chain:
@@ -126,17 +164,6 @@ class RunStore:
         return parse_chain(raw, run_id)
 
     # -- writing ---------------------------------------------------------------------------------
-    @contextmanager
-    def _locked(self, run_id: str) -> Iterator[None]:
-        self.locks_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.locks_dir / f"{check_run_id(run_id)}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
     def create(self, context_fields: Mapping[str, Any], actor: Actor = SYSTEM) -> str:
         """Create a queued run from the context's fields (all but id, times, state, history)."""
         now = utcnow()
@@ -154,10 +181,7 @@ class RunStore:
                 "audit_seq": 0,
             }
         )
-        folder = self.run_dir(run_id)
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
-        with self._locked(run_id):
-            folder.mkdir()
+        with self.locked(run_id):
             handle = RunHandle(self, ctx, Chain(events=(), torn_tail=b""))
             handle._append(actor, AuditAction.RUN_CREATED, {"context": ctx.model_dump(mode="json")})
             handle._seal(actor)
@@ -167,17 +191,16 @@ class RunStore:
         """Delete a finished run's bundle (pruning); an unfinished run is never deleted."""
         if not self.exists(run_id):
             return False
-        with self._locked(run_id):
+        with self.locked(run_id):
             if self.read_context(run_id).state not in TERMINAL:
                 return False
-            shutil.rmtree(self.run_dir(run_id))
-        (self.locks_dir / f"{check_run_id(run_id)}.lock").unlink(missing_ok=True)
+            self.remove(run_id)
         return True
 
     @contextmanager
     def open(self, run_id: str) -> Iterator[RunHandle]:
         """Lock the run, finish or discard any write a crash interrupted, and hand it over."""
         if not self.exists(run_id):
-            raise RunNotFound(f"no run {run_id} under {self.runs_dir}")
-        with self._locked(run_id):
+            raise RunNotFound(f"no run {run_id} in {self.location(run_id)}")
+        with self.locked(run_id):
             yield recover(self, run_id)
