@@ -91,7 +91,7 @@ class World:
     def __init__(self, fake: Any, root: Path, database_url: str) -> None:
         self.fake, self.root, self.url = fake, root, database_url
         self.key = root / "signing-key.pem"
-        load_or_create_signer(self.key)  # one key for every process, made before any starts
+        load_or_create_signer(self.key, announce=False)  # one key for every process, made before any starts
         self.storm_log = root / "storm.log"
         self.storm_log.touch()
         self.release = root / "release"
