@@ -19,7 +19,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-# Webhook intake: a real `gwi serve` against a bare aiohttp handler; one JSON line of figures.
+# Webhook intake: a real `gwi serve` (SQLite) against a bare aiohttp handler, then one and two
+# `gwi serve --web-only` with a `gwi worker` on a PostgreSQL it starts; one JSON line of figures.
 bench-intake: $(STAMP)
 	$(BIN)/python bench/intake.py
 
