@@ -225,3 +225,39 @@ async def test_a_worker_killed_in_the_middle_of_runs_leaves_its_jobs_to_the_othe
         "web-0": 0, "worker-1": 0, "worker-2": -signal.SIGKILL}
     # No pull request got two check-runs for one head, killed worker or not.
     assert sorted(len(checks) for checks in world.check_runs_by_head().values()) == [1, 1]
+
+
+async def test_a_worker_stopped_with_sigterm_finishes_what_it_holds_and_exits_cleanly(
+    fake_github: Any, pg_url: str, tmp_path: Path
+) -> None:
+    world = World(fake_github, tmp_path, pg_url)
+    web, worker = world.start("web"), world.start("worker")
+    try:
+        await web.started()
+        await worker.started()
+        async with aiohttp.ClientSession() as session:
+            assert await post(session, web.port, "hold-0", issue("hold-0", hold=True)) == 202
+
+        async def holding() -> bool:
+            return "started hold-0" in world.storm_log.read_text()
+
+        await until(holding, 60, "the worker to start the job")
+        worker.proc.send_signal(signal.SIGTERM)
+
+        async def stopping() -> bool:
+            return "msg=serve.stopping" in worker.log.read_text()
+
+        await until(stopping, 30, "the worker to begin stopping")
+        assert worker.proc.poll() is None  # it waits for the work it holds...
+        world.release.touch()
+
+        async def exited() -> bool:
+            return worker.proc.poll() is not None
+
+        await until(exited, 30, "the worker to exit")
+    finally:
+        exits = world.stop_all()
+    assert exits == {"web-0": 0, "worker-1": 0}
+    # ...which it finished, on its first and only attempt.
+    assert world.rows("SELECT status, attempts FROM jobs") == [("done", 1)]
+    assert world.storm_log.read_text().split("\n")[1] == f"finished hold-0 {worker.pid}"
