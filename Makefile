@@ -41,7 +41,8 @@ bench-merge: $(STAMP)
 bench-pipeline: $(STAMP)
 	$(BIN)/python bench/pipeline.py
 
-# Whole pull-request runs through `gwi serve` and the fake GitHub: 1, 20, 200 conflicted files.
+# Whole pull-request runs through `gwi serve` and the fake GitHub: 1, 20, 200 conflicted files;
+# then through `gwi serve --web-only` and `gwi worker` on a PostgreSQL it starts.
 bench-pr: $(STAMP)
 	$(BIN)/python bench/pr_run.py
 
