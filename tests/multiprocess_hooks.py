@@ -3,9 +3,9 @@
 An `issues` delivery enqueues one job, once per delivery id: `storm.seen` (done at once), or
 `storm.hold` when its payload says ``"hold": true``. A `storm.hold` job appends
 ``started <delivery> <pid>`` to ``GWI_STORM_LOG``, waits until the file ``GWI_STORM_RELEASE``
-exists, then appends ``finished <delivery> <pid>``. With ``GWI_STORM_HOLD_RUNS=1`` a run waits
-for the same file right after its check-run is created, so a test can kill a worker in the
-middle of a real run. Real code is called unchanged; nothing happens without these variables.
+exists, then appends ``finished <delivery> <pid>``. With ``GWI_STORM_HOLD_RUNS=<point>`` (one of
+`HOLD_POINTS`) a run appends ``paused <point> <pid>`` there and waits for the same file, so a
+test can kill a worker in the middle of a real run. Real code is called unchanged; nothing happens without these variables.
 """
 
 from __future__ import annotations
@@ -32,9 +32,14 @@ async def on_issue(event: sansio.Event, unit: UnitOfWork, **_: Any) -> None:
                      idempotency_key=f"storm:{event.delivery_id}")
 
 
-def _note(what: str, job: Job) -> None:
+def _log(line: str) -> None:
+    """One line to the test's log (small appends from several processes do not interleave)."""
     with open(os.environ["GWI_STORM_LOG"], "a", encoding="utf-8") as log:
-        log.write(f"{what} {job.payload['delivery']} {os.getpid()}\n")
+        log.write(line + "\n")
+
+
+def _note(what: str, job: Job) -> None:
+    _log(f"{what} {job.payload['delivery']} {os.getpid()}")
 
 
 async def released() -> None:
@@ -58,19 +63,28 @@ async def hold(job: Job, unit: UnitOfWork, **_: Any) -> None:
 job_handlers = {"storm.seen": seen, "storm.hold": hold}
 
 
-def _hold_runs_after_their_check_run() -> None:
-    from bot.github.client import RepoClient
+#: Where ``GWI_STORM_HOLD_RUNS`` may pause a run: after its fetch (before its bundle exists), or
+#: after its check-run is created (its bundle made and indexed).
+HOLD_POINTS = {"fetched": ("bot.github.repo_cache", "RepoCache", "fetch_pull"),
+               "check_run_created": ("bot.github.client", "RepoClient", "create_check_run")}
 
-    original = RepoClient.create_check_run
+
+def _hold_runs_at(point: str) -> None:
+    import importlib
+
+    module, owner_name, attribute = HOLD_POINTS[point]
+    owner = getattr(importlib.import_module(module), owner_name)
+    original = getattr(owner, attribute)
 
     @functools.wraps(original)
-    async def create_check_run(*args: Any, **kwargs: Any) -> Any:
+    async def held(*args: Any, **kwargs: Any) -> Any:
         result = await original(*args, **kwargs)
+        _log(f"paused {point} {os.getpid()}")
         await released()
         return result
 
-    setattr(RepoClient, "create_check_run", create_check_run)  # noqa: B010
+    setattr(owner, attribute, held)
 
 
-if os.environ.get("GWI_STORM_HOLD_RUNS") == "1":
-    _hold_runs_after_their_check_run()
+if os.environ.get("GWI_STORM_HOLD_RUNS"):
+    _hold_runs_at(os.environ["GWI_STORM_HOLD_RUNS"])

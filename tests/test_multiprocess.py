@@ -15,6 +15,8 @@ import aiohttp
 import pytest
 
 from bot.queue.pg_store import PostgresQueueStore
+from bot.runs.signing import load_or_create_signer
+from bot.runs.verify import verify_bundle
 from tests.multiprocess_world import World, issue, post, until
 from tests.pg_server import PgServer
 
@@ -163,15 +165,21 @@ def _at_least(items: Any, n: int) -> Any:
     return enough
 
 
-async def test_a_worker_killed_in_the_middle_of_runs_leaves_its_jobs_to_the_other(
-    fake_github: Any, pg_url: str, tmp_path: Path
+@pytest.mark.parametrize("point", ["fetched", "check_run_created"])
+async def test_a_worker_killed_in_the_middle_of_a_run_leaves_its_jobs_to_the_other(
+    fake_github: Any, pg_url: str, tmp_path: Path, point: str
 ) -> None:
+    """Killed after its fetch (no bundle yet), the run is made and finished by the survivor.
+    Killed once its bundle is made and indexed, the run's bundle is on the dead worker's disk:
+    the survivor takes up the job and fails it (until bundles are shared), and makes no second
+    run and no second check-run for the head."""
     world = World(fake_github, tmp_path, pg_url)
     world.seed(2)
     # A short lease: the survivor takes up what the dead worker held a second after its death.
-    hold = {"GWI_LEASE_SECONDS": "1", "GWI_STORM_HOLD_RUNS": "1"}
+    hold = {"GWI_LEASE_SECONDS": "1", "GWI_STORM_HOLD_RUNS": point}
     web = world.start("web")
     workers = [world.start("worker", **hold) for _ in range(2)]
+    head1 = fake_github.pull("octo-org/fleet", 1).head_sha
     try:
         for proc in [web, *workers]:
             await proc.started()
@@ -182,15 +190,16 @@ async def test_a_worker_killed_in_the_middle_of_runs_leaves_its_jobs_to_the_othe
                                   issue(f"hold-{n}", hold=True)) == 202
 
             async def all_slots_busy() -> bool:
-                # Four jobs running (the run waits after creating its check-run), two per worker.
+                # Four jobs running (the run paused at the point), two per worker.
                 running = await asyncio.to_thread(
                     world.rows, "SELECT COUNT(*) FROM jobs WHERE status = 'running'")
-                return running == [(4,)] and len(world.check_runs_by_head()) == 1
+                return running == [(4,)] and f"paused {point}" in world.storm_log.read_text()
 
             await until(all_slots_busy, 60, "both workers to be busy with the run and holds")
             [(owner,)] = world.rows("SELECT lease_owner FROM jobs WHERE kind = 'pr.run'")
             victim = next(w for w in workers if f":{w.pid}:" in owner)
             survivor = next(w for w in workers if w is not victim)
+            assert f"paused {point} {victim.pid}" in world.storm_log.read_text()
             held = world.rows("SELECT id, kind FROM jobs WHERE status = 'running'"
                               " AND lease_owner LIKE %s ORDER BY id", f"%:{victim.pid}:%")
             assert sorted(kind for _, kind in held) == ["pr.run", "storm.hold"]
@@ -210,6 +219,12 @@ async def test_a_worker_killed_in_the_middle_of_runs_leaves_its_jobs_to_the_othe
                         if line.startswith("finished")]
             assert sorted(d for d, pid in ((d, int(p)) for _, d, p in finished)
                           if pid == survivor.pid) == ["hold-0", "hold-1", "hold-2"]
+            if point == "fetched":
+                async def first_run_reported() -> bool:
+                    checks = world.check_runs_by_head().get(head1, [])
+                    return bool(checks) and all(c.status == "completed" for c in checks)
+
+                await until(first_run_reported, 60, "the survivor to finish the first run")
             # A later pull request is run from start to end by the survivor.
             assert await post(session, web.port, "pr-2", world.opened(2)) == 202
             head2 = fake_github.pull("octo-org/fleet", 2).head_sha
@@ -221,10 +236,16 @@ async def test_a_worker_killed_in_the_middle_of_runs_leaves_its_jobs_to_the_othe
             await until(second_run_reported, 60, "the second pull request's run")
     finally:
         exits = world.stop_all()
-    assert exits == {"web-0": 0, "worker-1": -signal.SIGKILL, "worker-2": 0} or exits == {
-        "web-0": 0, "worker-1": 0, "worker-2": -signal.SIGKILL}
+    assert sorted(exits.values()) == [-signal.SIGKILL, 0, 0]
     # No pull request got two check-runs for one head, killed worker or not.
     assert sorted(len(checks) for checks in world.check_runs_by_head().values()) == [1, 1]
+    survivors_runs = list((world.data_dir(survivor) / "runs").glob("*/run.json"))
+    assert len(survivors_runs) == (2 if point == "fetched" else 1)
+    key = load_or_create_signer(world.key, announce=False).public_key_hex
+    for run_json in survivors_runs:
+        report = verify_bundle(run_json.parent, trusted_keys={key})
+        assert report.ok, report.problems
+    assert len(world.rows("SELECT run_id FROM pr_runs")) == 2  # one run per head
 
 
 async def test_a_worker_stopped_with_sigterm_finishes_what_it_holds_and_exits_cleanly(
