@@ -37,7 +37,6 @@ RECOVERED = web.AppKey("recovered", asyncio.Event)
 #: --web-only`: intake and pages), "worker" (`gwi worker`: the workers, downtime recovery and
 #: the reconcile loop, with /healthz and /metrics). docs/scaling.md, "Processes and roles".
 Role = Literal["all", "web", "worker"]
-ROLES: tuple[Role, ...] = ("all", "web", "worker")
 
 HEALTH_TIMEOUT_SECONDS = 2.0
 ACCEPTED = b'{"status": "accepted"}'
