@@ -19,7 +19,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-# Webhook intake: a real `gwi serve` against a bare aiohttp handler; one JSON line of figures.
+# Webhook intake: a real `gwi serve` (SQLite) against a bare aiohttp handler, then one and two
+# `gwi serve --web-only` with a `gwi worker` on a PostgreSQL it starts; one JSON line of figures.
 bench-intake: $(STAMP)
 	$(BIN)/python bench/intake.py
 
@@ -44,7 +45,8 @@ bench-merge: $(STAMP)
 bench-pipeline: $(STAMP)
 	$(BIN)/python bench/pipeline.py
 
-# Whole pull-request runs through `gwi serve` and the fake GitHub: 1, 20, 200 conflicted files.
+# Whole pull-request runs through `gwi serve` and the fake GitHub: 1, 20, 200 conflicted files;
+# then through `gwi serve --web-only` and `gwi worker` on a PostgreSQL it starts.
 bench-pr: $(STAMP)
 	$(BIN)/python bench/pr_run.py
 

@@ -5,7 +5,8 @@ process (``bench/intake_load.py``): N signed deliveries per round at the given c
 after a warm-up, several rounds, each gwi round starting with its workers idle. Prints one
 JSON line: accepted/s, p50/p99 latency (medians over the rounds: the machine may be shared),
 the ratio to the bare handler, and whether every delivery gwi acknowledged is in its SQLite
-queue the moment the load ends.
+queue the moment the load ends. Then the same against PostgreSQL (``bench/intake_postgres.py``):
+one and two `gwi serve --web-only` processes with one `gwi worker`; ``--no-postgres`` skips it.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def queue_rows(data_dir: Path, sql: str) -> Any:
 def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """Each figure's median over the rounds (the machine may be shared: rounds vary)."""
     figures = {
-        key: statistics.median(r[key] for r in rounds)
+        key: round(statistics.median(r[key] for r in rounds), 2)
         for key in ("accepted_per_s", "p50_ms", "p99_ms", "max_ms")
     }
     statuses: dict[str, int] = {}
@@ -188,6 +189,16 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     gwi_figures["backlog_drained_s"] = round(statistics.median(drained), 2)
     bare_figures = median_round(bare_rounds)
     ratio = gwi_figures["accepted_per_s"] / bare_figures["accepted_per_s"]
+    postgres: dict[str, Any] = {"skipped": "--no-postgres"}
+    if args.postgres:
+        from intake_postgres import measure_postgres
+
+        shared = {k: v for k, v in gwi_env.items() if k not in ("GWI_DATA_DIR", "PORT")}
+        postgres = measure_postgres(args, tmp, body, shared)
+        for figures in postgres.values():
+            if isinstance(figures, dict):
+                figures["throughput_ratio"] = round(
+                    figures["accepted_per_s"] / bare_figures["accepted_per_s"], 3)
     return {
         "bench": "intake",
         "n": args.n,
@@ -198,6 +209,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "gwi": gwi_figures,
         "bare": bare_figures,
         "throughput_ratio": round(ratio, 3),
+        "postgres": postgres,
         "targets": {
             "p99_under_50ms": gwi_figures["p99_ms"] < 50,
             "throughput_at_least_half_of_bare": ratio >= 0.5,
@@ -213,6 +225,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=500, help="deliveries sent first, unmeasured")
     parser.add_argument("--concurrency", type=int, default=50, help="requests in flight (50)")
     parser.add_argument("--workers", type=int, default=2, help="GWI_WORKERS for gwi serve (2)")
+    parser.add_argument("--no-postgres", dest="postgres", action="store_false",
+                        help="skip the PostgreSQL figures (one and two web processes)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gwi-bench-") as tmp:
         result = run(args, Path(tmp))

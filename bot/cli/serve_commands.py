@@ -1,4 +1,4 @@
-"""`gwi serve`: run the web process until SIGTERM or SIGINT."""
+"""`gwi serve` and `gwi worker`: run a web process, a worker, or both in one, until SIGTERM."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from bot.errors import GwiError
 
 if TYPE_CHECKING:
     from aiohttp import web
+
+    from bot.server.app import Role
 
 
 def register(subparsers: Any) -> None:
@@ -28,6 +30,32 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument(
+        "--web-only",
+        action="store_true",
+        help=("take webhooks and serve pages only, and leave the work to `gwi worker`"
+              " processes sharing GWI_DATABASE_URL (required with this flag)"),
+    )
+    _extra_module_option(parser)
+    parser.set_defaults(func=serve_command)
+    worker = subparsers.add_parser(
+        "worker",
+        help="run queue workers only (no webhooks): needs GWI_DATABASE_URL",
+        description=(
+            "Process the deliveries and jobs that `gwi serve --web-only` processes store in the"
+            " shared database (GWI_DATABASE_URL, required), ask GitHub to redeliver what was"
+            " missed while gwi was down, and resume runs a crash left behind. Serves GET"
+            " /healthz and /metrics on $PORT. On SIGTERM, work in progress gets 20 s to finish,"
+            " the rest is handed back. Needs GITHUB_APP_ID and the App's private key,"
+            " GWI_SIGNING_KEY; reads GWI_DATA_DIR, GWI_WORKERS, GWI_LEASE_SECONDS,"
+            " GWI_LOG_LEVEL, PORT, GWI_HOST."
+        ),
+    )
+    _extra_module_option(worker)
+    worker.set_defaults(func=worker_command, web_only=False)
+
+
+def _extra_module_option(parser: Any) -> None:
+    parser.add_argument(
         "--extra-module",
         action="append",
         default=[],
@@ -37,10 +65,17 @@ def register(subparsers: Any) -> None:
             " (job kinds), when it has them; for tests and local experiments"
         ),
     )
-    parser.set_defaults(func=serve_command)
+
+
+def worker_command(args: argparse.Namespace) -> int:
+    return _run(args, "worker")
 
 
 def serve_command(args: argparse.Namespace) -> int:
+    return _run(args, "web" if args.web_only else "all")
+
+
+def _run(args: argparse.Namespace, role: Role) -> int:
     # Heavy imports stay here: other commands do not pay for aiohttp.
 
     from bot.events.router import build_router
@@ -49,8 +84,18 @@ def serve_command(args: argparse.Namespace) -> int:
     from bot.settings import load_settings
 
     settings = load_settings()
-    settings.server.webhook_secrets()  # refuse to start without one, before anything else
-    settings.require_github()  # and the App's credentials
+    if role != "all" and settings.server.database_url is None:
+        # Without a database the queue is a SQLite file in this process's data folder: a
+        # web-only process on a host (or a container) of its own would acknowledge deliveries
+        # no worker ever sees, and on one host `gwi serve` already does both (scaling.md).
+        command = "gwi worker" if role == "worker" else "gwi serve --web-only"
+        raise GwiError(f"{command} needs GWI_DATABASE_URL: web and worker processes share"
+                       " their work through PostgreSQL; without it, run `gwi serve`, which"
+                       " does both in one process")
+    if role != "worker":
+        settings.server.webhook_secrets()  # refuse to start without one, before anything
+    if role != "web":
+        settings.require_github()  # the App's credentials: the workers call GitHub
     configure_logging(settings.server.log_level)
     routers: list[Any] = []
     job_handlers = default_job_handlers()
@@ -60,8 +105,8 @@ def serve_command(args: argparse.Namespace) -> int:
             routers.append(module_router)
         job_handlers.update(module_jobs)
     app = create_app(settings, router=build_router(*routers),
-                     job_handlers=job_handlers)
-    asyncio.run(run_server(app, settings.server.host, settings.server.port))
+                     job_handlers=job_handlers, role=role)
+    asyncio.run(run_server(app, settings.server.host, settings.server.port, role))
     return 0
 
 
@@ -83,7 +128,7 @@ def _load_extra(name: str) -> tuple[Any, dict[str, Any]]:
     return router, jobs
 
 
-async def run_server(app: web.Application, host: str, port: int) -> None:
+async def run_server(app: web.Application, host: str, port: int, role: Role = "all") -> None:
     """Serve ``app`` until SIGTERM/SIGINT, then shut down gracefully (workers first)."""
     from aiohttp import web
 
@@ -112,7 +157,7 @@ async def run_server(app: web.Application, host: str, port: int) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         for address in runner.addresses:
-            log.info("serve.listening", host=address[0], port=address[1])
+            log.info("serve.listening", host=address[0], port=address[1], role=role)
         await stop.wait()
         log.info("serve.stopping")
     finally:

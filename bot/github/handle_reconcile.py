@@ -23,7 +23,7 @@ from bot.github.jobs import (
 )
 from bot.github.publish import publish
 from bot.github.service import GitHubService
-from bot.queue.records import Job, UnitOfWork
+from bot.queue.records import Job, JobStatus, UnitOfWork
 from bot.runs.bundle import RunNotFound
 from bot.runs.ids import run_created_at
 from bot.schemas.run import RunContext
@@ -106,9 +106,12 @@ async def reconcile_runs(gh: GitHubService, *, orphan_age: float) -> int:
             continue
         if ctx.state.value == run.published_state or ctx.installation_id is None:
             continue
+        # Only finished rounds count: a job still pending or running is one another process
+        # queued since `busy_keys` was read, and counting it would make a new key, a second job.
         earlier = [j for j in await store.list_jobs(kind=RECONCILE_JOB, key=key)
                    if j.payload.get("run_id") == run.run_id
-                   and j.payload.get("state") == ctx.state.value]
+                   and j.payload.get("state") == ctx.state.value
+                   and j.status not in (JobStatus.PENDING, JobStatus.RUNNING)]
         request = ReconcileRequest(
             repository=ctx.repository.full_name, number=run.pr,
             installation_id=ctx.installation_id, run_id=run.run_id, state=ctx.state,

@@ -1,4 +1,5 @@
-"""The aiohttp application: POST /webhook persists deliveries and answers, GET /healthz."""
+"""The aiohttp application: POST /webhook persists deliveries and answers, GET /healthz; in one
+of three roles (web and workers, web only, workers only)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 import contextlib
 import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from aiohttp import web
 from gidgethub import routing
@@ -31,6 +32,11 @@ WORKERS = web.AppKey("workers", Workers)
 METRICS = web.AppKey("metrics", Metrics)
 #: Set once the start-up's downtime recovery has ended (done, given up, or not needed).
 RECOVERED = web.AppKey("recovered", asyncio.Event)
+
+#: What a process does: "all" (`gwi serve`: intake, pages and workers), "web" (`gwi serve
+#: --web-only`: intake and pages), "worker" (`gwi worker`: the workers, downtime recovery and
+#: the reconcile loop, with /healthz and /metrics). docs/scaling.md, "Processes and roles".
+Role = Literal["all", "web", "worker"]
 
 HEALTH_TIMEOUT_SECONDS = 2.0
 ACCEPTED = b'{"status": "accepted"}'
@@ -64,6 +70,7 @@ def create_app(
     github_options: Mapping[str, Any] | None = None,
     reconcile_interval: float | None = None,
     page_options: Mapping[str, Any] | None = None,
+    role: Role = "all",
 ) -> web.Application:
     """The web application. Its start-up opens the queue and starts the workers.
 
@@ -76,12 +83,16 @@ def create_app(
     the GitHub client (retry policy, clocks: tests). With ``settings.pages`` the run pages and
     their GitHub sign-in are served too (:mod:`bot.pages.routes`; ``page_options`` go to
     ``add_run_pages``: the page renderer, clocks). ``run_workers=False`` stores deliveries
-    without processing them (tests of the intake alone). Raises :class:`GwiError` when no
-    webhook secret is configured.
+    without processing them (tests of the intake alone). ``role="web"`` is that, without the
+    GitHub service (a web process never calls GitHub for the App); ``role="worker"`` serves no
+    webhooks and no pages, only the workers with /healthz and /metrics. Raises
+    :class:`GwiError` when no webhook secret is configured.
     """
+    run_workers = run_workers and role != "web"
     app = web.Application(client_max_size=settings.server.max_body_bytes)
     app[SETTINGS] = settings
-    app[SECRETS] = settings.server.webhook_secrets()
+    # A worker takes no webhooks: it needs no secret to check their signatures.
+    app[SECRETS] = settings.server.webhook_secrets() if role != "worker" else ()
     metrics = app[METRICS] = Metrics()
     recovered = app[RECOVERED] = asyncio.Event()
     config = worker_config or WorkerConfig(
@@ -102,7 +113,7 @@ def create_app(
             handlers = dict(job_handlers if job_handlers is not None else {})
             extra = dict(services or {})
             gh = None
-            github = settings.github
+            github = settings.github if role != "web" else None
             if github is not None:
                 from bot.github.service import open_service
 
@@ -143,10 +154,11 @@ def create_app(
         await asyncio.to_thread(store.close)
 
     app.cleanup_ctx.append(queue_and_workers)
-    app.router.add_post("/webhook", handle_webhook)
+    if role != "worker":
+        app.router.add_post("/webhook", handle_webhook)
     app.router.add_get("/healthz", handle_healthz)
     app.router.add_get("/metrics", handle_metrics)
-    if settings.pages is not None:
+    if settings.pages is not None and role != "worker":
         from bot.pages.routes import add_run_pages
 
         options = {"anchors": _anchors_of(app), **dict(page_options or {})}
