@@ -75,14 +75,13 @@ async def test_a_storm_split_between_two_web_processes_runs_each_delivery_once(
     # one run per pull request head: in the index, on the workers' disks, and on GitHub
     assert world.rows("SELECT pr, COUNT(*), COUNT(DISTINCT head_sha) FROM pr_runs GROUP BY 1"
                       " ORDER BY 1") == [(n, 1, 1) for n in range(1, PRS + 1)]
-    bundles = [p for w in workers for p in (world.data_dir(w) / "runs").glob("*/run.json")]
-    assert len(bundles) == PRS
+    assert len(_verified_runs(world)) == PRS  # in the shared run store, each one verified
     by_head = world.check_runs_by_head()
     assert sorted(len(checks) for checks in by_head.values()) == [1] * PRS
     heads = {fake_github.pull("octo-org/fleet", n).head_sha for n in range(1, PRS + 1)}
     assert set(by_head) == heads
-    for web in webs:  # the web processes take webhooks only: no run was made there
-        assert not (world.data_dir(web) / "runs").exists()
+    for proc in [*webs, *workers]:  # bundles are rows in PostgreSQL, on no host's disk
+        assert not (world.data_dir(proc) / "runs").exists()
 
 
 async def test_postgres_restarted_during_a_storm_loses_nothing_it_acknowledged(
@@ -169,10 +168,9 @@ def _at_least(items: Any, n: int) -> Any:
 async def test_a_worker_killed_in_the_middle_of_a_run_leaves_its_jobs_to_the_other(
     fake_github: Any, pg_url: str, tmp_path: Path, point: str
 ) -> None:
-    """Killed after its fetch (no bundle yet), the run is made and finished by the survivor.
-    Killed once its bundle is made and indexed, the run's bundle is on the dead worker's disk:
-    the survivor takes up the job and fails it (until bundles are shared), and makes no second
-    run and no second check-run for the head."""
+    """Killed after its fetch (no bundle yet) or once its bundle is made and indexed, the run
+    is finished by the survivor (the bundle is in the shared run store), its bundle verifies,
+    and no head gets a second run or a second check-run."""
     world = World(fake_github, tmp_path, pg_url)
     world.seed(2)
     # A short lease: the survivor takes up what the dead worker held a second after its death.
@@ -219,12 +217,11 @@ async def test_a_worker_killed_in_the_middle_of_a_run_leaves_its_jobs_to_the_oth
                         if line.startswith("finished")]
             assert sorted(d for d, pid in ((d, int(p)) for _, d, p in finished)
                           if pid == survivor.pid) == ["hold-0", "hold-1", "hold-2"]
-            if point == "fetched":
-                async def first_run_reported() -> bool:
-                    checks = world.check_runs_by_head().get(head1, [])
-                    return bool(checks) and all(c.status == "completed" for c in checks)
+            async def first_run_reported() -> bool:
+                checks = world.check_runs_by_head().get(head1, [])
+                return bool(checks) and all(c.status == "completed" for c in checks)
 
-                await until(first_run_reported, 60, "the survivor to finish the first run")
+            await until(first_run_reported, 60, "the survivor to finish the first run")
             # A later pull request is run from start to end by the survivor.
             assert await post(session, web.port, "pr-2", world.opened(2)) == 202
             head2 = fake_github.pull("octo-org/fleet", 2).head_sha
@@ -239,13 +236,30 @@ async def test_a_worker_killed_in_the_middle_of_a_run_leaves_its_jobs_to_the_oth
     assert sorted(exits.values()) == [-signal.SIGKILL, 0, 0]
     # No pull request got two check-runs for one head, killed worker or not.
     assert sorted(len(checks) for checks in world.check_runs_by_head().values()) == [1, 1]
-    survivors_runs = list((world.data_dir(survivor) / "runs").glob("*/run.json"))
-    assert len(survivors_runs) == (2 if point == "fetched" else 1)
-    key = load_or_create_signer(world.key, announce=False).public_key_hex
-    for run_json in survivors_runs:
-        report = verify_bundle(run_json.parent, trusted_keys={key})
-        assert report.ok, report.problems
+    runs = _verified_runs(world)
+    assert len(runs) == 2 and all(state == "done" for state in runs.values())
     assert len(world.rows("SELECT run_id FROM pr_runs")) == 2  # one run per head
+
+
+def _verified_runs(world: World) -> dict[str, str]:
+    """Every run in the shared run store, each exported and verified: its state by run id."""
+    from bot.runs.store_factory import open_run_store
+    from bot.settings import load_settings
+
+    key = load_or_create_signer(world.key, announce=False).public_key_hex
+    store = open_run_store(load_settings({"GWI_DATABASE_URL": world.url,
+                                          "GWI_SIGNING_KEY": str(world.key),
+                                          "GWI_DATA_DIR": str(world.root / "verifier")}))
+    try:
+        states = {}
+        for run_id in store.list_ids():
+            with store.materialise(run_id) as folder:
+                report = verify_bundle(folder, trusted_keys={key})
+            assert report.ok, (run_id, report.problems)
+            states[run_id] = str(report.state)
+        return states
+    finally:
+        store.close()
 
 
 async def test_a_worker_stopped_with_sigterm_finishes_what_it_holds_and_exits_cleanly(
