@@ -89,7 +89,7 @@ KILL_POINTS: dict[str, KillPoint] = {
     "approval_reply_posted": KillPoint(CLIENT, "create_comment", "after",
                                        _body_has("approved: pushing")),
     "applying": KillPoint(STORE, "transition", "after", _transition_to("applying")),
-    "commit_made": KillPoint("bot.github.handle_push", "_make_commit", "after"),
+    "commit_made": KillPoint("bot.github.approved_commit", "_make_commit", "after"),
     "before_push": KillPoint("bot.github.handle_push", "_push_with_lease", "before"),
     "pushed": KillPoint("bot.github.handle_push", "_push_with_lease", "after"),
     "done_recorded": KillPoint(STORE, "transition", "after", _transition_to("done")),

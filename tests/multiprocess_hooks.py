@@ -63,17 +63,20 @@ async def hold(job: Job, unit: UnitOfWork, **_: Any) -> None:
 job_handlers = {"storm.seen": seen, "storm.hold": hold}
 
 
-#: Where ``GWI_STORM_HOLD_RUNS`` may pause a run: after its fetch (before its bundle exists), or
-#: after its check-run is created (its bundle made and indexed).
+#: Where ``GWI_STORM_HOLD_RUNS`` may pause a run: after its fetch (before its bundle exists),
+#: after its check-run is created (its bundle made and indexed), or right after the approved
+#: push landed (before the run records it). ``None``: a function of the module itself.
 HOLD_POINTS = {"fetched": ("bot.github.repo_cache", "RepoCache", "fetch_pull"),
-               "check_run_created": ("bot.github.client", "RepoClient", "create_check_run")}
+               "check_run_created": ("bot.github.client", "RepoClient", "create_check_run"),
+               "pushed": ("bot.github.handle_push", None, "_push_with_lease")}
 
 
 def _hold_runs_at(point: str) -> None:
     import importlib
 
     module, owner_name, attribute = HOLD_POINTS[point]
-    owner = getattr(importlib.import_module(module), owner_name)
+    found = importlib.import_module(module)
+    owner = found if owner_name is None else getattr(found, owner_name)
     original = getattr(owner, attribute)
 
     @functools.wraps(original)

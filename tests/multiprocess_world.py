@@ -26,6 +26,7 @@ import psycopg
 from bot.runs.signing import load_or_create_signer
 from tests.conftest import GITHUB_INSTALLATION_ID, app_env, signed_headers
 from tests.github_harness import Remote
+from tests.support import git
 
 TESTS = Path(__file__).resolve().parent
 REPO = "octo-org/fleet"
@@ -138,6 +139,50 @@ class World:
                                base_sha=remote.sha("refs/heads/main"),
                                head_ref=f"change-{number}")
             self.fake.set_ref(REPO, f"heads/change-{number}", head)
+
+    def seed_conflict(self, number: int) -> None:
+        """Pull request ``number`` and main both bumped one pin: a conflict gwi resolves
+        offline, so the run waits for an approval. Its branch keeps a reflog (pushes counted)."""
+        assert self.remote is not None
+        remote = self.remote
+        remote.commit("main", {"requirements.txt": "requests==2.0.0\n"}, "pins")
+        remote.commit(f"bump-{number}", {"requirements.txt": "requests==2.1.0\n"},
+                      "requests 2.1", new_branch=True)
+        remote.commit("main", {"requirements.txt": "requests==2.2.0\n"}, "requests 2.2")
+        git(remote.bare, "config", "core.logAllRefUpdates", "always")
+        head = remote.sha(f"refs/heads/bump-{number}")
+        remote.set_pull_ref(number, head)
+        self.fake.set_ref(REPO, "heads/main", remote.sha("refs/heads/main"))
+        self.fake.set_ref(REPO, f"heads/bump-{number}", head)
+        self.fake.add_pull(REPO, number=number, head_sha=head,
+                           base_sha=remote.sha("refs/heads/main"), head_ref=f"bump-{number}")
+        self.fake.set_collaborator(REPO, "maya", "maintain")
+
+    def comment(self, number: int, body: str, login: str = "maya") -> tuple[str, bytes]:
+        """An `issue_comment` `created` delivery's event and body (the comment is on the fake)."""
+        assert self.remote is not None
+        comment = self.fake.add_comment(REPO, number, body, user=login)
+        owner, name = REPO.split("/")
+        repo = {"full_name": REPO, "name": name, "owner": {"login": owner},
+                "clone_url": self.remote.bare.as_uri()}
+        user = {"login": login, "id": self.fake.user_id(login), "type": "User"}
+        now = comment.created_at.isoformat()
+        return "issue_comment", json.dumps({
+            "action": "created", "repository": repo, "sender": user,
+            "installation": {"id": GITHUB_INSTALLATION_ID},
+            "issue": {"number": number, "state": "open", "user": user, "pull_request": {
+                "url": f"https://api.github.com/repos/{REPO}/pulls/{number}"}},
+            "comment": {"id": comment.id, "body": body, "user": user,
+                        "html_url": f"https://github.com/{REPO}/pull/{number}#issuecomment-"
+                        f"{comment.id}", "created_at": now, "updated_at": now,
+                        "author_association": "MEMBER"},
+        }).encode()
+
+    def pushes(self, branch: str) -> int:
+        """How many times the remote's branch moved since `seed_conflict` turned its reflog on."""
+        assert self.remote is not None
+        out = git(self.remote.bare, "reflog", "show", "--format=%H", f"refs/heads/{branch}")
+        return len(out.strip().splitlines()) if out.strip() else 0
 
     def opened(self, number: int) -> tuple[str, bytes]:
         """A `pull_request` `opened` delivery's event and body."""

@@ -296,3 +296,62 @@ async def test_a_worker_stopped_with_sigterm_finishes_what_it_holds_and_exits_cl
     # ...which it finished, on its first and only attempt.
     assert world.rows("SELECT status, attempts FROM jobs") == [("done", 1)]
     assert world.storm_log.read_text().split("\n")[1] == f"finished hold-0 {worker.pid}"
+
+
+async def test_an_approval_reaching_both_web_processes_is_pushed_once_though_a_worker_dies(
+    fake_github: Any, pg_url: str, tmp_path: Path
+) -> None:
+    """The approving comment's delivery reaches both web processes (GitHub retried it at the
+    other), and the worker that pushes is killed right after the push landed, before it recorded
+    it: the branch moves exactly once, and the other worker finishes the run as applied."""
+    import re
+
+    world = World(fake_github, tmp_path, pg_url)
+    world.seed(0)
+    world.seed_conflict(1)
+    hold = {"GWI_LEASE_SECONDS": "1", "GWI_STORM_HOLD_RUNS": "pushed"}
+    webs = [world.start("web") for _ in range(2)]
+    workers = [world.start("worker", **hold) for _ in range(2)]
+    try:
+        for proc in [*webs, *workers]:
+            await proc.started()
+        async with aiohttp.ClientSession() as session:
+            assert await post(session, webs[0].port, "open-1", world.opened(1)) == 202
+
+            async def awaiting() -> bool:
+                checks = world.check_runs_by_head().get(fake_github.pull(
+                    "octo-org/fleet", 1).head_sha, [])
+                return bool(checks) and checks[0].conclusion == "action_required"
+
+            await until(awaiting, 60, "the run to wait for an approval")
+            [check] = [c for cs in world.check_runs_by_head().values() for c in cs]
+            patch_hash = re.search(r"/gwi approve (sha256:[0-9a-f]{64})",
+                                   check.output["summary"])
+            assert patch_hash
+            approval = world.comment(1, f"/gwi approve {patch_hash.group(1)}")
+            assert await post(session, webs[0].port, "approve-1", approval) == 202
+            assert await post(session, webs[1].port, "approve-1", approval) == 200
+
+            async def pushed_and_paused() -> bool:
+                return "paused pushed" in world.storm_log.read_text()
+
+            await until(pushed_and_paused, 60, "the push to land")
+            assert world.pushes("bump-1") == 1
+            [pid] = [int(line.split()[2]) for line in world.storm_log.read_text().splitlines()
+                     if line.startswith("paused pushed")]
+            victim = next(w for w in workers if w.pid == pid)
+            victim.kill()
+            world.release.touch()
+
+            async def applied() -> bool:
+                runs = await asyncio.to_thread(_verified_runs, world)
+                return list(runs.values()) == ["done"] and check.conclusion == "success"
+
+            await until(applied, 90, "the other worker to finish the run")
+    finally:
+        exits = world.stop_all()
+    assert sorted(exits.values()) == [-signal.SIGKILL, 0, 0, 0]
+    assert world.pushes("bump-1") == 1  # pushed once, though its worker died mid-push
+    assert world.rows("SELECT COUNT(*) FROM deliveries WHERE delivery_id = 'approve-1'") == [(1,)]
+    assert world.rows("SELECT COUNT(*) FROM jobs WHERE kind = 'pr.apply'") == [(1,)]
+    assert len([c for cs in world.check_runs_by_head().values() for c in cs]) == 1

@@ -64,6 +64,8 @@ class Engine:
     store: RunStore
     llm: LlmClient | None = None
     limits: ReviewLimits = field(default_factory=ReviewLimits)
+    #: The git repository to work in on this host; None: the one the run recorded (one host).
+    repository: Path | None = None
     _analyses: dict[tuple[str, str, str], MergeAnalysis] = field(default_factory=dict)
 
     # -- driving ---------------------------------------------------------------------------------
@@ -101,8 +103,11 @@ class Engine:
             return run.ctx
 
     # -- helpers ---------------------------------------------------------------------------------
+    def workspace(self, ctx: RunContext) -> Path:
+        return self.repository or workspace(ctx)
+
     def analysis(self, ctx: RunContext) -> MergeAnalysis:
-        repo = workspace(ctx)
+        repo = self.workspace(ctx)
         key = (str(repo), ctx.head.sha, ctx.base.sha)
         if key not in self._analyses:
             self._analyses.clear()  # one run at a time: keep memory flat
@@ -145,7 +150,7 @@ def workspace(ctx: RunContext) -> Path:
 def _triage(engine: Engine, run: RunHandle) -> None:
     ctx = run.ctx
     analysis = engine.analysis(ctx)
-    features = extract_features(workspace(ctx), analysis)
+    features = extract_features(engine.workspace(ctx), analysis)
     adjustment = None
     if engine.llm is not None and analysis.files:
         base = score(features)
@@ -191,7 +196,7 @@ def _resolve(engine: Engine, run: RunHandle) -> None:
             proposal = engine.ask(run, "resolve.json", FileProposal, system, prompt, RESOLVER)
             outcomes[conflict.path] = apply_proposal(outcomes[conflict.path], proposal,
                                                      engine.llm.model)
-    resolution = build_resolution(workspace(run.ctx), run.run_id, analysis, outcomes)
+    resolution = build_resolution(engine.workspace(run.ctx), run.run_id, analysis, outcomes)
     run.write_artifact("patch.diff", resolution.patch, actor=RESOLVER)
     run.write_artifact("resolve.json", resolution.result, actor=RESOLVER)
     r = resolution.result
@@ -210,7 +215,7 @@ def _review(engine: Engine, run: RunHandle) -> None:
         return
     resolved = _need(run, "resolve.json", ResolveResult)
     analysis = engine.analysis(run.ctx)
-    repo = workspace(run.ctx)
+    repo = engine.workspace(run.ctx)
     tree = git.apply_patch_to_tree(repo, git.tree_of(repo, analysis.head_sha), patch)
     status = {f.path: f for f in resolved.files}
     merged = git.read_paths(repo, tree, [c.path for c in analysis.files])

@@ -14,7 +14,6 @@ docs/github-capabilities.md walks through every check and the attack each one st
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 from bot import logs
@@ -22,7 +21,7 @@ from bot.engine.approval import (
     ApprovalRefused,
     verify_approval,
 )
-from bot.errors import GitError, GwiError
+from bot.errors import GitError
 from bot.github.approval_checks import (
     comment_holds,
     current_role,
@@ -31,6 +30,7 @@ from bot.github.approval_checks import (
     is_requester,
     same_login,
 )
+from bot.github.approved_commit import commit_once
 from bot.github.capabilities import PUSH_PERMISSIONS
 from bot.github.client import RepoClient
 from bot.github.failures import GitHubError, PushRejected, UnapprovedPush
@@ -47,11 +47,9 @@ from bot.github.service import GitHubService
 from bot.queue.records import Job, UnitOfWork
 from bot.repo import plumbing as git
 from bot.runs.bundle import RunDamaged
-from bot.runs.handle import RunHandle
 from bot.runs.signing import verify_signature
 from bot.schemas.approval import ApprovalRecord, ApproverKind
 from bot.schemas.audit import AuditAction
-from bot.schemas.common import format_patch_hash, sha256_hex
 from bot.schemas.run import CapabilityMode
 from bot.schemas.state import Outcome, RunState
 
@@ -89,13 +87,13 @@ async def push_approved(job: Job, unit: UnitOfWork, *, gh: GitHubService, **_: A
             await _refuse_apply(gh, client, request, refusal, unit)
             return
         branch = pr.head.ref
-        commit = await asyncio.to_thread(_commit_once, gh, request.run_id, record,
-                                         await gh.app.bot_login())
+        repo = await gh.workspace(client, ctx)  # this host's cache: the run may be another's
+        commit = await asyncio.to_thread(commit_once, gh.runs, request.run_id, record,
+                                         await gh.app.bot_login(), repo)
         permissions = dict(PUSH_PERMISSIONS)
         # Read from the trees, not the patch text: a mode change, an empty new file or a binary
         # file has no `+++` line, and the base's own workflow changes arrive with the merge too.
-        changed = await asyncio.to_thread(git.changed_paths, Path(ctx.workspace or "."),
-                                          ctx.head.sha, commit)
+        changed = await asyncio.to_thread(git.changed_paths, repo, ctx.head.sha, commit)
         workflows = any(path.startswith(WORKFLOWS_PREFIX) for path in changed)
         if workflows:
             permissions["workflows"] = "write"
@@ -202,44 +200,6 @@ def _push_url(pr: PullRequest, repository: str, capabilities: CapabilityMode) ->
         raise ApprovalRefused("the fork no longer allows edits by maintainers",
                               code="fork_closed")
     return head_repo.clone_url
-
-
-def _commit_once(gh: GitHubService, run_id: str, record: ApprovalRecord, bot_login: str) -> str:
-    """The merge commit of the approved patch, made once (found in the audit log after a
-    crash), in the repository cache."""
-    with gh.runs.open(run_id) as handle:
-        made = [e for e in handle.events if e.action is AuditAction.COMMIT_CREATED]
-        if made:
-            return str(made[-1].data["commit"])
-        ctx = handle.ctx
-        if ctx.state is RunState.AWAITING_APPROVAL:
-            handle.record(AuditAction.APPLY_STARTED, {
-                "approver": record.approver.login,
-                "patch": format_patch_hash(record.patch_sha256)})
-            handle.transition(RunState.APPLYING, reason=f"approved by @{record.approver.login}")
-        return _make_commit(handle, record, bot_login)
-
-
-def _make_commit(handle: RunHandle, record: ApprovalRecord, bot_login: str) -> str:
-    ctx = handle.ctx
-    if ctx.workspace is None:
-        raise GwiError("the run has no repository cache")
-    repo = Path(ctx.workspace)
-    patch = handle.read_bytes("patch.diff") or b""
-    if sha256_hex(patch) != record.patch_sha256:
-        raise GwiError("patch.diff no longer matches the approval")
-    tree = git.apply_patch_to_tree(repo, git.tree_of(repo, ctx.head.sha), patch)
-    message = (f"Merge {ctx.base.ref} into {ctx.head.ref}\n\n"
-               f"Conflicts resolved by gwi run {ctx.run_id}.\n"
-               f"Patch {format_patch_hash(record.patch_sha256)}, approved by"
-               f" @{record.approver.login}.\n")
-    email = f"{bot_login}@users.noreply.github.com"
-    identity = {"GIT_AUTHOR_NAME": bot_login, "GIT_AUTHOR_EMAIL": email,
-                "GIT_COMMITTER_NAME": bot_login, "GIT_COMMITTER_EMAIL": email}
-    commit = git.commit_tree(repo, tree, [ctx.head.sha, ctx.base.sha], message, env=identity)
-    handle.record(AuditAction.COMMIT_CREATED,
-                  {"commit": commit, "tree": tree, "parents": [ctx.head.sha, ctx.base.sha]})
-    return commit
 
 
 WORKFLOWS_PREFIX = ".github/workflows/"

@@ -132,7 +132,7 @@ async def _create_run(gh: GitHubService, client: RepoClient, request: RunRequest
 
 async def drive(gh: GitHubService, client: RepoClient, run_id: str) -> None:
     """Step the run (in a thread: git and the resolver are slow) and report each step."""
-    engine = gh.engine()
+    engine = gh.engine(await gh.workspace(client, gh.runs.read_context(run_id)))
     await publish(gh, client, run_id, comment=False)
     while True:
         started = time.monotonic()

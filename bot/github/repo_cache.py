@@ -234,6 +234,26 @@ class RepoCache:
             objects_received=result.objects_received,
         )
 
+    async def ensure_commits(self, repository: str, clone_url: str, shas: list[str], *,
+                             token: Token | None) -> Path:
+        """This host's cache of ``repository`` holding every commit of ``shas`` (fetched by id
+        when missing: a run made on another host is continued here); its git dir."""
+        for sha in shas:
+            if not SHA_RE.fullmatch(sha):
+                raise ValueError(f"not a full commit id: {sha!r}")
+        async with self.locked(repository) as git_dir:
+            missing = []
+            for sha in shas:
+                _, _, code = await self.run_git(["cat-file", "-e", f"{sha}^{{commit}}"], git_dir,
+                                                check=False)
+                if code != 0:
+                    missing.append(sha)
+        if missing:
+            await self.fetch(repository, clone_url,
+                             {sha: f"{PRIVATE_REF_PREFIX}commit/{sha}" for sha in missing},
+                             token=token)
+        return self.path(repository)
+
     async def _rev_parse(self, git_dir: Path, ref: str) -> str:
         out, _, _ = await self.run_git(["rev-parse", "--verify", f"{ref}^{{commit}}"], git_dir)
         return out.strip()

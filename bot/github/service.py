@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bot.agents.llm import LlmClient
@@ -17,6 +18,7 @@ from bot.metrics import Metrics
 from bot.queue.interface import QueueStore, RunIndex
 from bot.runs.store import RunStore
 from bot.runs.store_factory import open_run_store
+from bot.schemas.run import RunContext
 from bot.settings import GitHubSettings, Settings
 
 
@@ -42,9 +44,20 @@ class GitHubService:
         """A client whose token can read, comment and report, and cannot write code."""
         return self.app.repo(installation_id, repository, WORK_PERMISSIONS)
 
-    def engine(self) -> Engine:
-        """A fresh engine per job: its analysis cache is not shared between threads."""
-        return Engine(store=self.runs, llm=self.llm)
+    def engine(self, repository: Path | None = None) -> Engine:
+        """A fresh engine per job: its analysis cache is not shared between threads.
+        ``repository``: this host's git repository for the run (see `workspace`)."""
+        return Engine(store=self.runs, llm=self.llm, repository=repository)
+
+    async def workspace(self, client: RepoClient, ctx: RunContext) -> Path:
+        """The run's repository on this host, holding its head and base: the repository cache
+        is per host, and a run made by a process on another host is continued (or its approved
+        patch committed) here, so its commits are fetched when this cache lacks them."""
+        repo = await client.get_repo()
+        clone_url = repo.clone_url or f"https://github.com/{ctx.repository.full_name}.git"
+        return await self.cache.ensure_commits(ctx.repository.full_name, clone_url,
+                                               [ctx.head.sha, ctx.base.sha],
+                                               token=await client.token())
 
 
 @asynccontextmanager

@@ -258,6 +258,10 @@ def commit_tree(
     return run_git(repo, *args, input=message.encode(), env=env).stdout.decode().strip()
 
 
+def has_commit(repo: Path, sha: str) -> bool:
+    return run_git(repo, "cat-file", "-e", f"{sha}^{{commit}}", ok_codes=(0, 1, 128)).returncode == 0
+
+
 def update_ref_cas(repo: Path, ref: str, new: str, expected_old: str, reason: str) -> bool:
     """Move ``ref`` to ``new`` only if it still points at ``expected_old``; False if it moved."""
     proc = run_git(repo, "update-ref", "-m", reason, ref, new, expected_old, ok_codes=(0, 128))
