@@ -209,3 +209,15 @@ def test_an_unpacked_bundle_verifies_anywhere_against_a_given_key(
     capsys.readouterr()
     assert main(["runs", "verify", str(download)]) == 1  # signed, but by no key trusted here
     assert main(["runs", "verify", str(tmp_path / "downloads")]) == 2  # not a bundle
+
+
+def test_a_public_key_that_is_not_one_is_bad_input(
+        store: RunStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    _env(monkeypatch, store)
+    run_id = _awaiting_then_applied(store, tmp_path / "then")
+    not_a_key = tmp_path / "notes.txt"
+    not_a_key.write_text("hello\n")
+    for given in ("garbage", "ab" * 32 + "zz", str(not_a_key)):
+        assert main(["runs", "verify", run_id, "--public-key", given]) == 2
+        assert "not an Ed25519 public key" in capsys.readouterr().err
