@@ -5,16 +5,28 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from bot.merge.diff3 import Chunk
+from bot.merge.diff3 import Chunk, merge_chunks
 from bot.merge.model import Conflict, Resolution, Strategy
 from bot.merge.tokens import TokenMerge, merge_tokens, tokenize
 
-# 1.2, 1.2.3, v1.2.3, 2.0.0-beta.1, 1.0rc2, 3.0.2.dev0: dotted numbers, maybe a pre/post tag.
+# 1.2, 1.2.3, v1.2.3, 2.0.0-beta.1, 1.0rc2, 3.0.2.dev0: dotted numbers, maybe a pre/post tag;
+# and the qualifiers of Maven and Gradle versions: 4.1.0-M1, 4.1.0-RC1, 4.0.4-SNAPSHOT,
+# 5.3.2.RELEASE, 6.2.0.Final, 1.0.0.GA.
+_QUALIFIERS = "alpha|beta|rc|a|b|c|dev|pre|post|m|milestone|snapshot|release|final|ga"
 _VERSION = re.compile(
-    r"v?\d+(?:\.\d+)+(?:[-.]?(?:alpha|beta|rc|a|b|c|dev|pre|post)\.?\d*)*", re.IGNORECASE
+    rf"v?\d+(?:\.\d+)+(?:[-.]?(?:{_QUALIFIERS})\.?\d*)*", re.IGNORECASE
 )
 _VERSION_SEARCH = re.compile(r"\d+(?:\.\d+)+")
-_PRE = re.compile(r"alpha|beta|rc|a|b|c|dev|pre", re.IGNORECASE)
+# Where a qualifier puts a version among those with the same numbers, as pip (PEP 440) and
+# Maven order them: a dev build, alphas, betas, milestones, release candidates, a Maven
+# snapshot (the build before its release), the release (RELEASE, Final, GA and no qualifier
+# all name it), a post-release.
+_RANKS = (
+    ("dev", 0), ("alpha", 1), ("a", 1), ("beta", 2), ("b", 2), ("milestone", 3), ("m", 3),
+    ("rc", 4), ("c", 4), ("pre", 4), ("snapshot", 5), ("release", 6), ("final", 6),
+    ("ga", 6), ("post", 7),
+)
+_QUALIFIER = re.compile("|".join(name for name, _ in _RANKS), re.IGNORECASE)
 _HEX = re.compile(r"[0-9a-f]{7,64}")
 _MAX_LINES = 200
 _UNDERLINE = re.compile(r"([=\-~^*+#`'\"])\1{2,}")
@@ -27,7 +39,8 @@ def _split(line: str) -> list[str]:
 
 
 def version_key(text: str) -> Key:
-    """An order on version strings: numbers first, a pre-release before its release."""
+    """An order on version strings: numbers first, then the qualifier (:data:`_RANKS`: the
+    pre-releases before the release, a post-release after it), then the qualifier's number."""
     text = text.lstrip("vV")
     match = re.match(r"\d+(?:\.\d+)*", text)
     if match is None:
@@ -36,8 +49,9 @@ def version_key(text: str) -> Key:
     while len(numbers) > 1 and numbers[-1] == 0:
         numbers.pop()
     rest = text[match.end() :]
-    pre = bool(_PRE.search(rest)) and "post" not in rest.lower()
-    return tuple(numbers), 0 if pre else 1, tuple(int(x) for x in re.findall(r"\d+", rest))
+    qualifier = _QUALIFIER.search(rest)
+    rank = dict(_RANKS)[qualifier.group().lower()] if qualifier else 6
+    return tuple(numbers), rank, tuple(int(x) for x in re.findall(r"\d+", rest))
 
 
 _IPV4 = re.compile(r"\d+\.\d+\.\d+\.\d+")
@@ -136,6 +150,8 @@ def resolve(c: Conflict) -> Resolution | None:
         return None
     if not _new_versions(c.base, c.ours) or not _new_versions(c.base, c.theirs):
         return None
+    if _versions_moved(c.base, c.ours) or _versions_moved(c.base, c.theirs):
+        return None  # a list of versions shifted or re-sorted: not a bump in place
     merge = merge_tokens(c.base, c.ours, c.theirs)
     pick: dict[int, list[str]] = {}
     winners: set[str] = set()
@@ -167,6 +183,10 @@ def resolve(c: Conflict) -> Resolution | None:
             "".join(merge.base[b0:b1]), "".join(merge.ours[o0:o1]), "".join(merge.theirs[t0:t1])
         ):
             return None  # the project's own version, on two release lines
+        if merged[1] and _across_release_lines(
+            "".join(merge.ours[o0:o1]), "".join(merge.theirs[t0:t1])
+        ) and _clean_version_changes(c, "theirs" if merged[1] == "ours" else "ours"):
+            return None  # two release trains, and the older one's bumps merge in elsewhere
         winners.add(merged[1])
         side, start, end = (
             (merge.ours, chunk.ours_start, chunk.ours_end)
@@ -295,3 +315,62 @@ def _whole_line(tokens: list[str], start: int, end: int) -> tuple[int, int] | No
     while last < len(tokens) and "\n" not in tokens[last]:
         last += 1
     return first, min(last + 1, len(tokens))
+
+
+def _versions_moved(base: Sequence[str], side: Sequence[str]) -> bool:
+    """Whether a line the side wrote holds a version some base line of the region had.
+
+    A bump writes a new version where the old one was; an old version on a new line means
+    the versions moved: a CI matrix that gained a Ruby at the top shifts every other one
+    down a line (`&ruby2 2.3.1` where `&ruby1 2.3.1` was), and pairing the lines would
+    "bump" each entry to its neighbour's version.
+    """
+    old = {v for line in base for v in _VERSION_SEARCH.findall(line)}
+    kept = set(base)
+    return any(
+        v in old for line in side if line not in kept for v in _VERSION_SEARCH.findall(line)
+    )
+
+
+def _across_release_lines(ours: str, theirs: str) -> bool:
+    """Whether the two sides' versions on a line differ in major.minor (4.1.0-M1, 4.0.4)."""
+    return any(
+        o.split(".")[:2] != t.split(".")[:2]
+        for o, t in zip(_VERSION_SEARCH.findall(ours), _VERSION_SEARCH.findall(theirs),
+                        strict=False)
+    )
+
+
+_CLEAN: list[tuple[tuple[object, ...], dict[str, bool]]] = []
+
+
+def _clean_version_changes(c: Conflict, side: str) -> bool:
+    """Whether ``side`` changed a line holding a version outside every conflict region.
+
+    Those changes merge in without a conflict. When the region's versions are on two
+    release lines (a maintenance branch merged forward), keeping one line's version here
+    while the other line's bumps land elsewhere mixes two dependency sets: a person's call
+    (spring-boot's maintainers kept main's released versions over the branch's snapshots).
+    Computed once per file (regions of one file share its line lists).
+    """
+    key = (c.base_file, c.ours_file, c.theirs_file)
+    if not _CLEAN or any(a is not b for a, b in zip(_CLEAN[0][0], key, strict=True)):
+        _CLEAN[:] = [(key, _clean_changes(*key))]
+    return _CLEAN[0][1][side]
+
+
+def _clean_changes(base: Sequence[str], ours: Sequence[str], theirs: Sequence[str]) -> dict[str, bool]:
+    index = {line: n for n, line in enumerate(dict.fromkeys([*base, *ours, *theirs]))}
+    found = {"ours": False, "theirs": False}
+    for chunk in merge_chunks([index[x] for x in base], [index[x] for x in ours],
+                              [index[x] for x in theirs]):
+        if chunk.conflict:
+            continue
+        side, lines = (
+            ("theirs", theirs[chunk.theirs_start : chunk.theirs_end])
+            if chunk.take_theirs
+            else ("ours", ours[chunk.ours_start : chunk.ours_end])
+        )
+        if any(_VERSION_SEARCH.search(line) for line in lines):
+            found[side] = True
+    return found

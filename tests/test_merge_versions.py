@@ -1,0 +1,72 @@
+"""version_bump on Maven and Gradle versions, shifted version lists and release trains."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.merge import Strategy, engine, merge_texts
+from bot.merge.policy import EVERYTHING
+from bot.merge.strategies.versions import version_key
+
+
+@pytest.fixture(autouse=True)
+def _every_strategy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the strategy proves, apart from the shipped policy (test_merge_policy.py)."""
+    monkeypatch.setattr(engine, "_POLICY", [EVERYTHING])
+
+
+def merged(base: str, ours: str, theirs: str, path: str) -> tuple[Strategy, str]:
+    result = merge_texts(base, ours, theirs, path)
+    assert len(result.regions) == 1, result.text
+    return result.regions[0].strategy, result.text
+
+
+def test_version_key_orders_maven_and_pep440_qualifiers() -> None:
+    assert version_key("4.1.0-M1") > version_key("4.0.4-SNAPSHOT")
+    assert version_key("4.1.0-RC1") > version_key("4.1.0-M2")
+    assert version_key("4.1.0-SNAPSHOT") > version_key("4.1.0-RC1")
+    assert version_key("4.1.0") > version_key("4.1.0-SNAPSHOT")
+    assert version_key("5.3.2.RELEASE") == version_key("5.3.2")
+    assert version_key("6.2.0.Final") > version_key("6.2.0.CR1")
+    assert version_key("1.0b2") > version_key("1.0a5")
+    assert version_key("1.0a1") > version_key("1.0.dev3")
+    assert version_key("1.0.post1") > version_key("1.0")
+
+
+def test_both_sides_bumping_a_gradle_library_keep_the_milestone_over_the_snapshot() -> None:
+    base = 'dependencies {\n\tlibrary("Spring Kafka", "4.0.3") {\n\t}\n}\n'
+    ours = base.replace("4.0.3", "4.1.0-M1")
+    theirs = base.replace("4.0.3", "4.0.4-SNAPSHOT")
+    strategy, text = merged(base, ours, theirs, path="platform/build.gradle")
+    assert strategy is Strategy.VERSION_BUMP
+    assert text == ours
+
+
+def test_a_shifted_version_matrix_is_not_a_bump() -> None:
+    # Ours added a Ruby at the top and shifted the others down; theirs bumped in place.
+    base = "rvm:\n  - &ruby1 2.3.1\n  - &ruby2 2.2.5\n  - &jruby jruby-9.1.2.0\nscript: make\n"
+    ours = ("rvm:\n  - &ruby1 2.4.0\n  - &ruby2 2.3.1\n  - &ruby3 2.2.5\n"
+            "  - &jruby jruby-9.1.2.0\nscript: make\n")
+    theirs = "rvm:\n  - &ruby1 2.3.3\n  - &ruby2 2.2.6\n  - &jruby jruby-9.1.7.0\nscript: make\n"
+    strategy, _ = merged(base, ours, theirs, path=".travis.yml")
+    assert strategy is Strategy.CONFLICT
+
+
+GRADLE = (
+    'dependencies {\n\tlibrary("Spring Kafka", "4.0.3") {\n\t}\n'
+    + "".join(f'\tlibrary("Filler {n}", "1.{n}.0") {{\n\t}}\n' for n in range(6))
+    + '\tlibrary("Spring Batch", "6.0.4") {\n\t}\n}\n'
+)
+
+
+def test_release_trains_with_the_older_trains_bumps_elsewhere_stay_a_conflict() -> None:
+    # A maintenance branch merged forward: its snapshot bump of Spring Batch merges in
+    # cleanly, so keeping main's train in the conflict would mix two dependency sets.
+    ours = GRADLE.replace("4.0.3", "4.1.0-M1")
+    theirs = GRADLE.replace("4.0.3", "4.0.4-SNAPSHOT").replace("6.0.4", "6.0.5-SNAPSHOT")
+    result = merge_texts(GRADLE, ours, theirs, "platform/build.gradle")
+    assert [r.strategy for r in result.regions] == [Strategy.CONFLICT]
+    # Without that clean bump the region is settled: the milestone of the newer train.
+    theirs = GRADLE.replace("4.0.3", "4.0.4-SNAPSHOT")
+    result = merge_texts(GRADLE, ours, theirs, "platform/build.gradle")
+    assert result.clean and result.text == ours
