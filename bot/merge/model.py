@@ -19,6 +19,7 @@ class Strategy(enum.StrEnum):
     ADJACENT_ENTRIES = "adjacent_entries"
     KEYED_ENTRIES = "keyed_entries"
     RELEASE_SECTIONS = "release_sections"
+    REMOVED_BLOCK = "removed_block"
     CONFLICT = "conflict"
 
 
