@@ -38,7 +38,8 @@ RUNS = 3
 MIN_FIRED = 5  # at least this many scorable answers in all,
 MIN_PRECISION = 0.90  # right at least this often in all,
 PROJECT_FLOOR = 0.85  # and at least this often on every project where it was wrong
-PROJECT_MIN_WRONG = 2  # this many times or more (one miss in three is not a pattern).
+PROJECT_MIN_WRONG = 2  # this many times or more (one miss in three is not a pattern),
+MIN_PROJECTS = 2  # and it answered on at least this many projects: one is not "in general".
 FLAG_FIRED, FLAG_PRECISION = 10, 0.90
 
 
@@ -124,7 +125,8 @@ def choose(tally: Tally, training: list[str]) -> list[Cell]:
     A pair is kept when, on the training projects, it answered at least MIN_FIRED scorable
     regions, was right in at least MIN_PRECISION of them, and was right at least
     PROJECT_FLOOR of the time on every project where it was wrong PROJECT_MIN_WRONG times or
-    more: a rule must hold on every project that has such files, not on average.
+    more: a rule must hold on every project that has such files, not on average. It must
+    also have answered on MIN_PROJECTS training projects: what one project does is its habit.
     """
     chosen = []
     for cell, per in sorted(tally.items()):
@@ -134,6 +136,8 @@ def choose(tally: Tally, training: list[str]) -> list[Cell]:
         if fired < MIN_FIRED or right < MIN_PRECISION * fired:
             continue
         if any(f - r >= PROJECT_MIN_WRONG and r < PROJECT_FLOOR * f for r, f in counts):
+            continue
+        if sum(1 for _, f in counts if f) < MIN_PROJECTS:
             continue
         chosen.append(cell)
     return chosen

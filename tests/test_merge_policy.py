@@ -87,7 +87,7 @@ def test_merge_file_writes_gits_merge_of_a_generated_file(tmp_path: Path) -> Non
     [("go.mod", "gomod"), ("x/go.work", "gomod"), ("a/pom.xml", "manifest"), ("package.json", "manifest"),
      ("x.gemspec", "manifest"), (".github/workflows/ci.yml", "ci"), (".travis.yml", "ci"),
      ("CHANGES.rst", "prose"), ("AUTHORS", "prose"), ("conf/x.yaml", "data"),
-     ("requirements-dev.txt", "pins"), ("requirements/typing.txt", "pins"),
+     ("requirements-dev.txt", "data"), ("requirements/typing.txt", "data"),
      ("notes.txt", "prose"), ("src/a.py", "code"), ("lib/a.js", "code")],
 )
 def test_file_kinds(path: str, expected: str) -> None:

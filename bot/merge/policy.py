@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-KINDS = ("code", "prose", "data", "ci", "manifest", "pins", "gomod")
+KINDS = ("code", "prose", "data", "ci", "manifest", "gomod")
 
 # Go's module files: the go command checks them against the module graph (a build with
 # -mod=readonly, the default, fails on a go.mod that `go mod tidy` would change), so the
@@ -35,8 +35,8 @@ _CI_NAMES = {".travis.yml", ".gitlab-ci.yml", "appveyor.yml", ".appveyor.yml",
 
 
 def kind(path: str) -> str:
-    """The kind of file at repo-relative ``path``: one of :data:`KINDS` (``pins`` is pip's
-    requirements and constraints files, ``gomod`` Go's go.mod and go.work).
+    """The kind of file at repo-relative ``path``: one of :data:`KINDS` (pip's requirements
+    and constraints files are ``data``, ``gomod`` is Go's go.mod and go.work).
 
     Manifests that tools rewrite (Cargo.toml, pom.xml, build.gradle, package.json,
     pyproject.toml, ...) are one kind: a rule is trusted on them only where it held on every
@@ -52,7 +52,7 @@ def kind(path: str) -> str:
         return "ci"
     lower = name.lower()
     if _is_pins(path, lower):
-        return "pins"
+        return "data"
     if lower.endswith(_PROSE_SUFFIXES) or name.split(".")[0].upper() in _PROSE_NAMES:
         return "prose"
     if lower.endswith(_DATA_SUFFIXES):
@@ -61,8 +61,10 @@ def kind(path: str) -> str:
 
 
 def _is_pins(path: str, lower: str) -> bool:
-    """pip's requirements and constraints files (and pip-tools' .in), one pin a line: a
-    format of its own, whose rules are not judged by other data files (gradle.properties)."""
+    """pip's requirements and constraints files (and pip-tools' .in), one pin a line: data,
+    not prose, although they end in .txt. (They were a kind of their own while
+    gradle.properties' forward merges kept version bumps off in data files; `version_bump`
+    now declines those, and pins seen in one project alone would never be trusted.)"""
     if not lower.endswith((".txt", ".in")):
         return False
     return lower.startswith(("requirements", "constraints")) or "/requirements/" in "/" + path
