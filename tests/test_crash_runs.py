@@ -145,8 +145,13 @@ class Chain:
             fake.add_pull(repo, number=number, head_sha=head,
                           base_sha=remote.sha("refs/heads/main"), head_ref=f"change-{number}")
             fake.set_ref(repo, f"heads/change-{number}", head)
-        hook = remote.bare / "hooks" / "update"  # every push the remote takes, from now on
-        hook.write_text(f'#!/bin/sh\necho "$1 $2 $3" >> "{self.pushes}"\n')
+        # Every ref update the remote makes, from now on. post-receive, not update: the update
+        # hook runs before the ref moves, for updates that may then not happen (seen once
+        # under load: two lines for one branch); post-receive gets "old new ref" on stdin
+        # for each ref actually updated.
+        hook = remote.bare / "hooks" / "post-receive"
+        hook.write_text('#!/bin/sh\nwhile read old new ref; do echo "$ref $old $new"'
+                        f' >> "{self.pushes}"; done\n')
         hook.chmod(0o755)
         self.kill_log.touch()
         self.pushes.touch()
