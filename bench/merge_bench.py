@@ -40,6 +40,8 @@ MIN_PRECISION = 0.90  # right at least this often in all,
 PROJECT_FLOOR = 0.85  # and at least this often on every project where it was wrong
 PROJECT_MIN_WRONG = 2  # this many times or more (one miss in three is not a pattern),
 MIN_PROJECTS = 2  # and it answered on at least this many projects: one is not "in general".
+# Misses spread over two or more projects are a pattern, however few on each: the pair must
+SPREAD_PRECISION = 0.95  # then be right this often in all.
 FLAG_FIRED, FLAG_PRECISION = 10, 0.90
 
 
@@ -127,6 +129,8 @@ def choose(tally: Tally, training: list[str]) -> list[Cell]:
     PROJECT_FLOOR of the time on every project where it was wrong PROJECT_MIN_WRONG times or
     more: a rule must hold on every project that has such files, not on average. It must
     also have answered on MIN_PROJECTS training projects: what one project does is its habit.
+    And when it was wrong on two or more training projects, even once each, it must be right
+    SPREAD_PRECISION of the time: a miss on most projects that have such files is a pattern.
     """
     chosen = []
     for cell, per in sorted(tally.items()):
@@ -138,6 +142,8 @@ def choose(tally: Tally, training: list[str]) -> list[Cell]:
         if any(f - r >= PROJECT_MIN_WRONG and r < PROJECT_FLOOR * f for r, f in counts):
             continue
         if sum(1 for _, f in counts if f) < MIN_PROJECTS:
+            continue
+        if sum(1 for r, f in counts if r < f) >= 2 and right < SPREAD_PRECISION * fired:
             continue
         chosen.append(cell)
     return chosen

@@ -16,13 +16,13 @@ ENABLED: tuple[tuple[str, str], ...] = (
 )
 CONFIDENCE: dict[str, int] = {
     "adjacent_entries": 95,
-    "removed_block": 94,
+    "removed_block": 97,
     "subsumed": 98,
-    "version_bump": 97,
+    "version_bump": 100,
 }
 MEASURED: dict[str, tuple[int, int]] = {
     "adjacent_entries": (18, 19),
-    "removed_block": (16, 17),
+    "removed_block": (30, 31),
     "subsumed": (60, 61),
-    "version_bump": (99, 102),
+    "version_bump": (92, 92),
 }

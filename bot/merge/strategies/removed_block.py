@@ -70,7 +70,7 @@ def resolve(c: Conflict) -> Resolution | None:
         c.chunk.theirs_start, c.chunk.theirs_end)
     kept_file = c.ours_file if c.ours else c.theirs_file
     rest = [*kept_file[:start], *kept_file[end:]]
-    if _orphans_an_import(c.base, removing_file) or _orphans_an_import(c.base, rest):
+    if _orphans_an_import(c.base, removing_file) and _orphans_an_import(c.base, rest):
         return None  # the block was the last user of an import: the merge must drop it too
     new_names = set(_NAME.findall("".join(kept))) - set(_NAME.findall("".join(c.base)))
     if new_names & set(_NAME.findall("".join(rest))) - set(_NAME.findall("".join(c.base_file))):
