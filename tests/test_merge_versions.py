@@ -70,3 +70,12 @@ def test_release_trains_with_the_older_trains_bumps_elsewhere_stay_a_conflict() 
     theirs = GRADLE.replace("4.0.3", "4.0.4-SNAPSHOT")
     result = merge_texts(GRADLE, ours, theirs, "platform/build.gradle")
     assert result.clean and result.text == ours
+
+
+def test_a_release_replacing_its_snapshot_is_a_new_version() -> None:
+    # Theirs released 4.0.3 (dropping -SNAPSHOT); ours moved on to 4.1.0-RC1.
+    base = GRADLE.replace("4.0.3", "4.0.3-SNAPSHOT")
+    ours = GRADLE.replace("4.0.3", "4.1.0-RC1")
+    strategy, text = merged(base, ours, GRADLE, path="platform/build.gradle")
+    assert strategy is Strategy.VERSION_BUMP
+    assert text == ours

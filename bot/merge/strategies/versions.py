@@ -17,6 +17,10 @@ _VERSION = re.compile(
     rf"v?\d+(?:\.\d+)+(?:[-.]?(?:{_QUALIFIERS})\.?\d*)*", re.IGNORECASE
 )
 _VERSION_SEARCH = re.compile(r"\d+(?:\.\d+)+")
+# A whole version in running text, qualifier included (4.0.3-SNAPSHOT is not 4.0.3).
+_FULL_VERSION = re.compile(
+    rf"(?<![\d.])v?\d+(?:\.\d+)+(?:[-.]?(?:{_QUALIFIERS})\.?\d*)*(?![\d.])", re.IGNORECASE
+)
 # Where a qualifier puts a version among those with the same numbers, as pip (PEP 440) and
 # Maven order them: a dev build, alphas, betas, milestones, release candidates, a Maven
 # snapshot (the build before its release), the release (RELEASE, Final, GA and no qualifier
@@ -134,7 +138,7 @@ def _merge_line(base: str, ours: str, theirs: str, path: str) -> tuple[str, str]
 
 def _new_versions(base: Sequence[str], side: Sequence[str]) -> set[str]:
     """Version-looking strings a side's region has that the base's has not (a quick filter)."""
-    return set(_VERSION_SEARCH.findall("".join(side))) - set(_VERSION_SEARCH.findall("".join(base)))
+    return set(_FULL_VERSION.findall("".join(side))) - set(_FULL_VERSION.findall("".join(base)))
 
 
 def resolve(c: Conflict) -> Resolution | None:
@@ -325,10 +329,10 @@ def _versions_moved(base: Sequence[str], side: Sequence[str]) -> bool:
     down a line (`&ruby2 2.3.1` where `&ruby1 2.3.1` was), and pairing the lines would
     "bump" each entry to its neighbour's version.
     """
-    old = {v for line in base for v in _VERSION_SEARCH.findall(line)}
+    old = {v for line in base for v in _FULL_VERSION.findall(line)}
     kept = set(base)
     return any(
-        v in old for line in side if line not in kept for v in _VERSION_SEARCH.findall(line)
+        v in old for line in side if line not in kept for v in _FULL_VERSION.findall(line)
     )
 
 
