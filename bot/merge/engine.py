@@ -89,7 +89,8 @@ def probe(base: str, ours: str, theirs: str, path: str) -> list[dict[str, list[s
     lang = language(path)
     index = dict(zip(dict.fromkeys(chain(b, o, t)), count())).__getitem__
     out: list[dict[str, list[str]]] = []
-    for chunk in merge_chunks(list(map(index, b)), list(map(index, o)), list(map(index, t))):
+    chunks = merge_chunks(list(map(index, b)), list(map(index, o)), list(map(index, t)))
+    for chunk in chunks:
         if not chunk.conflict:
             continue
         conflict = Conflict(
@@ -97,7 +98,7 @@ def probe(base: str, ours: str, theirs: str, path: str) -> list[dict[str, list[s
             base=b[chunk.base_start : chunk.base_end],
             ours=o[chunk.ours_start : chunk.ours_end],
             theirs=t[chunk.theirs_start : chunk.theirs_end],
-            chunk=chunk, base_file=b, ours_file=o, theirs_file=t,
+            chunk=chunk, base_file=b, ours_file=o, theirs_file=t, file_chunks=chunks,
         )
         answers: dict[str, list[str]] = {}
         for strategy in _strategies():
@@ -144,9 +145,10 @@ def merge_texts(
     ours_at = 0
     # Lines become small ints once (equal lines, equal ints): every diff compares ints.
     index = dict(zip(dict.fromkeys(chain(b, o, t)), count())).__getitem__
-    for chunk in merge_chunks(
+    chunks = merge_chunks(
         list(map(index, b)), list(map(index, o)), list(map(index, t)), diff_algorithm
-    ):
+    )
+    for chunk in chunks:
         pieces.append(o[ours_at : chunk.ours_start])
         ours_at = chunk.ours_end
         if not chunk.conflict:
@@ -163,6 +165,7 @@ def merge_texts(
             base_file=b,
             ours_file=o,
             theirs_file=t,
+            file_chunks=chunks,
         )
         pieces.append(len(conflicts))
         conflicts.append(conflict)

@@ -98,6 +98,8 @@ class Conflict:
     base_file: Sequence[str]
     ours_file: Sequence[str]
     theirs_file: Sequence[str]
+    # The file's whole merge: every span either side changed, this region among them.
+    file_chunks: Sequence[Chunk]
 
     @property
     def before(self) -> Sequence[str]:

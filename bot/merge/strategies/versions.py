@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from bot.merge.diff3 import Chunk, merge_chunks
+from bot.merge.diff3 import Chunk
 from bot.merge.model import Conflict, Resolution, Strategy
 from bot.merge.tokens import TokenMerge, merge_tokens, tokenize
 
@@ -345,9 +345,6 @@ def _across_release_lines(ours: str, theirs: str) -> bool:
     )
 
 
-_CLEAN: list[tuple[tuple[object, ...], dict[str, bool]]] = []
-
-
 def _clean_version_changes(c: Conflict, side: str) -> bool:
     """Whether ``side`` changed a line holding a version outside every conflict region.
 
@@ -355,26 +352,12 @@ def _clean_version_changes(c: Conflict, side: str) -> bool:
     release lines (a maintenance branch merged forward), keeping one line's version here
     while the other line's bumps land elsewhere mixes two dependency sets: a person's call
     (spring-boot's maintainers kept main's released versions over the branch's snapshots).
-    Computed once per file (regions of one file share its line lists).
     """
-    key = (c.base_file, c.ours_file, c.theirs_file)
-    if not _CLEAN or any(a is not b for a, b in zip(_CLEAN[0][0], key, strict=True)):
-        _CLEAN[:] = [(key, _clean_changes(*key))]
-    return _CLEAN[0][1][side]
-
-
-def _clean_changes(base: Sequence[str], ours: Sequence[str], theirs: Sequence[str]) -> dict[str, bool]:
-    index = {line: n for n, line in enumerate(dict.fromkeys([*base, *ours, *theirs]))}
-    found = {"ours": False, "theirs": False}
-    for chunk in merge_chunks([index[x] for x in base], [index[x] for x in ours],
-                              [index[x] for x in theirs]):
-        if chunk.conflict:
+    for chunk in c.file_chunks:
+        if chunk.conflict or chunk.take_theirs != (side == "theirs"):
             continue
-        side, lines = (
-            ("theirs", theirs[chunk.theirs_start : chunk.theirs_end])
-            if chunk.take_theirs
-            else ("ours", ours[chunk.ours_start : chunk.ours_end])
-        )
+        lines = (c.theirs_file[chunk.theirs_start : chunk.theirs_end] if chunk.take_theirs
+                 else c.ours_file[chunk.ours_start : chunk.ours_end])
         if any(_VERSION_SEARCH.search(line) for line in lines):
-            found[side] = True
-    return found
+            return True
+    return False
