@@ -200,8 +200,10 @@ def resolve(c: Conflict) -> Resolution | None:
         pick[n] = side[start:end]
     if not winners and not _bumps_on_both_sides(merge, c.path):
         return None
-    if _other_release_lines(c.ours_file, c.theirs_file):
-        return None  # each release line keeps its own pins
+    if _other_release_lines(c.ours_file, c.theirs_file) and (
+        len(winners) != 1 or _clean_version_changes(c, "theirs" if "ours" in winners else "ours")
+    ):
+        return None  # each release line keeps its own pins, unless one line wins outright
     result = merge.render(pick)
     if any(
         _UNDERLINE.fullmatch(line.strip()) for line in [*c.ours, *c.theirs] if line not in c.base
