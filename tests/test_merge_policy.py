@@ -134,16 +134,24 @@ def test_a_disabled_pair_leaves_the_region_and_an_enabled_one_carries_its_confid
 
 
 @pytest.mark.parametrize(
-    ("ours", "theirs", "settled"),
-    [('  "version": "5.0.0-beta.3",\n', '  "version": "4.20.0",\n', False),
-     ('  "version": "4.19.3",\n', '  "version": "4.19.4",\n', True),
-     ('__version__ = "2.10.0.dev1"\n', '__version__ = "2.9.3"\n', False)],
+    ("ours", "theirs", "two_lines"),
+    [('  "version": "5.0.0-beta.3",\n', '  "version": "4.20.0",\n', True),
+     ('  "version": "4.19.3",\n', '  "version": "4.19.4",\n', False),
+     ('__version__ = "2.10.0.dev1"\n', '__version__ = "2.9.3"\n', True)],
 )
-def test_the_projects_own_version_on_two_release_lines_is_left(
-    ours: str, theirs: str, settled: bool
+def test_the_projects_own_version_on_two_release_lines_is_left_when_the_older_moved_more(
+    ours: str, theirs: str, two_lines: bool
 ) -> None:
-    base = ours.replace(ours.split('"')[-2] if '"' in ours else "", "4.19.2")
     base = '  "version": "4.19.2",\n' if "version\"" in ours else '__version__ = "2.9.2"\n'
+    # Alone, the newer version wins: a release on the older line means nothing to the newer.
     result = merge_bytes(base.encode(), ours.encode(), theirs.encode(), "package.json",
                          policy=EVERYTHING)
-    assert result.clean is settled
+    assert result.clean
+    # With a dependency bump of its own elsewhere, the older line is still moving: two
+    # dependency sets, and which one the merge continues is a person's call.
+    tail = "\n\n\n\n"
+    dep = '    "send": "0.18.0"\n'
+    result = merge_bytes((base + tail + dep).encode(), (ours + tail + dep).encode(),
+                         (theirs + tail + dep.replace("0.18.0", "0.19.0")).encode(),
+                         "package.json", policy=EVERYTHING)
+    assert result.clean is not two_lines

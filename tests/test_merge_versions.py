@@ -79,3 +79,24 @@ def test_a_release_replacing_its_snapshot_is_a_new_version() -> None:
     strategy, text = merged(base, ours, GRADLE, path="platform/build.gradle")
     assert strategy is Strategy.VERSION_BUMP
     assert text == ours
+
+
+PACKAGE = (
+    '{\n  "name": "express",\n  "version": "4.19.2",\n  "description": "web framework",\n'
+    '  "license": "MIT",\n  "repository": "expressjs/express",\n'
+    '  "dependencies": {\n    "accepts": "~1.3.8",\n    "send": "0.18.0"\n  }\n}\n'
+)
+
+
+def test_the_newer_release_line_keeps_its_own_version_when_the_older_changed_nothing_else() -> None:
+    # 4.20.0 released on the 4.x branch, merged into main at 5.0.0-beta.3: main's line.
+    ours = PACKAGE.replace('"4.19.2"', '"5.0.0-beta.3"')
+    theirs = PACKAGE.replace('"4.19.2"', '"4.20.0"')
+    strategy, text = merged(PACKAGE, ours, theirs, path="package.json")
+    assert strategy is Strategy.VERSION_BUMP
+    assert text == ours
+    # When the 4.x branch also bumped a dependency that merges in cleanly, it is a person's
+    # call which line's set the merge continues.
+    theirs = theirs.replace('"0.18.0"', '"0.19.0"')
+    strategy, _ = merged(PACKAGE, ours, theirs, path="package.json")
+    assert strategy is Strategy.CONFLICT

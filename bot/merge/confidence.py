@@ -18,11 +18,11 @@ CONFIDENCE: dict[str, int] = {
     "adjacent_entries": 95,
     "removed_block": 97,
     "subsumed": 98,
-    "version_bump": 100,
+    "version_bump": 99,
 }
 MEASURED: dict[str, tuple[int, int]] = {
     "adjacent_entries": (18, 19),
     "removed_block": (30, 31),
     "subsumed": (60, 61),
-    "version_bump": (219, 220),
+    "version_bump": (295, 297),
 }

@@ -185,8 +185,8 @@ def resolve(c: Conflict) -> Resolution | None:
             return None
         if _other_release_line(
             "".join(merge.base[b0:b1]), "".join(merge.ours[o0:o1]), "".join(merge.theirs[t0:t1])
-        ):
-            return None  # the project's own version, on two release lines
+        ) and _clean_version_changes(c, "theirs" if merged[1] == "ours" else "ours"):
+            return None  # the project's own version, on two lines both still moving
         if merged[1] and _across_release_lines(
             "".join(merge.ours[o0:o1]), "".join(merge.theirs[t0:t1])
         ) and _clean_version_changes(c, "theirs" if merged[1] == "ours" else "ours"):
