@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import replace
 from itertools import chain, count
 
-from bot.merge.checks import (
-    dangling_imports,
-    has_conflict_markers,
-    language,
-    lost_lines,
-    parses,
-    python_tree,
-)
+from bot.merge.checks import has_conflict_markers, language, lost_lines
 from bot.merge.diff3 import merge_chunks
 from bot.merge.generated import regenerate_with
 from bot.merge.lines import (
@@ -27,6 +19,7 @@ from bot.merge.lines import (
 )
 from bot.merge.model import Conflict, MergeResult, Region, Resolution, Strategy, StrategyFn
 from bot.merge.policy import Policy, kind, shipped
+from bot.merge.whole_file import check_whole_file
 
 DEFAULT_LABELS = ("ours", "base", "theirs")
 DEFAULT_MAX_BYTES = 1 << 20
@@ -173,7 +166,7 @@ def merge_texts(
     pieces.append(o[ours_at:])
     undone: dict[int, str] = {}  # region -> why a check turned its resolution back
     if any(answers) and lang is not None:
-        _check_syntax(path, ours, theirs, pieces, conflicts, answers, undone)
+        check_whole_file(path, ours, theirs, pieces, conflicts, answers, undone)
 
     def render(which: Sequence[Resolution | None]) -> str:
         out: list[str] = []
@@ -208,93 +201,6 @@ def merge_texts(
     refused = regenerate if regenerate is not None and resolve and conflicts else None
     return MergeResult(text=text, clean=clean, regions=regions, refused=refused,
                        generated=refused is not None)
-
-
-def _check_syntax(
-    path: str,
-    ours: str,
-    theirs: str,
-    pieces: Sequence[list[str] | int],
-    conflicts: Sequence[Conflict],
-    answers: list[Resolution | None],
-    undone: dict[int, str],
-) -> None:
-    """Turn resolutions back into conflicts when they break a file both sides could parse.
-
-    The merged file (unsettled regions as ours has them) must parse whenever ours and
-    theirs both do; if it does not, each resolution is tried alone and the ones that break
-    it are undone. For Python, a resolution must also not drop an import whose name the
-    merged code still reads. ``undone`` gets, for each resolution turned back, the reason.
-    """
-
-    def undo(i: int, why: str) -> None:
-        answer = answers[i]
-        if answer is not None:
-            undone[i] = f"{answer.strategy.value} would settle it, but {why}; left for a person."
-            answers[i] = None
-
-    python = language(path) == "python"
-
-    def text_with(chosen: Sequence[Resolution | None]) -> str:
-        out: list[str] = []
-        for piece in pieces:
-            if isinstance(piece, int):
-                answer = chosen[piece]
-                out.extend(answer.lines if answer is not None else conflicts[piece].ours)
-            else:
-                out.extend(piece)
-        return "".join(out)
-
-    merged = text_with(answers)
-    if merged == ours or merged == theirs:
-        # The merge is one side's file: it parses when that side does, and it holds
-        # nothing of the other side's that could need an import it dropped.
-        return
-    merged_tree = python_tree(merged) if python else None
-    if (merged_tree is None) if python else not parses(path, merged):
-        # Only now does it matter whether the sides themselves parse (old syntax may not).
-        if not parses(path, ours) or not parses(path, theirs):
-            return
-        for i, answer in enumerate(answers):
-            if answer is None:
-                continue
-            alone: list[Resolution | None] = [None] * len(answers)
-            alone[i] = answer
-            if not parses(path, text_with(alone)):
-                undo(i, "the file would not parse with that")
-        merged = text_with(answers)
-        if not parses(path, merged):
-            for i in range(len(answers)):
-                undo(i, "the file would not parse with all of them together")
-            return
-        merged_tree = python_tree(merged) if python else None
-    if merged_tree is None or not any(
-        answer is not None and "import" in "".join([*c.ours, *c.theirs])
-        for c, answer in zip(conflicts, answers, strict=True)
-    ):
-        return  # only a region that touches imports can drop one
-    dangling = dangling_imports(ours, theirs, merged_tree, merged)
-    if dangling:
-        why = f"that drops the import of {', '.join(sorted(dangling))}, still in use"
-        for i in _blame(dangling, conflicts, answers):
-            undo(i, why)
-
-
-def _blame(
-    names: set[str], conflicts: Sequence[Conflict], answers: list[Resolution | None]
-) -> list[int]:
-    """The resolutions that dropped ``names`` (all of them if none clearly did)."""
-    pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, sorted(names))) + r")\b")
-    settled = [i for i, answer in enumerate(answers) if answer is not None]
-    blamed = []
-    for i in settled:
-        answer = answers[i]
-        assert answer is not None
-        before = pattern.findall("".join([*conflicts[i].ours, *conflicts[i].theirs]))
-        after = pattern.findall("".join(answer.lines))
-        if set(before) - set(after):
-            blamed.append(i)
-    return blamed or settled
 
 
 def _region(index: int, conflict: Conflict, answer: Resolution | None,
