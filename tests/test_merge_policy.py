@@ -147,8 +147,8 @@ def test_the_projects_own_version_on_two_release_lines_is_left_when_the_older_mo
     result = merge_bytes(base.encode(), ours.encode(), theirs.encode(), "package.json",
                          policy=EVERYTHING)
     assert result.clean
-    # With a dependency bump of its own elsewhere, the older line is still moving: two
-    # dependency sets, and which one the merge continues is a person's call.
+    # With a dependency bump of its own elsewhere, the older line is still moving: that bump
+    # is shown as a conflict of its own, for a person.
     tail = "\n\n\n\n"
     dep = '    "send": "0.18.0"\n'
     result = merge_bytes((base + tail + dep).encode(), (ours + tail + dep).encode(),

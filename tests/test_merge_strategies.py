@@ -269,16 +269,17 @@ def test_adjacent_entries_refuses_a_changed_separator() -> None:
     assert strategy is Strategy.CONFLICT
 
 
-def test_version_bump_declines_two_release_lines_when_the_older_ones_bumps_merge_elsewhere() -> None:
+def test_two_release_lines_settle_for_the_newer_and_show_the_older_lines_other_bumps() -> None:
     # A maintenance branch (4.0.x) merged into main (4.1.0) that also bumped a pin main left
-    # alone: git merges that bump in, so taking main's pin here would mix two dependency
-    # sets (spring-boot's gradle.properties). Each line's own pins are a person's call.
+    # alone: git would merge that bump in silently beside main's pins (spring-boot's
+    # gradle.properties). Main's line keeps the region; the branch's bump is shown.
     base = ("version=4.0.2-SNAPSHOT\n\nassertjVersion=3.27.6\njacksonVersion=3.0.3\n"
             "mockito=5.20.0\n\n# build\nkotlin.code.style=official\nnettyVersion=4.2.1\n")
     ours = base.replace("version=4.0.2", "version=4.1.0").replace("3.0.3", "3.1.0")
     theirs = base.replace("3.0.3", "3.0.4").replace("4.2.1", "4.2.2")
-    strategy, _ = settle(base, ours, theirs, path="gradle.properties")
-    assert strategy is Strategy.CONFLICT
+    result = merge_texts(base, ours, theirs, "gradle.properties")
+    assert [r.strategy for r in result.regions] == [Strategy.VERSION_BUMP, Strategy.CONFLICT]
+    assert "jacksonVersion=3.1.0" in result.text and "=======\nnettyVersion=4.2.2" in result.text
     # When the older line changed nothing else, main's line wins outright.
     strategy, text = settle(base, ours, theirs.replace("4.2.2", "4.2.1"), path="gradle.properties")
     assert strategy is Strategy.VERSION_BUMP and text == ours

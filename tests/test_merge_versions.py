@@ -59,17 +59,30 @@ GRADLE = (
 )
 
 
-def test_release_trains_with_the_older_trains_bumps_elsewhere_stay_a_conflict() -> None:
-    # A maintenance branch merged forward: its snapshot bump of Spring Batch merges in
-    # cleanly, so keeping main's train in the conflict would mix two dependency sets.
+def test_release_trains_settle_for_the_newer_line_and_show_the_older_lines_other_bumps() -> None:
+    # A maintenance branch merged forward: its snapshot bump of Spring Batch would merge in
+    # cleanly beside main's milestone of Spring Kafka, mixing two dependency sets. The
+    # region keeps main's line; the branch's other bump becomes a conflict for a person.
     ours = GRADLE.replace("4.0.3", "4.1.0-M1")
     theirs = GRADLE.replace("4.0.3", "4.0.4-SNAPSHOT").replace("6.0.4", "6.0.5-SNAPSHOT")
     result = merge_texts(GRADLE, ours, theirs, "platform/build.gradle")
-    assert [r.strategy for r in result.regions] == [Strategy.CONFLICT]
-    # Without that clean bump the region is settled: the milestone of the newer train.
+    assert [r.strategy for r in result.regions] == [Strategy.VERSION_BUMP, Strategy.CONFLICT]
+    assert not result.clean
+    bump, shown = result.regions
+    assert "older release line" in bump.explanation
+    assert "left for a person" in shown.explanation
+    assert shown.surfaced and not bump.surfaced and not shown.resolved
+    assert '"Spring Kafka", "4.1.0-M1"' in result.text
+    assert shown.ours_text == '\tlibrary("Spring Batch", "6.0.4") {\n'
+    assert shown.theirs_text == '\tlibrary("Spring Batch", "6.0.5-SNAPSHOT") {\n'
+    assert result.text.count("<<<<<<<") == 1
+    # Without that clean bump the region is settled and the file is clean.
     theirs = GRADLE.replace("4.0.3", "4.0.4-SNAPSHOT")
     result = merge_texts(GRADLE, ours, theirs, "platform/build.gradle")
     assert result.clean and result.text == ours
+    # Without strategies the merge is git's: one region, no span shown.
+    plain = merge_texts(GRADLE, ours, theirs, "platform/build.gradle", resolve=False)
+    assert len(plain.regions) == 1
 
 
 def test_a_release_replacing_its_snapshot_is_a_new_version() -> None:
@@ -95,8 +108,9 @@ def test_the_newer_release_line_keeps_its_own_version_when_the_older_changed_not
     strategy, text = merged(PACKAGE, ours, theirs, path="package.json")
     assert strategy is Strategy.VERSION_BUMP
     assert text == ours
-    # When the 4.x branch also bumped a dependency that merges in cleanly, it is a person's
-    # call which line's set the merge continues.
+    # When the 4.x branch also bumped a dependency that merges in cleanly, whether that
+    # bump belongs on main is a person's call: it is shown as a conflict of its own.
     theirs = theirs.replace('"0.18.0"', '"0.19.0"')
-    strategy, _ = merged(PACKAGE, ours, theirs, path="package.json")
-    assert strategy is Strategy.CONFLICT
+    result = merge_texts(PACKAGE, ours, theirs, "package.json")
+    assert [r.strategy for r in result.regions] == [Strategy.VERSION_BUMP, Strategy.CONFLICT]
+    assert '"version": "5.0.0-beta.3"' in result.text and not result.clean

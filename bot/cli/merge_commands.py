@@ -198,6 +198,8 @@ def merge_batch(args: argparse.Namespace) -> int:
             )
             if result.refused:
                 record["refused"] = result.refused
+            if any(r.surfaced for r in result.regions):
+                record["surfaced"] = [i for i, r in enumerate(result.regions) if r.surfaced]
             log.write(json.dumps(record) + "\n")
     if failures:
         print(f"gwi: {failures} scenario folder(s) could not be read", file=sys.stderr)

@@ -15,14 +15,14 @@ ENABLED: tuple[tuple[str, str], ...] = (
     ("version_bump", "manifest"),
 )
 CONFIDENCE: dict[str, int] = {
-    "adjacent_entries": 95,
-    "removed_block": 97,
+    "adjacent_entries": 93,
+    "removed_block": 100,
     "subsumed": 98,
     "version_bump": 99,
 }
 MEASURED: dict[str, tuple[int, int]] = {
-    "adjacent_entries": (18, 19),
-    "removed_block": (30, 31),
+    "adjacent_entries": (14, 15),
+    "removed_block": (30, 30),
     "subsumed": (60, 61),
-    "version_bump": (295, 297),
+    "version_bump": (408, 412),
 }

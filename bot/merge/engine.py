@@ -7,7 +7,7 @@ from dataclasses import replace
 from itertools import chain, count
 
 from bot.merge.checks import has_conflict_markers, language, lost_lines
-from bot.merge.diff3 import merge_chunks
+from bot.merge.diff3 import Chunk, merge_chunks
 from bot.merge.generated import regenerate_with
 from bot.merge.lines import (
     conflict_block,
@@ -24,6 +24,11 @@ from bot.merge.whole_file import check_whole_file
 DEFAULT_LABELS = ("ours", "base", "theirs")
 DEFAULT_MAX_BYTES = 1 << 20
 UNRESOLVED = "Both sides changed these lines differently; left for a person."
+SURFACED = (
+    "Only the older release line changed this version, so git merges it in without a"
+    " conflict; a region of this file was settled for the newer line, so whether this"
+    " change belongs in the merge is left for a person."
+)
 
 
 def _strategies() -> tuple[StrategyFn, ...]:
@@ -120,7 +125,9 @@ def merge_texts(
     conflict region is then offered to the strategies the ``policy`` allows for this kind
     of file, and a resolution is kept only when it passes the checks. Unsettled regions
     stay as diff3 conflict markers. With ``resolve=False`` no strategy runs: the result is
-    git's own merge. ``diff_algorithm`` "myers" gives `git merge-file`'s regions,
+    git's own merge. A settled region may name spans git merged cleanly that a person must
+    see (``Resolution.surface``: the older release line's other bumps); those become
+    regions too, left as conflicts. ``diff_algorithm`` "myers" gives `git merge-file`'s regions,
     "histogram" those of `git merge` / `git merge-tree`. A lock, checksum or generated file (``attributes_generated``: marked so
     in `.gitattributes`) is never resolved: its regions say which tool regenerates it.
     """
@@ -131,24 +138,14 @@ def merge_texts(
     strategies = _strategies() if resolve and regenerate is None else ()
     policy = policy or _default_policy()
     file_kind = kind(path)
-    # Pieces of the output: agreed lines, or the index of a conflict in ``conflicts``.
-    pieces: list[list[str] | int] = []
-    conflicts: list[Conflict] = []
-    answers: list[Resolution | None] = []
-    ours_at = 0
     # Lines become small ints once (equal lines, equal ints): every diff compares ints.
     index = dict(zip(dict.fromkeys(chain(b, o, t)), count())).__getitem__
     chunks = merge_chunks(
         list(map(index, b)), list(map(index, o)), list(map(index, t)), diff_algorithm
     )
-    for chunk in chunks:
-        pieces.append(o[ours_at : chunk.ours_start])
-        ours_at = chunk.ours_end
-        if not chunk.conflict:
-            side = t[chunk.theirs_start : chunk.theirs_end] if chunk.take_theirs else None
-            pieces.append(side if side is not None else o[chunk.ours_start : chunk.ours_end])
-            continue
-        conflict = Conflict(
+
+    def region(chunk: Chunk) -> Conflict:
+        return Conflict(
             path=path,
             language=lang,
             base=b[chunk.base_start : chunk.base_end],
@@ -160,13 +157,30 @@ def merge_texts(
             theirs_file=t,
             file_chunks=chunks,
         )
-        pieces.append(len(conflicts))
-        conflicts.append(conflict)
-        answers.append(_settle(conflict, strategies, policy, file_kind) if strategies else None)
-    pieces.append(o[ours_at:])
+
+    # The regions: git's conflicts, settled where a strategy may; later also the clean spans
+    # an answer says a person must see (``Resolution.surface``).
+    shown = [n for n, chunk in enumerate(chunks) if chunk.conflict]
+    conflicts = [region(chunks[n]) for n in shown]
+    answers: list[Resolution | None] = [
+        _settle(conflict, strategies, policy, file_kind) if strategies else None
+        for conflict in conflicts
+    ]
+    pieces = _pieces(chunks, shown, b, o, t)
     undone: dict[int, str] = {}  # region -> why a check turned its resolution back
     if any(answers) and lang is not None:
         check_whole_file(path, ours, theirs, pieces, conflicts, answers, undone)
+    surfaced = {n for answer in answers if answer is not None for n in answer.surface}
+    if surfaced:
+        settled = dict(zip(shown, answers, strict=True))
+        kept = dict(zip(shown, conflicts, strict=True))
+        why = {shown[i]: reason for i, reason in undone.items()}
+        shown = sorted({*shown, *surfaced})
+        conflicts = [kept.get(n) or region(chunks[n]) for n in shown]
+        answers = [settled.get(n) for n in shown]
+        undone = {i: why.get(n) or SURFACED for i, n in enumerate(shown)
+                  if n in why or n in surfaced}
+        pieces = _pieces(chunks, shown, b, o, t)
 
     def render(which: Sequence[Resolution | None]) -> str:
         out: list[str] = []
@@ -203,6 +217,26 @@ def merge_texts(
                        generated=refused is not None)
 
 
+def _pieces(
+    chunks: Sequence[Chunk], shown: Sequence[int], b: list[str], o: list[str], t: list[str]
+) -> list[list[str] | int]:
+    """The output's pieces: agreed lines, or the index in ``shown`` of a span shown as a region."""
+    pieces: list[list[str] | int] = []
+    regions = {n: i for i, n in enumerate(shown)}
+    ours_at = 0
+    for n, chunk in enumerate(chunks):
+        pieces.append(o[ours_at : chunk.ours_start])
+        ours_at = chunk.ours_end
+        if n in regions:
+            pieces.append(regions[n])
+        elif chunk.take_theirs:
+            pieces.append(t[chunk.theirs_start : chunk.theirs_end])
+        else:
+            pieces.append(o[chunk.ours_start : chunk.ours_end])
+    pieces.append(o[ours_at:])
+    return pieces
+
+
 def _region(index: int, conflict: Conflict, answer: Resolution | None,
             undone: str | None = None, confidence: int = 0) -> Region:
     """The region's outcome; ``undone`` says why a check turned its resolution back."""
@@ -224,6 +258,7 @@ def _region(index: int, conflict: Conflict, answer: Resolution | None,
         ours_text="".join(conflict.ours),
         theirs_text="".join(conflict.theirs),
         resolution="".join(answer.lines) if answer is not None else None,
+        surfaced=not c.conflict,
     )
 
 

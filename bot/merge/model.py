@@ -48,6 +48,9 @@ class Region:
     ours_text: str = ""
     theirs_text: str = ""
     resolution: str | None = None
+    # True for a span git merged without a conflict that is shown as one because a settled
+    # region asked for it (``Resolution.surface``); False for git's own conflict regions.
+    surfaced: bool = False
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,11 @@ class Resolution:
     lines: list[str]
     strategy: Strategy
     explanation: str
+    # Spans of the file (indexes into Conflict.file_chunks) that git merges without a
+    # conflict but that this answer says a person must see: the engine turns them into
+    # conflicts of their own (the older release line's bumps, beside a region settled for
+    # the newer line).
+    surface: tuple[int, ...] = ()
 
 
 StrategyFn = Callable[[Conflict], Resolution | None]

@@ -149,6 +149,11 @@ def resolve(c: Conflict) -> Resolution | None:
     older one. Each place where the sides' token edits collide must lie on one line whose
     three versions differ only in version numbers (and commit hashes pinned next to
     them); edits only one side made elsewhere in the region are kept as a merge keeps them.
+
+    Where the sides are on two release lines (a maintenance branch merged forward), the
+    newer line must win every collision, and the older line's other version changes in the
+    file, which git merges without a conflict, are named in ``Resolution.surface`` for the
+    engine to show as conflicts of their own.
     """
     if not c.base or not c.ours or not c.theirs or len(c.base) > _MAX_LINES:
         return None
@@ -159,6 +164,7 @@ def resolve(c: Conflict) -> Resolution | None:
     merge = merge_tokens(c.base, c.ours, c.theirs)
     pick: dict[int, list[str]] = {}
     winners: set[str] = set()
+    trains: set[str] = set()  # the side on the older release line, where two meet
     for n, chunk in enumerate(merge.chunks):
         if not chunk.conflict:
             if _downgrade(merge, chunk):
@@ -183,14 +189,14 @@ def resolve(c: Conflict) -> Resolution | None:
         )
         if merged is None or not merged[1]:
             return None
-        if _other_release_line(
-            "".join(merge.base[b0:b1]), "".join(merge.ours[o0:o1]), "".join(merge.theirs[t0:t1])
-        ) and _clean_version_changes(c, "theirs" if merged[1] == "ours" else "ours"):
-            return None  # the project's own version, on two lines both still moving
-        if merged[1] and _across_release_lines(
-            "".join(merge.ours[o0:o1]), "".join(merge.theirs[t0:t1])
-        ) and _clean_version_changes(c, "theirs" if merged[1] == "ours" else "ours"):
-            return None  # two release trains, and the older one's bumps merge in elsewhere
+        if (
+            _other_release_line(
+                "".join(merge.base[b0:b1]), "".join(merge.ours[o0:o1]),
+                "".join(merge.theirs[t0:t1]),
+            )
+            or _across_release_lines("".join(merge.ours[o0:o1]), "".join(merge.theirs[t0:t1]))
+        ):
+            trains.add("theirs" if merged[1] == "ours" else "ours")
         winners.add(merged[1])
         side, start, end = (
             (merge.ours, chunk.ours_start, chunk.ours_end)
@@ -200,25 +206,32 @@ def resolve(c: Conflict) -> Resolution | None:
         pick[n] = side[start:end]
     if not winners and not _bumps_on_both_sides(merge, c.path):
         return None
-    if _other_release_lines(c.ours_file, c.theirs_file) and (
-        len(winners) != 1 or _clean_version_changes(c, "theirs" if "ours" in winners else "ours")
-    ):
-        return None  # each release line keeps its own pins, unless one line wins outright
+    if _other_release_lines(c.ours_file, c.theirs_file):
+        if len(winners) != 1:
+            return None  # each release line keeps its own pins, unless one line wins outright
+        trains.add("theirs" if "ours" in winners else "ours")
+    if len(trains) > 1:
+        return None  # each side is ahead on some release line
     result = merge.render(pick)
     if any(
         _UNDERLINE.fullmatch(line.strip()) for line in [*c.ours, *c.theirs] if line not in c.base
     ):
         return None  # a heading underline changed: its length follows the title's
     sides = " and ".join(sorted(winners))
-    return Resolution(
-        lines=result,
-        strategy=Strategy.VERSION_BUMP,
-        explanation=(
-            f"Both sides bumped the same version; kept the higher one ({sides})."
-            if winners
-            else "Each side bumped different versions here; kept every bump."
-        ),
+    older = next(iter(trains), None)
+    surface = _clean_version_changes(c, older) if older else ()
+    explanation = (
+        f"Both sides bumped the same version; kept the higher one ({sides})."
+        if winners
+        else "Each side bumped different versions here; kept every bump."
     )
+    if surface and older:
+        explanation += (
+            f" {older.capitalize()} is on an older release line and changed versions"
+            " elsewhere too; those changes are shown as conflicts for a person."
+        )
+    return Resolution(lines=result, strategy=Strategy.VERSION_BUMP, explanation=explanation,
+                      surface=surface)
 
 
 # A line that sets the project's own version (`version = 1.2`, `"version": "1.2"`,
@@ -240,17 +253,16 @@ def _other_release_line(base: str, ours: str, theirs: str) -> bool:
     return o is None or t is None or o.groups() != t.groups()
 
 
-_OWN_VERSION_LINE = re.compile(
-    r"""^[ \t]*(?:export[ \t]+)?["']?(?:__version__|version|VERSION|Version|projectVersion)"""
-    r"""["']?[ \t]*[:=].*$""",
-    re.MULTILINE,
-)
-
-
 def _own_version(lines: Sequence[str]) -> str | None:
-    """The text of the file's first line that sets the project's own version, if any."""
-    found = _OWN_VERSION_LINE.search("".join(lines))
-    return found.group() if found else None
+    """The text of the file's first line that sets the project's own version, if any.
+
+    A line at a time, with a cheap test first: files run to thousands of lines, and every
+    region of one asks.
+    """
+    for line in lines:
+        if ("ersion" in line or "VERSION" in line) and _OWN_VERSION.match(line):
+            return line.rstrip("\r\n")
+    return None
 
 
 def _other_release_lines(ours: Sequence[str], theirs: Sequence[str]) -> bool:
@@ -347,19 +359,22 @@ def _across_release_lines(ours: str, theirs: str) -> bool:
     )
 
 
-def _clean_version_changes(c: Conflict, side: str) -> bool:
-    """Whether ``side`` changed a line holding a version outside every conflict region.
+def _clean_version_changes(c: Conflict, side: str) -> tuple[int, ...]:
+    """The file's spans (indexes into ``c.file_chunks``) where ``side`` alone changed a line
+    holding a version: the spans git merges in without a conflict.
 
-    Those changes merge in without a conflict. When the region's versions are on two
-    release lines (a maintenance branch merged forward), keeping one line's version here
-    while the other line's bumps land elsewhere mixes two dependency sets: a person's call
-    (spring-boot's maintainers kept main's released versions over the branch's snapshots).
+    When the region's versions are on two release lines (a maintenance branch merged
+    forward), the region keeps the newer line; the older line's other bumps would then land
+    silently beside it, mixing two dependency sets (spring-boot's maintainers kept main's
+    released versions over the branch's snapshots). The engine shows those spans to a
+    person as conflicts of their own.
     """
-    for chunk in c.file_chunks:
+    spans = []
+    for n, chunk in enumerate(c.file_chunks):
         if chunk.conflict or chunk.take_theirs != (side == "theirs"):
             continue
         lines = (c.theirs_file[chunk.theirs_start : chunk.theirs_end] if chunk.take_theirs
                  else c.ours_file[chunk.ours_start : chunk.ours_end])
         if any(_VERSION_SEARCH.search(line) for line in lines):
-            return True
-    return False
+            spans.append(n)
+    return tuple(spans)
