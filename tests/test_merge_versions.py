@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 
 from bot.merge import Strategy, engine, merge_texts
 from bot.merge.policy import EVERYTHING
+from bot.cli import main
 from bot.merge.strategies.versions import version_key
+from tests.support import commit_files, git
 
 
 @pytest.fixture(autouse=True)
@@ -114,3 +119,20 @@ def test_the_newer_release_line_keeps_its_own_version_when_the_older_changed_not
     result = merge_texts(PACKAGE, ours, theirs, "package.json")
     assert [r.strategy for r in result.regions] == [Strategy.VERSION_BUMP, Strategy.CONFLICT]
     assert '"version": "5.0.0-beta.3"' in result.text and not result.clean
+
+
+def test_a_forward_merge_run_shows_the_older_lines_bump_to_a_person(
+    make_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # main (the run's head) at 4.1 and its maintenance branch at 4.0.x, merged forward.
+    repo = make_repo({"platform/build.gradle": GRADLE})
+    git(repo, "checkout", "-q", "-b", "forward")
+    commit_files(repo, {"platform/build.gradle": GRADLE.replace("4.0.3", "4.1.0-M1")}, "4.1")
+    git(repo, "checkout", "-q", "main")
+    commit_files(repo, {"platform/build.gradle": GRADLE.replace("4.0.3", "4.0.4-SNAPSHOT")
+                        .replace("6.0.4", "6.0.5-SNAPSHOT")}, "4.0.x")
+    assert main(["run", "--repo", str(repo), "--base", "main", "--head", "forward"]) == 0
+    out = capsys.readouterr().out
+    assert "platform/build.gradle" in out and "1 of 2 regions" in out
+    assert "1 of them: an older release line's version change" in out
+    assert "gwi approve" not in out  # the file is not clean: nothing to approve yet

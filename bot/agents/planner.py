@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bot.repo.analysis import ConflictKind, FileConflict, MergeAnalysis
+from bot.repo.analysis import ConflictKind, FileConflict, MergeAnalysis, surfaced_note
 from bot.schemas.plan import FilePlan, PlannedAction, PlanResult, Risk
 from bot.schemas.routing import Route
 from bot.schemas.triage import ChangeFeatures, FileKind, TriageResult
@@ -64,7 +64,8 @@ def _file_plan(conflict: FileConflict, llm: bool, route: Route, ignored: bool) -
     left = conflict.regions - conflict.regions_resolved
     if llm and route is Route.AGENT:
         return planned(PlannedAction.LLM)
-    why = f"{left} of {conflict.regions} conflict regions have no provably safe resolution"
+    why = (f"{left} of {conflict.regions} conflict regions have no provably safe resolution"
+           + surfaced_note(conflict))
     if llm and route is Route.HUMAN:
         why += " and the score routes this run to a person, not an LLM"
     return planned(PlannedAction.HUMAN, why)

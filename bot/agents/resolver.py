@@ -12,7 +12,7 @@ from bot.agents.region_record import deterministic_regions, left_regions, llm_re
 from bot.merge.checks import has_conflict_markers, lost_added_lines, parses
 from bot.merge.lines import split_lines
 from bot.repo import plumbing as git
-from bot.repo.analysis import LABELS, ConflictKind, FileConflict, MergeAnalysis
+from bot.repo.analysis import LABELS, ConflictKind, FileConflict, MergeAnalysis, surfaced_note
 from bot.schemas.agents import FileProposal
 from bot.schemas.common import sha256_hex
 from bot.schemas.resolve import (
@@ -76,8 +76,10 @@ def deterministic_outcome(conflict: FileConflict) -> FileOutcome:
         ResolverKind.DETERMINISTIC if conflict.regions_resolved else ResolverKind.NONE,
         strategies, 0,
         f"{left} of {conflict.regions} regions have no provably safe resolution; they keep"
-        " their conflict markers", conflict.regions_resolved, result.to_bytes(), details,
+        f" their conflict markers{surfaced_note(conflict)}", conflict.regions_resolved,
+        result.to_bytes(), details,
     )
+
 
 
 def left_alone(conflict: FileConflict, why: str) -> FileOutcome:

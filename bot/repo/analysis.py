@@ -59,6 +59,15 @@ class FileConflict:
         return sum(r.lines for r in self.result.regions) if self.result else 0
 
 
+def surfaced_note(conflict: FileConflict) -> str:
+    """What the regions git merged cleanly but the resolver shows are, when there are any."""
+    shown = sum(r.surfaced for r in conflict.result.regions) if conflict.result else 0
+    if not shown:
+        return ""
+    return (f" ({shown} of them: an older release line's version change, which git merges"
+            " without a conflict beside a region settled for the newer line)")
+
+
 @dataclass(frozen=True)
 class MergeAnalysis:
     head_sha: str  # "ours": the pull request's branch
