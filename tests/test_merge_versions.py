@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.cli import main
 from bot.merge import Strategy, engine, merge_texts
 from bot.merge.policy import EVERYTHING
-from bot.cli import main
 from bot.merge.strategies.versions import version_key
 from tests.support import commit_files, git
 

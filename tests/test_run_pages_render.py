@@ -367,3 +367,30 @@ def test_a_region_longer_than_what_is_recorded_is_cut_and_says_so(
     text = _text(_page(store, run_id))
     assert "longer than gwi records: it is cut here" in text
     assert "ours 02999" in text.split("4. The patch")[1]  # the patch has all of it
+
+
+def test_a_span_gwi_shows_across_release_lines_is_recorded_and_named_as_such(
+        store: FolderRunStore, make_repo: Callable[..., Path]) -> None:
+    from bot.github.resolution_view import resolution_view
+    from tests.test_merge_versions import GRADLE
+
+    repo = make_repo({"platform/build.gradle": GRADLE})
+    git(repo, "checkout", "-q", "-b", "forward")
+    commit_files(repo, {"platform/build.gradle": GRADLE.replace("4.0.3", "4.1.0-M1")}, "4.1")
+    git(repo, "checkout", "-q", "main")
+    commit_files(repo, {"platform/build.gradle": GRADLE.replace("4.0.3", "4.0.4-SNAPSHOT")
+                        .replace("6.0.4", "6.0.5-SNAPSHOT")}, "4.0.x")
+    git(repo, "checkout", "-q", "--detach")
+    run_id = start_local_run(store, repo, "main", "forward", "me", {"provider": "offline"})
+    Engine(store).advance(run_id)
+    resolved = store.read_model(run_id, "resolve.json", ResolveResult)
+    assert resolved is not None
+    [row] = resolved.files
+    bump, shown = row.region_details or []
+    assert bump.strategy == "version_bump" and not bump.surfaced
+    assert shown.surfaced and shown.resolution is None and "6.0.5-SNAPSHOT" in shown.theirs
+    assert "merged by git without a conflict; shown by gwi" in _text(_page(store, run_id))
+    lines, _ = resolution_view(resolved, 60_000)
+    text = "\n".join(lines)
+    assert "region 2: a span git merged without a conflict, shown by gwi" in text
+    assert "region 1 as git left it, and as gwi resolved it" in text

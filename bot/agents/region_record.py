@@ -33,7 +33,7 @@ def _record(region: Region, resolver: ResolverKind, resolution: str | None, *,
         index=region.index, base=base or "", ours=ours or "", theirs=theirs or "",
         resolution=settled, resolver=resolver, strategy=strategy,
         explanation=explanation[:3900], confidence=confidence, checks=list(checks),
-        model=model, cut=any(cut for _, cut in texts),
+        model=model, cut=any(cut for _, cut in texts), surfaced=region.surfaced,
     )
 
 

@@ -58,9 +58,13 @@ def _region_lines(region: RegionResolution) -> list[str]:
         lines.append(f"  (region {number} is too long to show here: {size:,} characters; the run"
                      " page shows it whole)")
         return lines
-    summary = f"region {number} as git left it" + (", and as gwi resolved it" if text is not None
-                                                    else "")
-    block = ["", "git left:", "", *fenced(conflict)]
+    if region.surfaced:
+        summary = f"region {number}: a span git merged without a conflict, shown by gwi"
+        block = ["", "its three sides:", "", *fenced(conflict)]
+    else:
+        summary = f"region {number} as git left it" + (
+            ", and as gwi resolved it" if text is not None else "")
+        block = ["", "git left:", "", *fenced(conflict)]
     if text is not None:
         block += ["", "gwi's resolution:" if text else "gwi's resolution: the region's lines"
                   " removed", "", *(fenced(text) if text else [])]

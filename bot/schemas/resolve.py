@@ -61,6 +61,9 @@ class RegionResolution(Schema):
     checks: list[RegionCheck] = Field(default_factory=list)
     model: Name | None = None  # the LLM that proposed the resolution
     cut: bool = False  # a text was longer than REGION_TEXT_LIMIT and was cut there
+    #: A span git merged without a conflict that gwi shows as one (an older release line's
+    #: version change beside a region settled for the newer line); False for git's regions.
+    surfaced: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> RegionResolution:
