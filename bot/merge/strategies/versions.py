@@ -219,7 +219,7 @@ def resolve(c: Conflict) -> Resolution | None:
         return None  # a heading underline changed: its length follows the title's
     sides = " and ".join(sorted(winners))
     older = next(iter(trains), None)
-    surface = _clean_version_changes(c, older) if older else ()
+    surface = _clean_version_spans(c, older) if older else ()
     explanation = (
         f"Both sides bumped the same version; kept the higher one ({sides})."
         if winners
@@ -359,7 +359,7 @@ def _across_release_lines(ours: str, theirs: str) -> bool:
     )
 
 
-def _clean_version_changes(c: Conflict, side: str) -> tuple[int, ...]:
+def _clean_version_spans(c: Conflict, side: str) -> tuple[int, ...]:
     """The file's spans (indexes into ``c.file_chunks``) where ``side`` alone changed a line
     holding a version: the spans git merges in without a conflict.
 
